@@ -1,0 +1,56 @@
+// An engine runs one model on one device: it owns the weights and the KV cache of a batch of
+// sequences and advances them by prefill chunks or single decode tokens. generate, perplexity
+// and bench are written once against this interface.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/config.h"
+#include "runtime/kv_options.h"
+
+namespace kvcomp {
+
+// Tokens appended to one sequence in one forward step.
+struct SeqChunk {
+  int seq = 0;
+  std::vector<int> tokens;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  virtual const LlamaConfig& config() const = 0;
+  virtual std::string device_name() const = 0;
+
+  // Drops every sequence and prepares an empty cache for n_seqs sequences of at most
+  // max_tokens tokens each.
+  virtual void start(int n_seqs, int max_tokens, const KvOptions& kv) = 0;
+
+  // Appends each chunk's tokens to its sequence (all layers) and returns logits [rows, vocab]:
+  // one row per token when all_logits, else one row per chunk (its last token).
+  virtual void forward(const std::vector<SeqChunk>& chunks, bool all_logits,
+                       std::vector<float>& logits) = 0;
+
+  // Like forward, but returns for every token the negative log-likelihood of the matching entry
+  // of `targets` (one per token of every chunk, in order; -1: not scored, nll 0).
+  virtual void forward_nll(const std::vector<SeqChunk>& chunks, const std::vector<int>& targets,
+                           std::vector<double>& nll) = 0;
+
+  // Tokens held by sequence `seq`.
+  virtual int length(int seq) const = 0;
+  // Bytes the KV cache holds now.
+  virtual int64_t kv_bytes() const = 0;
+};
+
+enum class Device { kAuto, kCpu, kCuda };
+Device parse_device(const std::string& s);  // "auto" | "cpu" | "cuda"; Error otherwise
+bool cuda_available();                       // a usable GPU and a build with the CUDA backend
+
+// Opens the model directory (config, tensors checked, weights loaded) on the device.
+std::unique_ptr<Engine> make_engine(const std::filesystem::path& model_dir, Device device);
+
+}  // namespace kvcomp

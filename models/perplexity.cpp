@@ -1,0 +1,68 @@
+#include "models/perplexity.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "runtime/error.h"
+
+namespace kvcomp {
+
+PerplexityResult perplexity(Engine& engine, const std::vector<int>& ids,
+                            const PerplexityOptions& opts, const ProgressCallback& progress) {
+  const int N = opts.ctx;
+  check(N >= 2, "--ctx: expected a window of at least 2 tokens, got ", N);
+  check(N <= engine.config().max_position_embeddings, "--ctx: ", N,
+        " tokens exceed the model's max_position_embeddings of ",
+        engine.config().max_position_embeddings);
+  check(opts.max_windows >= 0, "--max-windows: expected a number >= 0, got ", opts.max_windows);
+  check(opts.batch >= 1, "--batch: expected a number >= 1, got ", opts.batch);
+  const int P = opts.prefill > 0 ? opts.prefill : N;
+  check(P >= 1 && P <= N, "--prefill: expected 1..", N, " tokens, got ", opts.prefill);
+  int windows = int(ids.size() / size_t(N));
+  check(windows >= 1, "the text has ", ids.size(), " tokens (with BOS), fewer than one window of ",
+        N, " tokens");
+  if (opts.max_windows > 0) windows = std::min(windows, opts.max_windows);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  double nll_sum = 0;
+  int64_t scored = 0;
+  for (int w0 = 0; w0 < windows; w0 += opts.batch) {
+    const int nb = std::min(opts.batch, windows - w0);
+    engine.start(nb, N, opts.kv);
+    auto window = [&](int b) { return ids.begin() + int64_t(w0 + b) * N; };
+    // Prefill: positions 0..P-1, each predicting the next token (the last window token is
+    // never a prediction).
+    std::vector<SeqChunk> chunks;
+    std::vector<int> targets;
+    for (int b = 0; b < nb; ++b) {
+      chunks.push_back({b, std::vector<int>(window(b), window(b) + P)});
+      for (int i = 0; i < P; ++i) targets.push_back(i + 1 < N ? *(window(b) + i + 1) : -1);
+    }
+    std::vector<double> nll;
+    engine.forward_nll(chunks, targets, nll);
+    for (size_t i = 0; i < nll.size(); ++i)
+      if (targets[i] >= 0) nll_sum += nll[i], ++scored;
+    // Teacher-forced decode steps for positions P..N-2.
+    for (int pos = P; pos < N - 1; ++pos) {
+      chunks.clear();
+      targets.clear();
+      for (int b = 0; b < nb; ++b) {
+        chunks.push_back({b, {*(window(b) + pos)}});
+        targets.push_back(*(window(b) + pos + 1));
+      }
+      engine.forward_nll(chunks, targets, nll);
+      for (double x : nll) nll_sum += x, ++scored;
+    }
+    if (progress) progress(w0 + nb, windows);
+  }
+  PerplexityResult r;
+  r.windows = windows;
+  r.tokens = scored;
+  r.mean_nll = nll_sum / double(scored);
+  r.ppl = std::exp(r.mean_nll);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+}  // namespace kvcomp

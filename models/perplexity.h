@@ -1,0 +1,38 @@
+// Perplexity under kvcomp's protocol: ids = [BOS] + encode(whole text); consecutive
+// non-overlapping windows of ctx tokens from the start (at most max_windows); each window
+// evaluated from an empty cache; ppl = exp(mean NLL over the ctx-1 predicted tokens of every
+// window). A window is a prefill of its first `prefill` tokens followed by one teacher-forced
+// decode step per remaining token, so that every step reads the cache as generation would.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "models/engine.h"
+
+namespace kvcomp {
+
+struct PerplexityOptions {
+  int ctx = 0;          // tokens per window (required, >= 2)
+  int max_windows = 0;  // 0: every full window
+  int prefill = 0;      // tokens of each window run as one prefill; 0: the whole window
+  int batch = 1;        // windows evaluated together as one batch of sequences
+  KvOptions kv;
+};
+
+struct PerplexityResult {
+  double ppl = 0;
+  double mean_nll = 0;
+  int64_t tokens = 0;  // predicted tokens scored
+  int windows = 0;
+  double seconds = 0;
+};
+
+// progress(windows_done, windows_total) after each batch of windows.
+using ProgressCallback = std::function<void(int, int)>;
+
+PerplexityResult perplexity(Engine& engine, const std::vector<int>& ids,
+                            const PerplexityOptions& opts, const ProgressCallback& progress);
+
+}  // namespace kvcomp

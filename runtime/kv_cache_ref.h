@@ -1,0 +1,48 @@
+// The KV cache of the CPU backend. Attention is a method of the cache, so each storage scheme
+// (dense, compressed, fixed-bit) decides how its values are read back.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "runtime/kv_options.h"
+
+namespace kvcomp {
+
+struct KvShape {
+  int n_layers = 0;
+  int n_seqs = 0;
+  int n_heads = 0;
+  int n_kv_heads = 0;
+  int head_dim = 0;
+};
+
+class KvCacheRef {
+ public:
+  virtual ~KvCacheRef() = default;
+  // Appends n tokens of one sequence to one layer. k (after RoPE), v: [n, n_kv_heads, head_dim].
+  virtual void append(int layer, int seq, const float* k, const float* v, int n) = 0;
+  // Attention of the last n appended tokens of `seq` (causal among themselves and over every
+  // earlier token). q: [n, n_heads, head_dim]; out: [n, n_heads, head_dim].
+  virtual void attend(int layer, int seq, const float* q, int n, float* out) = 0;
+  // Called after every forward step (prefill or decode), once all layers have appended.
+  virtual void commit() {}
+  // Bytes the cache holds now.
+  virtual int64_t bytes() const = 0;
+};
+
+// Uncompressed cache: fp32 values, or values rounded to fp16 (what a GPU fp16 cache holds).
+class DenseKvCacheRef : public KvCacheRef {
+ public:
+  DenseKvCacheRef(const KvShape& shape, bool round_to_fp16);
+  void append(int layer, int seq, const float* k, const float* v, int n) override;
+  void attend(int layer, int seq, const float* q, int n, float* out) override;
+  int64_t bytes() const override;
+
+ private:
+  KvShape shape_;
+  bool round_fp16_;
+  std::vector<std::vector<float>> k_, v_;  // [layer * n_seqs + seq] -> [len, n_kv_heads, head_dim]
+};
+
+}  // namespace kvcomp

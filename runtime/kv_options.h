@@ -1,0 +1,30 @@
+// The --kv option: how the KV cache is stored and which attention path reads it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace kvcomp {
+
+enum class KvMode {
+  kFp32,  // CPU only: the cache keeps fp32 values (the exact reference)
+  kFp16,  // uncompressed fp16 cache; on the GPU, cuBLAS attention (the baseline)
+};
+
+struct KvOptions {
+  KvMode mode = KvMode::kFp16;
+  // KVComp parameters (DESIGN.md; defaults are the paper's).
+  float eb_k = 0.05f;  // relative error bound of K
+  float eb_v = 0.1f;   // relative error bound of V
+  int block_k = 64;    // tokens per K block
+  int block_v = 128;   // tokens per V block
+  int window_k = 128;  // recent K tokens kept uncompressed
+  int window_v = 256;  // recent V tokens kept uncompressed
+};
+
+const char* kv_mode_name(KvMode m);
+// Parses a --kv value; throws Error listing the accepted modes.
+KvMode parse_kv_mode(const std::string& s);
+std::vector<std::string> kv_mode_names();
+
+}  // namespace kvcomp

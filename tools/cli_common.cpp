@@ -1,0 +1,76 @@
+#include "tools/cli_common.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "models/model_files.h"
+#include "runtime/error.h"
+
+namespace kvcomp::cli {
+
+std::string read_text_file(const std::filesystem::path& path, const std::string& option) {
+  check(std::filesystem::is_regular_file(path), option, ": file not found: ", path.string());
+  std::ifstream in(path, std::ios::binary);
+  check(bool(in), option, ": cannot read ", path.string());
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<std::string> read_lines(const std::filesystem::path& path, const std::string& option) {
+  std::istringstream in(read_text_file(path, option));
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) lines.push_back(line);
+  }
+  check(!lines.empty(), option, ": ", path.string(), " holds no prompt (expected one per line)");
+  return lines;
+}
+
+std::filesystem::path CommonOptions::model_dir() const {
+  return model.empty() ? default_model_dir() : std::filesystem::path(model);
+}
+
+void add_model_options(CLI::App* cmd, CommonOptions& o) {
+  cmd->add_option("--model,-m", o.model,
+                  "Hugging Face Llama model directory (default: the embedded demo model)");
+  cmd->add_option("--device", o.device, "auto (GPU when there is one), cpu or cuda")
+      ->capture_default_str();
+}
+
+void add_kv_options(CLI::App* cmd, CommonOptions& o) {
+  std::string modes;
+  for (const auto& m : kv_mode_names()) modes += (modes.empty() ? "" : ", ") + m;
+  cmd->add_option("--kv", o.kv, "KV cache mode: " + modes)->capture_default_str();
+}
+
+void finish_kv_options(CommonOptions& o) { o.kv_opts.mode = parse_kv_mode(o.kv); }
+
+ProgressBar::ProgressBar(std::string label) : label_(std::move(label)), tty_(isatty(2)) {}
+
+void ProgressBar::update(int done, int total, const std::string& extra) {
+  last_done_ = done;
+  last_total_ = total;
+  last_extra_ = extra;
+  if (!tty_) return;
+  constexpr int kWidth = 30;
+  const int fill = total > 0 ? int(int64_t(done) * kWidth / total) : 0;
+  std::fprintf(stderr, "\r%s [%s%s] %d/%d %s", label_.c_str(), std::string(fill, '#').c_str(),
+               std::string(kWidth - fill, ' ').c_str(), done, total, extra.c_str());
+  std::fflush(stderr);
+}
+
+void ProgressBar::finish() {
+  if (tty_) {
+    std::fprintf(stderr, "\n");
+  } else if (last_done_ >= 0) {
+    std::fprintf(stderr, "%s: %d/%d %s\n", label_.c_str(), last_done_, last_total_,
+                 last_extra_.c_str());
+  }
+}
+
+}  // namespace kvcomp::cli

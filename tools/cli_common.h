@@ -1,0 +1,45 @@
+// Pieces shared by the kvcomp subcommands.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "runtime/kv_options.h"
+
+namespace kvcomp::cli {
+
+std::string read_text_file(const std::filesystem::path& path, const std::string& option);
+// Non-empty lines of a file (one prompt per line).
+std::vector<std::string> read_lines(const std::filesystem::path& path, const std::string& option);
+
+// Options every model-running subcommand takes.
+struct CommonOptions {
+  std::string model;            // empty: the demo model
+  std::string device = "auto";  // auto | cpu | cuda
+  std::string kv = "fp16";
+  KvOptions kv_opts;
+  std::filesystem::path model_dir() const;
+};
+void add_model_options(CLI::App* cmd, CommonOptions& o);
+// Adds --kv with its KVComp parameters.
+void add_kv_options(CLI::App* cmd, CommonOptions& o);
+// Resolves --kv into o.kv_opts.mode (throws Error on an unknown mode).
+void finish_kv_options(CommonOptions& o);
+
+// A one-line progress bar on stderr (redrawn in place on a terminal, a final line otherwise).
+class ProgressBar {
+ public:
+  explicit ProgressBar(std::string label);
+  void update(int done, int total, const std::string& extra = "");
+  void finish();
+
+ private:
+  std::string label_;
+  bool tty_;
+  int last_done_ = -1, last_total_ = 0;
+  std::string last_extra_;
+};
+
+}  // namespace kvcomp::cli

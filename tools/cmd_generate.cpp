@@ -1,0 +1,88 @@
+// kvcomp generate: text generation, streamed to stdout; statistics to stderr.
+#include <cstdio>
+#include <memory>
+
+#include "models/generate.h"
+#include "runtime/error.h"
+#include "tools/cli_common.h"
+#include "tools/commands.h"
+
+namespace kvcomp::cli {
+
+void add_generate_command(CLI::App& app) {
+  struct Opts {
+    CommonOptions common;
+    std::string prompt, prompt_file;
+    GenerateOptions gen;
+    bool ignore_eos = false;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt (or a file of prompts)");
+  add_model_options(cmd, o->common);
+  add_kv_options(cmd, o->common);
+  auto* p = cmd->add_option("--prompt,-p", o->prompt, "Prompt text");
+  auto* pf = cmd->add_option("--prompt-file,-f", o->prompt_file,
+                             "File with one prompt per line, generated together as one batch");
+  p->excludes(pf);
+  pf->excludes(p);
+  cmd->add_option("-n,--n-predict", o->gen.n_predict, "Tokens to generate per prompt")
+      ->capture_default_str();
+  cmd->add_option("--ctx", o->gen.ctx, "Context limit in tokens (default: the model's)");
+  cmd->add_option("--temperature,-t", o->gen.sampling.temperature, "Sampling temperature; 0 = greedy")
+      ->capture_default_str();
+  cmd->add_option("--top-k", o->gen.sampling.top_k, "Sample from the k most likely tokens; 0 = all")
+      ->capture_default_str();
+  cmd->add_option("--top-p", o->gen.sampling.top_p, "Nucleus sampling probability mass")
+      ->capture_default_str();
+  cmd->add_option("--seed", o->gen.sampling.seed, "Random seed")->capture_default_str();
+  cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating after an end-of-sequence token");
+
+  cmd->callback([o] {
+    check(!o->prompt.empty() || !o->prompt_file.empty(),
+          "generate: give --prompt TEXT or --prompt-file FILE");
+    std::vector<std::string> prompts = o->prompt_file.empty()
+                                           ? std::vector<std::string>{o->prompt}
+                                           : read_lines(o->prompt_file, "--prompt-file");
+    validate(o->gen.sampling);
+    finish_kv_options(o->common);
+    o->gen.kv = o->common.kv_opts;
+    o->gen.stop_at_eos = !o->ignore_eos;
+    const auto dir = o->common.model_dir();
+    auto engine = make_engine(dir, parse_device(o->common.device));
+    const Tokenizer tok = load_tokenizer(dir, engine->config().bos_token_id);
+
+    // One prompt streams; a batch prints each completion when it is done.
+    const bool stream = prompts.size() == 1;
+    std::vector<std::string> texts(prompts.size());
+    if (stream) {
+      std::fputs(prompts[0].c_str(), stdout);
+      std::fflush(stdout);
+    }
+    const GenerateStats st =
+        generate(*engine, tok, prompts, o->gen, [&](int seq, const std::string& piece) {
+          if (stream) {
+            std::fputs(piece.c_str(), stdout);
+            std::fflush(stdout);
+          } else {
+            texts[seq] += piece;
+          }
+        });
+    if (stream) {
+      std::fputs("\n", stdout);
+    } else {
+      for (size_t s = 0; s < prompts.size(); ++s)
+        std::printf("%s%s\n\n", prompts[s].c_str(), texts[s].c_str());
+    }
+    std::fflush(stdout);
+    std::fprintf(stderr,
+                 "\n%s | kv %s | %d sequence%s | prompt %d tokens, %.1f tok/s | generated %d "
+                 "tokens, %.1f tok/s\n",
+                 engine->device_name().c_str(), o->common.kv.c_str(), st.n_seqs,
+                 st.n_seqs == 1 ? "" : "s", st.prompt_tokens,
+                 st.prefill_seconds > 0 ? st.prompt_tokens / st.prefill_seconds : 0.0,
+                 st.generated_tokens,
+                 st.decode_seconds > 0 ? st.generated_tokens / st.decode_seconds : 0.0);
+  });
+}
+
+}  // namespace kvcomp::cli

@@ -1,0 +1,26 @@
+// kvcomp: Llama inference with a compressed KV cache. One binary, one subcommand per job.
+#include <cstdio>
+#include <exception>
+
+#include "runtime/error.h"
+#include "tools/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"kvcomp: Llama inference with a KVComp-compressed KV cache", "kvcomp"};
+  app.require_subcommand(1);
+  kvcomp::cli::add_generate_command(app);
+  kvcomp::cli::add_perplexity_command(app);
+  kvcomp::cli::add_inspect_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const kvcomp::Error& e) {
+    std::fprintf(stderr, "kvcomp: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kvcomp: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
