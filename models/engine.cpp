@@ -6,6 +6,8 @@
 
 #ifdef KVCOMP_HAVE_CUDA
 #include <cuda_runtime_api.h>
+
+#include "models/llama_cuda.h"
 #endif
 
 namespace kvcomp {
@@ -34,11 +36,10 @@ std::unique_ptr<Engine> make_engine(const std::filesystem::path& model_dir, Devi
          "-DKVCOMP_CUDA=OFF)");
 #else
     check(cuda_available(), "--device cuda: no usable CUDA GPU found");
-    fail("--device cuda: the CUDA backend is not available yet; use --device cpu");
+    return make_cuda_engine(open_model_files(model_dir));
 #endif
   }
-  const ModelFiles files = open_model_files(model_dir);
-  return make_cpu_engine(files);
+  return make_cpu_engine(open_model_files(model_dir));
 }
 
 }  // namespace kvcomp

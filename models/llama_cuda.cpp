@@ -1,0 +1,382 @@
+#include "models/llama_cuda.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "runtime/cuda_check.h"
+#include "runtime/cuda_context.h"
+#include "runtime/device_buffer.h"
+#include "runtime/gemm.h"
+#include "runtime/half.h"
+#include "runtime/kv_cache_cuda.h"
+#include "runtime/nvtx.h"
+#include "runtime/ops_cuda.h"
+
+namespace kvcomp {
+namespace {
+
+struct GpuLayer {
+  DeviceBuffer attn_norm;  // [hidden]
+  DeviceBuffer wqkv;       // [q_dim + 2 kv_dim, hidden]: q_proj, k_proj, v_proj rows
+  DeviceBuffer wo;         // [hidden, q_dim]
+  DeviceBuffer mlp_norm;   // [hidden]
+  DeviceBuffer w_gate_up;  // [2 inter, hidden]: gate_proj rows, then up_proj rows
+  DeviceBuffer w_down;     // [hidden, inter]
+};
+
+// Tensor data in the activation type: copied as is when the dtype matches, else converted.
+std::vector<uint16_t> to_act(const TensorInfo& t, DType act) {
+  std::vector<uint16_t> out(size_t(t.numel()));
+  if (t.dtype == act) {
+    std::memcpy(out.data(), t.data, t.nbytes);
+    return out;
+  }
+  const std::vector<float> f = tensor_to_float(t);
+  for (size_t i = 0; i < f.size(); ++i)
+    out[i] = act == DType::kBF16 ? float_to_bf16(f[i]) : float_to_fp16(f[i]);
+  return out;
+}
+
+class CudaEngine : public Engine {
+ public:
+  // Weights from a checkpoint.
+  explicit CudaEngine(const ModelFiles& files) : cfg_(files.config) {
+    const Checkpoint& ck = *files.checkpoint;
+    const DType emb = ck.get("model.embed_tokens.weight").dtype;
+    act_ = emb == DType::kF16 ? DType::kF16 : DType::kBF16;
+    auto upload = [&](const std::vector<std::string>& names, const std::string& what) {
+      size_t total = 0;
+      for (const auto& n : names) total += size_t(ck.get(n).numel()) * 2;
+      DeviceBuffer buf(total, what);
+      size_t at = 0;
+      for (const auto& n : names) {
+        const auto data = to_act(ck.get(n), act_);
+        buf.upload(data.data(), data.size() * 2, at);
+        at += data.size() * 2;
+      }
+      return buf;
+    };
+    embed_ = upload({"model.embed_tokens.weight"}, "the embeddings");
+    norm_ = upload({"model.norm.weight"}, "the final norm");
+    if (!cfg_.tie_word_embeddings) lm_head_ = upload({"lm_head.weight"}, "lm_head");
+    layers_.resize(cfg_.n_layers);
+    for (int l = 0; l < cfg_.n_layers; ++l) {
+      const std::string p = "model.layers." + std::to_string(l) + ".";
+      GpuLayer& L = layers_[l];
+      L.attn_norm = upload({p + "input_layernorm.weight"}, "layer weights");
+      L.wqkv = upload({p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
+                       p + "self_attn.v_proj.weight"},
+                      "layer weights");
+      L.wo = upload({p + "self_attn.o_proj.weight"}, "layer weights");
+      L.mlp_norm = upload({p + "post_attention_layernorm.weight"}, "layer weights");
+      L.w_gate_up = upload({p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"}, "layer weights");
+      L.w_down = upload({p + "mlp.down_proj.weight"}, "layer weights");
+    }
+    init_common();
+  }
+
+  // Random weights of the config's shape.
+  CudaEngine(const LlamaConfig& cfg, uint64_t seed) : cfg_(cfg) {
+    act_ = cfg.torch_dtype == "float16" ? DType::kF16 : DType::kBF16;
+    const int H = cfg_.hidden_size, QD = cfg_.q_dim(), KD = cfg_.kv_dim();
+    const int I = cfg_.intermediate_size, V = cfg_.vocab_size;
+    uint64_t stream = seed * 1000003ull;
+    // Uniform weights with std 0.02, unit norm weights: activations stay in range.
+    const float a = 0.02f * std::sqrt(3.0f);
+    auto random = [&](int64_t n, const std::string& what) {
+      DeviceBuffer b(size_t(n) * 2, what);
+      random_fill_cuda(ctx_, act_, b.get(), n, ++stream, a);
+      return b;
+    };
+    auto ones = [&](int64_t n, const std::string& what) {
+      DeviceBuffer b(size_t(n) * 2, what);
+      fill_cuda(ctx_, act_, b.get(), n, 1.0f);
+      return b;
+    };
+    embed_ = random(int64_t(V) * H, "the embeddings");
+    norm_ = ones(H, "the final norm");
+    if (!cfg_.tie_word_embeddings) lm_head_ = random(int64_t(V) * H, "lm_head");
+    layers_.resize(cfg_.n_layers);
+    for (auto& L : layers_) {
+      L.attn_norm = ones(H, "layer weights");
+      L.wqkv = random(int64_t(QD + 2 * KD) * H, "layer weights");
+      L.wo = random(int64_t(H) * QD, "layer weights");
+      L.mlp_norm = ones(H, "layer weights");
+      L.w_gate_up = random(int64_t(2) * I * H, "layer weights");
+      L.w_down = random(int64_t(H) * I, "layer weights");
+    }
+    ctx_.synchronize();
+    init_common();
+  }
+
+  const LlamaConfig& config() const override { return cfg_; }
+  std::string device_name() const override { return "cuda (" + ctx_.name() + ")"; }
+
+  void start(int n_seqs, int max_tokens, const KvOptions& kv) override {
+    check(n_seqs >= 1, "batch: expected at least one sequence");
+    check(max_tokens >= 1, "context: expected at least one token");
+    cache_.reset();  // free the previous cache before allocating the next
+    KvShape shape{cfg_.n_layers, n_seqs, cfg_.n_heads, cfg_.n_kv_heads, cfg_.head_dim};
+    switch (kv.mode) {
+      case KvMode::kFp16:
+        cache_ = std::make_unique<DenseKvCacheCuda>(ctx_, shape, max_tokens);
+        break;
+      default: fail("--kv ", kv_mode_name(kv.mode), ": not available on the GPU");
+    }
+    len_.assign(n_seqs, 0);
+    max_tokens_ = max_tokens;
+  }
+
+  void forward(const std::vector<SeqChunk>& chunks, bool all_logits,
+               std::vector<float>& logits) override {
+    check_chunks(chunks);
+    const int V = cfg_.vocab_size;
+    logits.clear();
+    for_each_step(chunks, [&](const std::vector<SeqChunk>& part, bool last) {
+      run_layers(part);
+      std::vector<int> rows;
+      int at = 0;
+      for (const auto& c : part) {
+        const int n = int(c.tokens.size());
+        if (all_logits)
+          for (int i = 0; i < n; ++i) rows.push_back(at + i);
+        else if (last)
+          rows.push_back(at + n - 1);
+        at += n;
+      }
+      if (rows.empty()) return;
+      const size_t base = logits.size();
+      logits.resize(base + rows.size() * size_t(V));
+      for (size_t r0 = 0; r0 < rows.size(); r0 += kLogitRows) {
+        const int nr = int(std::min(kLogitRows, rows.size() - r0));
+        head_rows(rows.data() + r0, nr);
+        KVCOMP_CUDA_CHECK(cudaMemcpyAsync(logits.data() + base + r0 * V, logits_.get(),
+                                          size_t(nr) * V * 4, cudaMemcpyDeviceToHost,
+                                          ctx_.stream()));
+        ctx_.synchronize();
+      }
+    });
+  }
+
+  void forward_nll(const std::vector<SeqChunk>& chunks, const std::vector<int>& targets,
+                   std::vector<double>& nll) override {
+    check_chunks(chunks);
+    size_t total = 0;
+    for (const auto& c : chunks) total += c.tokens.size();
+    check(targets.size() == total, "forward_nll: expected one target per token");
+    for (int t : targets)
+      check(t < cfg_.vocab_size, "forward_nll: target ", t, " is outside the vocabulary");
+    nll.clear();
+    size_t target_at = 0;
+    for_each_step(chunks, [&](const std::vector<SeqChunk>& part, bool) {
+      run_layers(part);
+      int T = 0;
+      for (const auto& c : part) T += int(c.tokens.size());
+      std::vector<int> rows(T);
+      for (int i = 0; i < T; ++i) rows[i] = i;
+      std::vector<float> out(kLogitRows);
+      for (int r0 = 0; r0 < T; r0 += int(kLogitRows)) {
+        const int nr = std::min(int(kLogitRows), T - r0);
+        head_rows(rows.data() + r0, nr);
+        targets_.upload(targets.data() + target_at + r0, size_t(nr) * 4);
+        nll_cuda(ctx_, logits_.as<float>(), targets_.as<int>(), nr, cfg_.vocab_size,
+                 nll_.as<float>());
+        KVCOMP_CUDA_CHECK(cudaMemcpyAsync(out.data(), nll_.get(), size_t(nr) * 4,
+                                          cudaMemcpyDeviceToHost, ctx_.stream()));
+        ctx_.synchronize();
+        nll.insert(nll.end(), out.begin(), out.begin() + nr);
+      }
+      target_at += size_t(T);
+    });
+  }
+
+  int length(int seq) const override { return len_.at(seq); }
+  int64_t kv_bytes() const override { return cache_ ? cache_->bytes() : 0; }
+
+ private:
+  static constexpr size_t kLogitRows = 512;   // logits computed per slice of rows
+  static constexpr int kMaxStepTokens = 4096; // longer prefills run in pieces
+
+  void init_common() {
+    inv_freq_ = DeviceBuffer(size_t(cfg_.head_dim / 2) * 4, "RoPE frequencies");
+    const auto f = rope_inv_freq(cfg_);
+    inv_freq_.upload(f.data(), f.size() * 4);
+    logits_ = DeviceBuffer(kLogitRows * cfg_.vocab_size * 4, "logits");
+    nll_ = DeviceBuffer(kLogitRows * 4, "log-likelihoods");
+    targets_ = DeviceBuffer(kLogitRows * 4, "targets");
+    head_in_ = DeviceBuffer(kLogitRows * cfg_.hidden_size * 2, "final hidden states");
+    rows_ = DeviceBuffer(kLogitRows * 4, "row indices");
+  }
+
+  const void* head() const { return cfg_.tie_word_embeddings ? embed_.get() : lm_head_.get(); }
+
+  void check_chunks(const std::vector<SeqChunk>& chunks) const {
+    check(cache_ != nullptr, "engine: start() must come before forward()");
+    std::vector<int> seen(len_.size(), 0);
+    for (const auto& c : chunks) {
+      check(c.seq >= 0 && c.seq < int(len_.size()), "sequence ", c.seq, " is outside the batch of ",
+            len_.size());
+      check(!seen[c.seq]++, "sequence ", c.seq, " appears twice in one step");
+      check(!c.tokens.empty(), "sequence ", c.seq, ": empty chunk");
+      const int total = len_[c.seq] + int(c.tokens.size());
+      check(total <= max_tokens_, "sequence ", c.seq, ": ", total,
+            " tokens exceed the context of ", max_tokens_);
+      check(cfg_.sliding_window <= 0 || total <= cfg_.sliding_window, "sequence ", c.seq, ": ",
+            total, " tokens exceed the model's sliding window of ", cfg_.sliding_window,
+            " (sliding-window attention is not implemented)");
+      for (int t : c.tokens)
+        check(t >= 0 && t < cfg_.vocab_size, "token id ", t, " is outside the vocabulary of ",
+              cfg_.vocab_size);
+    }
+  }
+
+  // Splits a step with more than kMaxStepTokens tokens into consecutive pieces (each chunk's
+  // tokens in order), so that activation scratch stays bounded; f(part, is_last_piece).
+  template <typename F>
+  void for_each_step(const std::vector<SeqChunk>& chunks, F&& f) {
+    size_t total = 0;
+    for (const auto& c : chunks) total += c.tokens.size();
+    if (total <= size_t(kMaxStepTokens)) {
+      f(chunks, true);
+      return;
+    }
+    std::vector<size_t> done(chunks.size(), 0);
+    for (;;) {
+      std::vector<SeqChunk> part;
+      size_t budget = kMaxStepTokens;
+      for (size_t i = 0; i < chunks.size() && budget > 0; ++i) {
+        const size_t left = chunks[i].tokens.size() - done[i];
+        if (left == 0) continue;
+        const size_t take = std::min(left, budget);
+        part.push_back({chunks[i].seq, std::vector<int>(chunks[i].tokens.begin() + done[i],
+                                                        chunks[i].tokens.begin() + done[i] + take)});
+        done[i] += take;
+        budget -= take;
+      }
+      bool last = true;
+      for (size_t i = 0; i < chunks.size(); ++i) last &= done[i] == chunks[i].tokens.size();
+      f(part, last);
+      if (last) return;
+    }
+  }
+
+  // Runs all layers over the step; leaves the residual stream in x_.
+  void run_layers(const std::vector<SeqChunk>& chunks) {
+    NvtxRange range(chunks.size() == size_t(std::count_if(chunks.begin(), chunks.end(),
+                                                          [](const SeqChunk& c) {
+                                                            return c.tokens.size() == 1;
+                                                          }))
+                        ? "decode step"
+                        : "prefill");
+    const int H = cfg_.hidden_size, QD = cfg_.q_dim(), KD = cfg_.kv_dim();
+    const int I = cfg_.intermediate_size, hd = cfg_.head_dim;
+    const int QKV = QD + 2 * KD;
+    // Host side of the step layout: per token ids, positions, sequences; per chunk start, seq.
+    StepLayout step;
+    std::vector<int> host;  // [ids T][pos T][seq T][chunk_start C][chunk_seq C]
+    int T = 0;
+    for (const auto& c : chunks) {
+      step.chunks.push_back({c.seq, len_[c.seq], int(c.tokens.size()), T});
+      T += int(c.tokens.size());
+    }
+    const int C = int(chunks.size());
+    host.resize(size_t(3) * T + 2 * C);
+    {
+      int r = 0;
+      for (const auto& c : chunks)
+        for (size_t i = 0; i < c.tokens.size(); ++i, ++r) {
+          host[r] = c.tokens[i];
+          host[T + r] = len_[c.seq] + int(i);
+          host[2 * T + r] = c.seq;
+        }
+      for (int i = 0; i < C; ++i) {
+        host[3 * T + i] = step.chunks[i].start;
+        host[3 * T + C + i] = step.chunks[i].seq;
+      }
+    }
+    step.n_tokens = T;
+    step.decode = T == C;
+    step_ints_.ensure(host.size() * 4, "step layout");
+    step_ints_.upload(host.data(), host.size() * 4);
+    const int* ids = step_ints_.as<int>();
+    step.pos = ids + T;
+    step.seq = ids + 2 * T;
+    step.chunk_start = ids + 3 * T;
+    step.chunk_seq = ids + 3 * T + C;
+
+    x_.ensure(size_t(T) * H * 4, "activations");
+    h_.ensure(size_t(T) * std::max(H, QD) * 2, "activations");
+    qkv_.ensure(size_t(T) * QKV * 4, "activations");
+    gu_.ensure(size_t(T) * 2 * I * 4, "activations");
+    m_.ensure(size_t(T) * I * 2, "activations");
+
+    embedding_cuda(ctx_, act_, embed_.get(), ids, T, H, x_.as<float>());
+    const QkvView view{qkv_.as<float>(), QKV, 0, QD, QD + KD};
+    for (int l = 0; l < cfg_.n_layers; ++l) {
+      NvtxRange layer_range("layer");
+      const GpuLayer& L = layers_[l];
+      rmsnorm_cuda(ctx_, act_, x_.as<float>(), L.attn_norm.get(), nullptr, T, H,
+                   cfg_.rms_norm_eps, h_.get());
+      linear_cuda(ctx_, act_, h_.get(), L.wqkv.get(), T, H, QKV, qkv_.as<float>());
+      rope_cuda(ctx_, qkv_.as<float>(), QKV, step.pos, T, cfg_.n_heads, cfg_.n_kv_heads, hd,
+                inv_freq_.as<float>());
+      {
+        NvtxRange r("cache append");
+        cache_->append(l, view, step);
+      }
+      {
+        NvtxRange r("attention");
+        cache_->attend(l, view, step, act_, h_.get());
+      }
+      linear_cuda(ctx_, act_, h_.get(), L.wo.get(), T, QD, H, x_.as<float>(), 1.0f);
+      rmsnorm_cuda(ctx_, act_, x_.as<float>(), L.mlp_norm.get(), nullptr, T, H,
+                   cfg_.rms_norm_eps, h_.get());
+      linear_cuda(ctx_, act_, h_.get(), L.w_gate_up.get(), T, H, 2 * I, gu_.as<float>());
+      swiglu_cuda(ctx_, act_, gu_.as<float>(), T, I, m_.get());
+      linear_cuda(ctx_, act_, m_.get(), L.w_down.get(), T, I, H, x_.as<float>(), 1.0f);
+    }
+    for (const auto& c : chunks) len_[c.seq] += int(c.tokens.size());
+    cache_->commit(step);
+  }
+
+  // Final norm of the given rows of x_ and their logits into logits_ [n, vocab].
+  void head_rows(const int* rows, int n) {
+    rows_.upload(rows, size_t(n) * 4);
+    rmsnorm_cuda(ctx_, act_, x_.as<float>(), norm_.get(), rows_.as<int>(), n, cfg_.hidden_size,
+                 cfg_.rms_norm_eps, head_in_.get());
+    linear_cuda(ctx_, act_, head_in_.get(), head(), n, cfg_.hidden_size, cfg_.vocab_size,
+                logits_.as<float>());
+  }
+
+  CudaContext ctx_;
+  LlamaConfig cfg_;
+  DType act_ = DType::kBF16;
+  DeviceBuffer embed_, norm_, lm_head_;  // [vocab, hidden], [hidden], [vocab, hidden]
+  std::vector<GpuLayer> layers_;
+  DeviceBuffer inv_freq_;  // [head_dim / 2] fp32
+  std::unique_ptr<KvCacheCuda> cache_;
+  std::vector<int> len_;
+  int max_tokens_ = 0;
+  // Per-step scratch, grown as needed.
+  DeviceBuffer step_ints_;
+  DeviceBuffer x_;    // [T, hidden] fp32 residual stream
+  DeviceBuffer h_;    // [T, max(hidden, q_dim)] act: normed input / attention output
+  DeviceBuffer qkv_;  // [T, q_dim + 2 kv_dim] fp32
+  DeviceBuffer gu_;   // [T, 2 inter] fp32
+  DeviceBuffer m_;    // [T, inter] act
+  DeviceBuffer logits_, nll_, targets_, head_in_, rows_;
+};
+
+}  // namespace
+
+std::unique_ptr<Engine> make_cuda_engine(const ModelFiles& files) {
+  return std::make_unique<CudaEngine>(files);
+}
+
+std::unique_ptr<Engine> make_cuda_engine_random(const LlamaConfig& cfg, uint64_t seed) {
+  return std::make_unique<CudaEngine>(cfg, seed);
+}
+
+}  // namespace kvcomp

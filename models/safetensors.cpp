@@ -1,0 +1,394 @@
+// safetensors layout: [u64 little-endian N][N bytes of JSON header][data section]. The header
+// maps each tensor name to {dtype, shape, data_offsets: [begin, end]} with offsets relative to
+// the start of the data section, plus an optional "__metadata__" string map. Nothing in the file
+// is trusted: every offset and size is checked before a pointer into the mapping is formed.
+#include "models/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <limits>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/error.h"
+#include "runtime/half.h"
+
+// Tensor data is read with memcpy as stored (little-endian).
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the safetensors reader assumes a little-endian host"
+#endif
+
+namespace kvcomp {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kSingleFile = "model.safetensors";
+constexpr const char* kIndexFile = "model.safetensors.index.json";
+
+// Short description of a JSON value's type for messages (never dumps the value: it may be huge).
+const char* json_kind(const json& j) {
+  switch (j.type()) {
+    case json::value_t::null:
+      return "null";
+    case json::value_t::object:
+      return "an object";
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::boolean:
+      return "a boolean";
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+      return "an integer";
+    case json::value_t::number_float:
+      return "a floating-point number";
+    default:
+      return "an invalid value";
+  }
+}
+
+bool parse_dtype(const std::string& s, DType* out) {
+  if (s == "F32") {
+    *out = DType::kF32;
+  } else if (s == "F16") {
+    *out = DType::kF16;
+  } else if (s == "BF16") {
+    *out = DType::kBF16;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// A JSON integer as a non-negative int64; false for anything else (negative, float, > 2^63-1).
+bool json_to_nonneg_i64(const json& j, int64_t* out) {
+  if (j.is_number_unsigned()) {
+    const uint64_t v = j.get<uint64_t>();
+    if (v > uint64_t(std::numeric_limits<int64_t>::max())) return false;
+    *out = int64_t(v);
+    return true;
+  }
+  if (j.is_number_integer()) {
+    const int64_t v = j.get<int64_t>();
+    if (v < 0) return false;
+    *out = v;
+    return true;
+  }
+  return false;
+}
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+}  // namespace
+
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::kF32:
+      return "F32";
+    case DType::kF16:
+      return "F16";
+    case DType::kBF16:
+      return "BF16";
+  }
+  return "?";
+}
+
+size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::kF32:
+      return 4;
+    case DType::kF16:
+      return 2;
+    case DType::kBF16:
+      return 2;
+  }
+  return 0;
+}
+
+int64_t TensorInfo::numel() const {
+  // A zero dimension makes the tensor empty whatever the others are (they need not multiply
+  // without overflow then).
+  for (int64_t d : shape) {
+    if (d == 0) return 0;
+  }
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+namespace {
+
+json parse_header_text(const std::string& header_json, const std::string& source) {
+  try {
+    return json::parse(header_json);
+  } catch (const json::exception& e) {
+    fail(source, ": safetensors header is not valid JSON: ", e.what());
+  }
+}
+
+// "__metadata__": absent, null or {string: string}.
+std::map<std::string, std::string> parse_metadata(const json& header, const std::string& source) {
+  std::map<std::string, std::string> metadata;
+  const auto meta = header.find("__metadata__");
+  if (meta == header.end() || meta->is_null()) return metadata;
+  check(meta->is_object(), source, ": '__metadata__' must be an object of strings, got ",
+        json_kind(*meta));
+  for (const auto& [k, v] : meta->items()) {
+    check(v.is_string(), source, ": '__metadata__' entry '", k, "' must be a string, got ",
+          json_kind(v));
+    metadata.emplace(k, v.get<std::string>());
+  }
+  return metadata;
+}
+
+std::map<std::string, TensorInfo> parse_tensor_entries(const json& header, const uint8_t* base,
+                                                       size_t data_offset, size_t file_size,
+                                                       const std::string& source) {
+  check(data_offset <= file_size, source, ": header ends at byte ", data_offset,
+        " but the file has only ", file_size, " bytes; the file is truncated");
+  const uint64_t data_size = file_size - data_offset;
+  check(header.is_object(), source, ": safetensors header must be a JSON object, got ",
+        json_kind(header));
+
+  std::map<std::string, TensorInfo> tensors;
+  for (const auto& [name, entry] : header.items()) {
+    if (name == "__metadata__") continue;  // read by SafetensorsFile
+    const std::string where = source + ": tensor '" + name + "'";
+    check(entry.is_object(), where, ": header entry must be an object, got ", json_kind(entry));
+
+    TensorInfo t;
+    t.name = name;
+    t.file = source;
+
+    const auto dt = entry.find("dtype");
+    check(dt != entry.end(), where, ": no 'dtype'");
+    check(dt->is_string(), where, ": 'dtype' must be a string, got ", json_kind(*dt));
+    const std::string& dtype_str = dt->get_ref<const std::string&>();
+    check(parse_dtype(dtype_str, &t.dtype), where, ": unsupported dtype ", dtype_str,
+          " (supported: F32, F16, BF16)");
+
+    const auto sh = entry.find("shape");
+    check(sh != entry.end(), where, ": no 'shape'");
+    check(sh->is_array(), where, ": 'shape' must be an array, got ", json_kind(*sh));
+    for (const json& d : *sh) {
+      int64_t v = 0;
+      check(json_to_nonneg_i64(d, &v), where, ": shape entries must be non-negative integers");
+      t.shape.push_back(v);
+    }
+
+    const auto off = entry.find("data_offsets");
+    check(off != entry.end(), where, ": no 'data_offsets'");
+    int64_t begin = 0, end = 0;
+    check(off->is_array() && off->size() == 2 && json_to_nonneg_i64((*off)[0], &begin) &&
+              json_to_nonneg_i64((*off)[1], &end),
+          where, ": 'data_offsets' must be [begin, end] with non-negative integers");
+    check(begin <= end, where, ": data_offsets [", begin, ", ", end, "] has begin > end");
+    check(uint64_t(end) <= data_size, where, ": data_offsets [", begin, ", ", end,
+          "] extend beyond the data section (", data_size, " bytes); the file is truncated");
+    const uint64_t nbytes = uint64_t(end - begin);
+
+    // numel * dtype_size must equal nbytes; bound the running product by it so that no
+    // shape, however large, overflows.
+    const uint64_t max_numel = nbytes / dtype_size(t.dtype);
+    uint64_t numel = 1;
+    bool too_big = false;
+    for (int64_t v : t.shape) {
+      if (v == 0) {
+        numel = 0;  // empty whatever the other dimensions are
+        too_big = false;
+        break;
+      }
+      if (uint64_t(v) > max_numel / numel) too_big = true;
+      if (!too_big) numel *= uint64_t(v);
+    }
+    check(!too_big, where, ": data_offsets [", begin, ", ", end, "] span ", nbytes,
+          " bytes but shape ", shape_str(t.shape), " of ", dtype_str, " needs more");
+    const uint64_t expected = numel * dtype_size(t.dtype);
+    check(nbytes == expected, where, ": data_offsets [", begin, ", ", end, "] span ", nbytes,
+          " bytes but shape ", shape_str(t.shape), " of ", dtype_str, " needs ", expected);
+
+    t.nbytes = size_t(nbytes);
+    t.data = base ? base + data_offset + size_t(begin) : nullptr;
+    tensors.emplace(name, std::move(t));
+  }
+  return tensors;
+}
+
+}  // namespace
+
+std::map<std::string, TensorInfo> parse_safetensors_header(const std::string& header_json,
+                                                           const uint8_t* base, size_t data_offset,
+                                                           size_t file_size,
+                                                           const std::string& source) {
+  const json header = parse_header_text(header_json, source);
+  auto tensors = parse_tensor_entries(header, base, data_offset, file_size, source);
+  parse_metadata(header, source);  // validated, not returned
+  return tensors;
+}
+
+SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path) {
+  const std::string src = path.string();
+  const int fd = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+  check(fd >= 0, src, ": cannot open: ", std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    fail(src, ": not a regular file");
+  }
+  size_ = size_t(st.st_size);
+  if (size_ < 8) {
+    ::close(fd);
+    fail(src, ": truncated: ", size_,
+         " bytes, but a safetensors file starts with an 8-byte header length");
+  }
+  map_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+  const int map_errno = errno;
+  ::close(fd);  // the mapping keeps the file alive
+  if (map_ == MAP_FAILED) {
+    map_ = nullptr;
+    fail(src, ": mmap failed: ", std::strerror(map_errno));
+  }
+
+  // From here on the destructor will not run if we throw, so unmap on failure.
+  try {
+    const uint8_t* bytes = static_cast<const uint8_t*>(map_);
+    uint64_t header_len = 0;
+    for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | bytes[i];
+    check(header_len <= size_ - 8, src, ": header length ", header_len,
+          " extends beyond the file (", size_,
+          " bytes); the file is truncated or not a safetensors file");
+    const std::string header_text(reinterpret_cast<const char*>(bytes + 8), size_t(header_len));
+    const json header = parse_header_text(header_text, src);
+    tensors_ = parse_tensor_entries(header, bytes, 8 + size_t(header_len), size_, src);
+    metadata_ = parse_metadata(header, src);
+  } catch (...) {
+    ::munmap(map_, size_);
+    map_ = nullptr;
+    throw;
+  }
+}
+
+SafetensorsFile::~SafetensorsFile() {
+  if (map_) ::munmap(map_, size_);
+}
+
+Checkpoint::Checkpoint(const std::filesystem::path& model_dir) : dir_(model_dir) {
+  namespace fs = std::filesystem;
+  const std::string d = model_dir.string();
+  std::error_code ec;
+  check(fs::exists(model_dir, ec), "model directory '", d, "' does not exist");
+  check(fs::is_directory(model_dir, ec), "model path '", d, "' is not a directory");
+
+  const fs::path index_path = model_dir / kIndexFile;
+  const fs::path single_path = model_dir / kSingleFile;
+
+  if (fs::exists(index_path, ec)) {
+    const std::string src = index_path.string();
+    json index;
+    try {
+      std::ifstream in(index_path);
+      check(bool(in), src, ": cannot open");
+      index = json::parse(in);
+    } catch (const json::exception& e) {
+      fail(src, ": not valid JSON: ", e.what());
+    }
+    check(index.is_object(), src, ": must be a JSON object");
+    const auto wm = index.find("weight_map");
+    check(wm != index.end(), src, ": no 'weight_map'");
+    check(wm->is_object(), src, ": 'weight_map' must be an object {tensor: shard file}");
+
+    // Open each shard once, in name order.
+    std::map<std::string, SafetensorsFile*> shards;
+    for (const auto& [tensor, shard] : wm->items()) {
+      check(shard.is_string(), src, ": weight_map entry for tensor '", tensor,
+            "' must be a file name, got ", json_kind(shard));
+      const std::string& name = shard.get_ref<const std::string&>();
+      const fs::path rel(name);
+      check(!name.empty() && rel.is_relative() && rel.filename() == rel, src, ": shard name '",
+            name, "' (tensor '", tensor, "') must be a plain file name in the model directory");
+      shards.emplace(name, nullptr);
+    }
+    check(!shards.empty(), src, ": 'weight_map' lists no tensors");
+    for (auto& [name, file] : shards) {
+      const fs::path p = model_dir / name;
+      check(fs::is_regular_file(p, ec), src, ": shard '", name,
+            "' listed in the weight_map is missing (", p.string(), ")");
+      files_.push_back(std::make_unique<SafetensorsFile>(p));
+      file = files_.back().get();
+    }
+    for (const auto& [tensor, shard] : wm->items()) {
+      const SafetensorsFile* f = shards.at(shard.get<std::string>());
+      const auto it = f->tensors().find(tensor);
+      check(it != f->tensors().end(), src, ": tensor '", tensor, "' is mapped to shard '",
+            shard.get<std::string>(), "', which does not contain it");
+      index_.emplace(tensor, &it->second);
+    }
+  } else if (fs::exists(single_path, ec)) {
+    files_.push_back(std::make_unique<SafetensorsFile>(single_path));
+    for (const auto& [name, t] : files_.back()->tensors()) index_.emplace(name, &t);
+  } else {
+    std::string hint;
+    if (fs::exists(model_dir / "pytorch_model.bin", ec) ||
+        fs::exists(model_dir / "pytorch_model.bin.index.json", ec)) {
+      hint = " (it holds PyTorch .bin weights: convert them to safetensors, see weights.md)";
+    }
+    fail("model directory '", d, "' holds neither ", kSingleFile, " nor ", kIndexFile,
+         " (a sharded checkpoint)", hint);
+  }
+}
+
+const TensorInfo* Checkpoint::find(const std::string& name) const {
+  const auto it = index_.find(name);
+  return it == index_.end() ? nullptr : it->second;
+}
+
+const TensorInfo& Checkpoint::get(const std::string& name) const {
+  const TensorInfo* t = find(name);
+  check(t != nullptr, "model directory '", dir_.string(), "': no tensor '", name, "'");
+  return *t;
+}
+
+std::vector<float> tensor_to_float(const TensorInfo& t) {
+  const size_t n = t.nbytes / dtype_size(t.dtype);
+  check(t.data != nullptr || n == 0, t.file, ": tensor '", t.name, "' has no data");
+  std::vector<float> out(n);
+  // Offsets in a safetensors file need not be aligned: read through memcpy.
+  switch (t.dtype) {
+    case DType::kF32:
+      if (n) std::memcpy(out.data(), t.data, n * 4);
+      break;
+    case DType::kF16:
+      for (size_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, t.data + 2 * i, 2);
+        out[i] = fp16_to_float(h);
+      }
+      break;
+    case DType::kBF16:
+      for (size_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, t.data + 2 * i, 2);
+        out[i] = bf16_to_float(h);
+      }
+      break;
+  }
+  return out;
+}
+
+}  // namespace kvcomp

@@ -1,0 +1,250 @@
+// The uncompressed fp16 KV cache and the baseline decode attention the paper compares with:
+// scores = Q K^T and out = P V as cuBLAS batched GEMMs (fp16 in, fp32 accumulate), a softmax
+// kernel between them. Query heads of a GQA group are the rows of one GEMM, so K and V are read
+// once per KV head, never copied per query head.
+//
+// Bytes per decode step and KV head: K and V, len * head_dim * 2 bytes each, read once by the
+// GEMMs; scores [G, len] fp32 written and read, probabilities [G, len] fp16 written and read.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "runtime/cuda_check.h"
+#include "runtime/kv_cache_cuda.h"
+
+namespace kvcomp {
+namespace {
+
+template <typename T>
+__device__ __forceinline__ T from_f(float x);
+template <>
+__device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
+
+// k and v columns of each row -> cache[layer][seq][g][pos][c] in fp16.
+__global__ void dense_append_kernel(const float* qkv, int64_t row_stride, int k_col, int v_col,
+                                    const int* seq, const int* pos, int n_kv, int head_dim,
+                                    int64_t tokens_cap, __half* k, __half* v) {
+  const int64_t row = blockIdx.x;
+  const int s = seq[row], p = pos[row];
+  const float* src = qkv + row * row_stride;
+  for (int e = threadIdx.x; e < n_kv * head_dim; e += blockDim.x) {
+    const int g = e / head_dim, c = e % head_dim;
+    const int64_t dst = ((int64_t(s) * n_kv + g) * tokens_cap + p) * head_dim + c;
+    k[dst] = __float2half_rn(src[k_col + e]);
+    v[dst] = __float2half_rn(src[v_col + e]);
+  }
+}
+
+// q rows -> fp16 [block][head][t][c]: block b holds rows row0 + b*nq .. + nq-1.
+__global__ void q_gather_kernel(const float* qkv, int64_t row_stride, int q_col, int row0, int nq,
+                                int n_heads, int head_dim, __half* out) {
+  const int b = blockIdx.y, t = blockIdx.x;
+  const float* src = qkv + int64_t(row0 + b * nq + t) * row_stride + q_col;
+  for (int e = threadIdx.x; e < n_heads * head_dim; e += blockDim.x) {
+    const int h = e / head_dim, c = e % head_dim;
+    out[((int64_t(b) * n_heads + h) * nq + t) * head_dim + c] = __float2half_rn(src[e]);
+  }
+}
+
+// fp32 [block][head][t][c] -> out rows (row0 + b*nq + t), columns h*head_dim + c, type T.
+template <typename T>
+__global__ void o_scatter_kernel(const float* o, int row0, int nq, int n_heads, int head_dim,
+                                 T* out) {
+  const int b = blockIdx.y, t = blockIdx.x;
+  T* dst = out + int64_t(row0 + b * nq + t) * n_heads * head_dim;
+  for (int e = threadIdx.x; e < n_heads * head_dim; e += blockDim.x) {
+    const int h = e / head_dim, c = e % head_dim;
+    dst[e] = from_f<T>(o[((int64_t(b) * n_heads + h) * nq + t) * head_dim + c]);
+  }
+}
+
+// Row r of scores (ld columns) is softmaxed over its first `valid` entries, valid =
+// base + t0 + (r % nq) + 1, base = bases ? bases[r / rows_per_base] : base0; the rest of the
+// row (up to ld) becomes 0 so the PV GEMM may run over the padded length.
+__global__ void softmax_rows_kernel(const float* scores, int ld, const int* bases, int base0,
+                                    int rows_per_base, int t0, int nq, __half* probs) {
+  const int64_t r = blockIdx.x;
+  const int base = bases ? bases[r / rows_per_base] : base0;
+  const int valid = min(ld, base + t0 + int(r % nq) + 1);
+  const float* s = scores + r * ld;
+  __half* p = probs + r * ld;
+  __shared__ float red[32];
+  float mx = -INFINITY;
+  for (int j = threadIdx.x; j < valid; j += blockDim.x) mx = fmaxf(mx, s[j]);
+  for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = mx;
+  __syncthreads();
+  mx = -INFINITY;
+  for (int w = 0; w < int(blockDim.x / 32); ++w) mx = fmaxf(mx, red[w]);
+  __syncthreads();
+  float sum = 0;
+  for (int j = threadIdx.x; j < valid; j += blockDim.x) sum += __expf(s[j] - mx);
+  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = sum;
+  __syncthreads();
+  sum = 0;
+  for (int w = 0; w < int(blockDim.x / 32); ++w) sum += red[w];
+  const float inv = 1.0f / sum;
+  for (int j = threadIdx.x; j < ld; j += blockDim.x)
+    p[j] = __float2half_rn(j < valid ? __expf(s[j] - mx) * inv : 0.0f);
+}
+
+// Pointer arrays of the decode GEMMs: item i = chunk * n_kv + g.
+__global__ void decode_ptrs_kernel(const int* chunk_seq, int n_items, int n_kv, int group,
+                                   int head_dim, int ld, const __half* k, const __half* v,
+                                   int64_t seq_stride, const __half* q, float* scores,
+                                   __half* probs, float* out, const void** ptrs) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n_items) return;
+  const int chunk = i / n_kv, g = i % n_kv;
+  const int64_t kv = (int64_t(chunk_seq[chunk]) * n_kv + g) * seq_stride;
+  ptrs[0 * n_items + i] = k + kv;
+  ptrs[1 * n_items + i] = q + int64_t(i) * group * head_dim;
+  ptrs[2 * n_items + i] = scores + int64_t(i) * group * ld;
+  ptrs[3 * n_items + i] = v + kv;
+  ptrs[4 * n_items + i] = probs + int64_t(i) * group * ld;
+  ptrs[5 * n_items + i] = out + int64_t(i) * group * head_dim;
+}
+
+template <typename F>
+void dispatch_act(DType t, F&& f) {
+  switch (t) {
+    case DType::kF16: f(static_cast<__half*>(nullptr)); return;
+    case DType::kBF16: f(static_cast<__nv_bfloat16*>(nullptr)); return;
+    default: fail("GPU activations must be F16 or BF16, got ", dtype_name(t));
+  }
+}
+
+void o_scatter(const CudaContext& ctx, DType act, const float* o, int row0, int nq, int blocks,
+               int n_heads, int head_dim, void* out) {
+  dispatch_act(act, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    o_scatter_kernel<T><<<dim3(nq, blocks), 256, 0, ctx.stream()>>>(o, row0, nq, n_heads, head_dim,
+                                                                    static_cast<T*>(out));
+  });
+  KVCOMP_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+void dense_attention_cuda(const CudaContext& ctx, const KvShape& shape, const DenseAttentionArgs& a,
+                          const QkvView& x, const StepLayout& step, DType act, void* out,
+                          DeviceBuffer& q16, DeviceBuffer& scores, DeviceBuffer& probs,
+                          DeviceBuffer& out32, DeviceBuffer& ptrs) {
+  const int H = shape.n_heads, KV = shape.n_kv_heads, hd = shape.head_dim, G = H / KV;
+  const float scale = 1.0f / std::sqrt(float(hd));
+  const float one = 1.0f, zero = 0.0f;
+  const __half* k = static_cast<const __half*>(a.k);
+  const __half* v = static_cast<const __half*>(a.v);
+  if (step.decode) {
+    const int n = int(step.chunks.size()), items = n * KV;
+    int L = 0;  // keys of the longest sequence; shorter ones read zero-probability keys
+    for (const auto& c : step.chunks) L = std::max(L, c.start + 1);
+    const int ld = (L + 7) / 8 * 8;  // 16-byte aligned score rows
+    q16.ensure(size_t(n) * H * hd * 2, "attention queries");
+    scores.ensure(size_t(n) * H * ld * 4, "attention scores");
+    probs.ensure(size_t(n) * H * ld * 2, "attention probabilities");
+    out32.ensure(size_t(n) * H * hd * 4, "attention output");
+    ptrs.ensure(size_t(items) * 6 * sizeof(void*), "attention pointers");
+    q_gather_kernel<<<dim3(1, n), 256, 0, ctx.stream()>>>(x.qkv, x.row_stride, x.q_col, 0, 1, H,
+                                                          hd, q16.as<__half>());
+    KVCOMP_LAUNCH_CHECK();
+    decode_ptrs_kernel<<<(items + 127) / 128, 128, 0, ctx.stream()>>>(
+        step.chunk_seq, items, KV, G, hd, ld, k, v, a.seq_stride, q16.as<__half>(),
+        scores.as<float>(), probs.as<__half>(), out32.as<float>(), ptrs.as<const void*>());
+    KVCOMP_LAUNCH_CHECK();
+    const void** P = ptrs.as<const void*>();
+    KVCOMP_CUBLAS_CHECK(cublasGemmBatchedEx(
+        ctx.cublas(), CUBLAS_OP_T, CUBLAS_OP_N, L, G, hd, &scale, P + 0 * items, CUDA_R_16F, hd,
+        P + 1 * items, CUDA_R_16F, hd, &zero, (void* const*)(P + 2 * items), CUDA_R_32F, ld, items,
+        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    softmax_rows_kernel<<<n * H, 256, 0, ctx.stream()>>>(scores.as<float>(), ld, step.chunk_start,
+                                                         0, H, 0, 1, probs.as<__half>());
+    KVCOMP_LAUNCH_CHECK();
+    KVCOMP_CUBLAS_CHECK(cublasGemmBatchedEx(
+        ctx.cublas(), CUBLAS_OP_N, CUBLAS_OP_N, hd, G, L, &one, P + 3 * items, CUDA_R_16F, hd,
+        P + 4 * items, CUDA_R_16F, ld, &zero, (void* const*)(P + 5 * items), CUDA_R_32F, hd, items,
+        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    o_scatter(ctx, act, out32.as<float>(), 0, 1, n, H, hd, out);
+    return;
+  }
+  // Prefill (or mixed) steps: one chunk at a time, queries in slices that bound the scratch.
+  constexpr size_t kScratchBudget = size_t(512) << 20;
+  for (const auto& c : step.chunks) {
+    const int64_t kv_off = int64_t(c.seq) * KV * a.seq_stride;
+    const int L_all = c.start + c.count;
+    const int per_q = int(std::max<size_t>(1, kScratchBudget / (size_t(H) * L_all * 6)));
+    for (int t0 = 0; t0 < c.count; t0 += per_q) {
+      const int nq = std::min(per_q, c.count - t0);
+      const int L = c.start + t0 + nq;
+      q16.ensure(size_t(H) * nq * hd * 2, "attention queries");
+      scores.ensure(size_t(H) * nq * L * 4, "attention scores");
+      probs.ensure(size_t(H) * nq * L * 2, "attention probabilities");
+      out32.ensure(size_t(H) * nq * hd * 4, "attention output");
+      q_gather_kernel<<<dim3(nq, 1), 256, 0, ctx.stream()>>>(x.qkv, x.row_stride, x.q_col,
+                                                             c.row + t0, nq, H, hd,
+                                                             q16.as<__half>());
+      KVCOMP_LAUNCH_CHECK();
+      KVCOMP_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+          ctx.cublas(), CUBLAS_OP_T, CUBLAS_OP_N, L, G * nq, hd, &scale, k + kv_off, CUDA_R_16F,
+          hd, a.seq_stride, q16.as<__half>(), CUDA_R_16F, hd, int64_t(G) * nq * hd, &zero,
+          scores.as<float>(), CUDA_R_32F, L, int64_t(G) * nq * L, KV, CUBLAS_COMPUTE_32F,
+          CUBLAS_GEMM_DEFAULT));
+      softmax_rows_kernel<<<H * nq, 256, 0, ctx.stream()>>>(scores.as<float>(), L, nullptr,
+                                                            c.start, 1, t0, nq, probs.as<__half>());
+      KVCOMP_LAUNCH_CHECK();
+      KVCOMP_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+          ctx.cublas(), CUBLAS_OP_N, CUBLAS_OP_N, hd, G * nq, L, &one, v + kv_off, CUDA_R_16F, hd,
+          a.seq_stride, probs.as<__half>(), CUDA_R_16F, L, int64_t(G) * nq * L, &zero,
+          out32.as<float>(), CUDA_R_32F, hd, int64_t(G) * nq * hd, KV, CUBLAS_COMPUTE_32F,
+          CUBLAS_GEMM_DEFAULT));
+      o_scatter(ctx, act, out32.as<float>(), c.row + t0, nq, 1, H, hd, out);
+    }
+  }
+}
+
+DenseKvCacheCuda::DenseKvCacheCuda(const CudaContext& ctx, const KvShape& shape, int max_tokens)
+    : ctx_(ctx), shape_(shape), max_tokens_(max_tokens), len_(shape.n_seqs, 0) {
+  const size_t n = size_t(shape.n_layers) * shape.n_seqs * shape.n_kv_heads * max_tokens *
+                   shape.head_dim;
+  k_ = DeviceBuffer(n * 2, "the fp16 K cache");
+  v_ = DeviceBuffer(n * 2, "the fp16 V cache");
+  // Positions past a sequence's length are read (with probability 0) by the batched decode
+  // GEMMs, so they must hold finite values.
+  k_.zero();
+  v_.zero();
+}
+
+void DenseKvCacheCuda::append(int layer, const QkvView& x, const StepLayout& step) {
+  const size_t layer_off =
+      size_t(layer) * shape_.n_seqs * shape_.n_kv_heads * max_tokens_ * shape_.head_dim;
+  dense_append_kernel<<<step.n_tokens, 256, 0, ctx_.stream()>>>(
+      x.qkv, x.row_stride, x.k_col, x.v_col, step.seq, step.pos, shape_.n_kv_heads,
+      shape_.head_dim, max_tokens_, k_.as<__half>() + layer_off, v_.as<__half>() + layer_off);
+  KVCOMP_LAUNCH_CHECK();
+  if (layer == 0)
+    for (const auto& c : step.chunks) len_[c.seq] = c.start + c.count;
+}
+
+void DenseKvCacheCuda::attend(int layer, const QkvView& x, const StepLayout& step, DType act,
+                              void* out) {
+  const size_t layer_off =
+      size_t(layer) * shape_.n_seqs * shape_.n_kv_heads * max_tokens_ * shape_.head_dim;
+  DenseAttentionArgs a{k_.as<__half>() + layer_off, v_.as<__half>() + layer_off,
+                       int64_t(max_tokens_) * shape_.head_dim};
+  dense_attention_cuda(ctx_, shape_, a, x, step, act, out, q16_, scores_, probs_, out32_, ptrs_);
+}
+
+int64_t DenseKvCacheCuda::bytes() const {
+  int64_t tokens = 0;
+  for (int l : len_) tokens += l;
+  return tokens * shape_.n_layers * shape_.n_kv_heads * shape_.head_dim * 2 * 2;
+}
+
+}  // namespace kvcomp

@@ -1,0 +1,24 @@
+#include "runtime/cuda_context.h"
+
+#include "runtime/cuda_check.h"
+
+namespace kvcomp {
+
+CudaContext::CudaContext(int device) : device_(device) {
+  KVCOMP_CUDA_CHECK(cudaSetDevice(device));
+  KVCOMP_CUDA_CHECK(cudaGetDeviceProperties(&props_, device));
+  KVCOMP_CUDA_CHECK(cudaStreamCreate(&stream_));
+  KVCOMP_CUBLAS_CHECK(cublasCreate(&cublas_));
+  KVCOMP_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+}
+
+CudaContext::~CudaContext() {
+  if (cublas_) cublasDestroy(cublas_);
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+std::string CudaContext::name() const { return props_.name; }
+
+void CudaContext::synchronize() const { KVCOMP_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+}  // namespace kvcomp

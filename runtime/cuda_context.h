@@ -1,0 +1,32 @@
+// The CUDA context of an engine: device, stream, cuBLAS handle. Passed to every launcher.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <string>
+
+namespace kvcomp {
+
+class CudaContext {
+ public:
+  explicit CudaContext(int device = 0);
+  ~CudaContext();
+  CudaContext(const CudaContext&) = delete;
+  CudaContext& operator=(const CudaContext&) = delete;
+
+  // A blocking stream: it orders with the synchronous cudaMemcpy of DeviceBuffer.
+  cudaStream_t stream() const { return stream_; }
+  cublasHandle_t cublas() const { return cublas_; }
+  const cudaDeviceProp& props() const { return props_; }
+  std::string name() const;
+  void synchronize() const;
+
+ private:
+  int device_ = 0;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  cudaDeviceProp props_{};
+};
+
+}  // namespace kvcomp

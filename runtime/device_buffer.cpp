@@ -1,0 +1,88 @@
+#include "runtime/device_buffer.h"
+
+#include <atomic>
+#include <cstdio>
+
+#include "runtime/cuda_check.h"
+
+namespace kvcomp {
+
+namespace {
+std::atomic<size_t> g_allocated{0};
+std::atomic<size_t> g_peak{0};
+}  // namespace
+
+std::string format_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) b /= 1024, ++u;
+  char buf[64];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", b, units[u]);
+  return buf;
+}
+
+DeviceBuffer::DeviceBuffer(size_t bytes, const std::string& what) {
+  if (bytes == 0) return;
+  const cudaError_t e = cudaMalloc(&ptr_, bytes);
+  if (e == cudaErrorMemoryAllocation) {
+    cudaGetLastError();  // clear the sticky allocation error
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    fail("out of GPU memory allocating ", what, ": needed ", format_bytes(double(bytes)), " (",
+         bytes, " bytes), ", format_bytes(double(free_b)), " free of ",
+         format_bytes(double(total_b)));
+  }
+  KVCOMP_CUDA_CHECK(e);
+  bytes_ = bytes;
+  const size_t now = g_allocated += bytes;
+  size_t peak = g_peak.load();
+  while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {
+  }
+}
+
+DeviceBuffer::~DeviceBuffer() {
+  if (ptr_) {
+    cudaFree(ptr_);
+    g_allocated -= bytes_;
+  }
+}
+
+DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
+  if (this != &o) {
+    if (ptr_) {
+      cudaFree(ptr_);
+      g_allocated -= bytes_;
+    }
+    ptr_ = std::exchange(o.ptr_, nullptr);
+    bytes_ = std::exchange(o.bytes_, 0);
+  }
+  return *this;
+}
+
+void DeviceBuffer::ensure(size_t bytes, const std::string& what) {
+  if (bytes <= bytes_) return;
+  *this = DeviceBuffer();
+  *this = DeviceBuffer(bytes, what);
+}
+
+void DeviceBuffer::upload(const void* src, size_t bytes, size_t offset) {
+  check(offset + bytes <= bytes_, "DeviceBuffer::upload: ", bytes, " bytes at ", offset,
+        " exceed the buffer of ", bytes_);
+  KVCOMP_CUDA_CHECK(cudaMemcpy(static_cast<char*>(ptr_) + offset, src, bytes, cudaMemcpyHostToDevice));
+}
+
+void DeviceBuffer::download(void* dst, size_t bytes, size_t offset) const {
+  check(offset + bytes <= bytes_, "DeviceBuffer::download: ", bytes, " bytes at ", offset,
+        " exceed the buffer of ", bytes_);
+  KVCOMP_CUDA_CHECK(cudaMemcpy(dst, static_cast<const char*>(ptr_) + offset, bytes, cudaMemcpyDeviceToHost));
+}
+
+void DeviceBuffer::zero() {
+  if (ptr_) KVCOMP_CUDA_CHECK(cudaMemset(ptr_, 0, bytes_));
+}
+
+size_t device_bytes_allocated() { return g_allocated.load(); }
+size_t device_bytes_peak() { return g_peak.load(); }
+void device_reset_peak() { g_peak.store(g_allocated.load()); }
+
+}  // namespace kvcomp

@@ -1,0 +1,50 @@
+// The one owner of device memory: an RAII buffer. Everything else borrows pointers from it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+
+namespace kvcomp {
+
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  // Allocates `bytes`; when the GPU is out of memory, throws Error naming `what` and saying how
+  // much was needed and how much is free.
+  DeviceBuffer(size_t bytes, const std::string& what);
+  ~DeviceBuffer();
+  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)) {}
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
+  void* get() const { return ptr_; }
+  size_t bytes() const { return bytes_; }
+  bool empty() const { return ptr_ == nullptr; }
+
+  // Keeps the allocation when it is large enough, else reallocates (contents are lost).
+  void ensure(size_t bytes, const std::string& what);
+  // Host <-> device copies on the default stream (synchronous).
+  void upload(const void* src, size_t bytes, size_t offset = 0);
+  void download(void* dst, size_t bytes, size_t offset = 0) const;
+  void zero();
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// Device memory in use by this process's allocations (for peak-memory reports).
+size_t device_bytes_allocated();
+size_t device_bytes_peak();
+void device_reset_peak();
+
+std::string format_bytes(double bytes);
+
+}  // namespace kvcomp

@@ -1,0 +1,88 @@
+// The KV cache of the GPU backend. As on the CPU, attention is a method of the cache: each
+// storage scheme reads its own layout. Every pointer here is device memory unless named h_.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "models/safetensors.h"  // DType
+#include "runtime/cuda_context.h"
+#include "runtime/device_buffer.h"
+#include "runtime/kv_cache_ref.h"  // KvShape
+
+namespace kvcomp {
+
+// Which rows of a forward step belong to which sequence.
+struct StepLayout {
+  struct Chunk {
+    int seq;    // sequence id
+    int start;  // tokens the sequence held before this step (= position of its first token)
+    int count;  // tokens of this step
+    int row;    // first row of the step's [T, ...] activations
+  };
+  std::vector<Chunk> chunks;
+  int n_tokens = 0;
+  bool decode = false;    // every chunk has exactly one token
+  const int* pos = nullptr;    // [n_tokens] position of each row
+  const int* seq = nullptr;    // [n_tokens] sequence of each row
+  const int* chunk_start = nullptr;  // [chunks] Chunk::start
+  const int* chunk_seq = nullptr;    // [chunks] Chunk::seq
+};
+
+// Where this layer's q, k, v live in the fp32 [T, row_stride] projection output (after RoPE).
+struct QkvView {
+  const float* qkv;
+  int64_t row_stride;
+  int q_col, k_col, v_col;
+};
+
+class KvCacheCuda {
+ public:
+  virtual ~KvCacheCuda() = default;
+  // Appends the step's k, v rows of one layer.
+  virtual void append(int layer, const QkvView& x, const StepLayout& step) = 0;
+  // Attention of the step's q rows over each sequence's cache (causal). out: [T, n_heads *
+  // head_dim] of type `act`.
+  virtual void attend(int layer, const QkvView& x, const StepLayout& step, DType act,
+                      void* out) = 0;
+  // After every forward step, once all layers have appended.
+  virtual void commit(const StepLayout&) {}
+  virtual int64_t bytes() const = 0;
+};
+
+// Uncompressed fp16 cache, preallocated for n_seqs x max_tokens, with the paper's baseline
+// attention: QK^T and PV as cuBLAS batched GEMMs and a softmax kernel between them.
+class DenseKvCacheCuda : public KvCacheCuda {
+ public:
+  DenseKvCacheCuda(const CudaContext& ctx, const KvShape& shape, int max_tokens);
+  void append(int layer, const QkvView& x, const StepLayout& step) override;
+  void attend(int layer, const QkvView& x, const StepLayout& step, DType act, void* out) override;
+  int64_t bytes() const override;
+
+  // [n_layers, n_seqs, n_kv_heads, max_tokens, head_dim] fp16
+  const void* k_data() const { return k_.get(); }
+  const void* v_data() const { return v_.get(); }
+  int max_tokens() const { return max_tokens_; }
+
+ private:
+  const CudaContext& ctx_;
+  KvShape shape_;
+  int max_tokens_;
+  std::vector<int> len_;  // [n_seqs] tokens held
+  DeviceBuffer k_, v_;
+  DeviceBuffer q16_, scores_, probs_, out32_, ptrs_;  // attention scratch, grown as needed
+};
+
+// The pieces of the baseline attention, shared by every cache that ends in an fp16 [n_kv,
+// tokens, head_dim] layout per sequence (the dense cache, and decompress-then-attend paths).
+struct DenseAttentionArgs {
+  const void* k;        // fp16; sequence s, kv head g at k + (s * n_kv + g) * seq_stride
+  const void* v;        // same layout as k
+  int64_t seq_stride;   // elements between (s, g) and (s, g + 1): tokens_cap * head_dim
+};
+void dense_attention_cuda(const CudaContext& ctx, const KvShape& shape, const DenseAttentionArgs& a,
+                          const QkvView& x, const StepLayout& step, DType act, void* out,
+                          DeviceBuffer& q16, DeviceBuffer& scores, DeviceBuffer& probs,
+                          DeviceBuffer& out32, DeviceBuffer& ptrs);
+
+}  // namespace kvcomp

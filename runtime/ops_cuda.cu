@@ -1,0 +1,244 @@
+// GPU Llama ops. Each kernel is memory-bound and touches its inputs once: one block per row
+// with a block-wide reduction where a row needs one (RMSNorm, log-sum-exp).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "runtime/cuda_check.h"
+#include "runtime/ops_cuda.h"
+
+namespace kvcomp {
+namespace {
+
+__device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
+__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <typename T>
+__device__ __forceinline__ T from_f(float x);
+template <>
+__device__ __forceinline__ float from_f<float>(float x) { return x; }
+template <>
+__device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
+
+// Sum over the block (blockDim.x a multiple of 32, at most 1024).
+__device__ float block_sum(float v) {
+  __shared__ float part[32];
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  __syncthreads();
+  if (lane == 0) part[warp] = v;
+  __syncthreads();
+  const int nw = blockDim.x / 32;
+  v = lane < nw ? part[lane] : 0.0f;
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ float block_max(float v) {
+  __shared__ float part[32];
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  __syncthreads();
+  if (lane == 0) part[warp] = v;
+  __syncthreads();
+  const int nw = blockDim.x / 32;
+  v = lane < nw ? part[lane] : -INFINITY;
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+template <typename T>
+__global__ void embedding_kernel(const T* table, const int* ids, int dim, float* out) {
+  const int64_t row = blockIdx.x;
+  const T* src = table + int64_t(ids[row]) * dim;
+  for (int j = threadIdx.x; j < dim; j += blockDim.x) out[row * dim + j] = to_f(src[j]);
+}
+
+template <typename T>
+__global__ void rmsnorm_kernel(const float* x, const T* w, const int* rows, int dim, float eps,
+                               T* out) {
+  const int64_t i = blockIdx.x;
+  const float* xr = x + (rows ? int64_t(rows[i]) : i) * dim;
+  float ss = 0;
+  for (int j = threadIdx.x; j < dim; j += blockDim.x) ss += xr[j] * xr[j];
+  ss = block_sum(ss);
+  const float r = rsqrtf(ss / dim + eps);
+  for (int j = threadIdx.x; j < dim; j += blockDim.x)
+    out[i * dim + j] = from_f<T>(xr[j] * r * to_f(w[j]));
+}
+
+// One block per token; thread f of a head rotates the pair (f, f + head_dim/2).
+__global__ void rope_kernel(float* qkv, int64_t row_stride, const int* pos, int n_heads,
+                            int n_kv_heads, int head_dim, const float* inv_freq) {
+  const int64_t row = blockIdx.x;
+  const int half = head_dim / 2;
+  const int heads = n_heads + n_kv_heads;
+  float* x = qkv + row * row_stride;
+  const float p = float(pos[row]);
+  for (int e = threadIdx.x; e < heads * half; e += blockDim.x) {
+    const int h = e / half, f = e % half;
+    const float angle = p * inv_freq[f];  // fp32 product, as the CPU twin and HF do
+    float s, c;
+    sincosf(angle, &s, &c);
+    float* xh = x + int64_t(h) * head_dim;  // k heads follow the q heads
+    const float a = xh[f], b = xh[f + half];
+    xh[f] = a * c - b * s;
+    xh[f + half] = b * c + a * s;
+  }
+}
+
+template <typename T>
+__global__ void swiglu_kernel(const float* gate_up, int64_t n_total, int inter, T* out) {
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n_total;
+       e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t i = e / inter, j = e % inter;
+    const float g = gate_up[i * 2 * inter + j];
+    const float u = gate_up[i * 2 * inter + inter + j];
+    out[e] = from_f<T>(g / (1.0f + expf(-g)) * u);
+  }
+}
+
+__global__ void nll_kernel(const float* logits, const int* targets, int vocab, float* nll) {
+  const int64_t i = blockIdx.x;
+  const int t = targets[i];
+  if (t < 0) {
+    if (threadIdx.x == 0) nll[i] = 0.0f;
+    return;
+  }
+  const float* l = logits + i * vocab;
+  float mx = -INFINITY;
+  for (int j = threadIdx.x; j < vocab; j += blockDim.x) mx = fmaxf(mx, l[j]);
+  mx = block_max(mx);
+  float s = 0;
+  for (int j = threadIdx.x; j < vocab; j += blockDim.x) s += expf(l[j] - mx);
+  s = block_sum(s);
+  if (threadIdx.x == 0) nll[i] = logf(s) + mx - l[t];
+}
+
+__device__ __forceinline__ uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+template <typename T>
+__global__ void random_fill_kernel(T* dst, int64_t n, uint64_t seed, float scale) {
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n;
+       e += int64_t(gridDim.x) * blockDim.x) {
+    const uint64_t h = mix64(seed * 0x9e3779b97f4a7c15ull + uint64_t(e));
+    const float u = float(h >> 40) * (1.0f / 16777216.0f);  // [0, 1)
+    dst[e] = from_f<T>((2.0f * u - 1.0f) * scale);
+  }
+}
+
+template <typename T>
+__global__ void fill_kernel(T* dst, int64_t n, float value) {
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n;
+       e += int64_t(gridDim.x) * blockDim.x)
+    dst[e] = from_f<T>(value);
+}
+
+int grid_for(int64_t n, int threads) {
+  return int(std::min<int64_t>((n + threads - 1) / threads, 65535 * 8));
+}
+
+// Calls f with a null pointer of the C++ type of t.
+template <typename F>
+void dispatch16(DType t, F&& f) {
+  switch (t) {
+    case DType::kF16: f(static_cast<__half*>(nullptr)); return;
+    case DType::kBF16: f(static_cast<__nv_bfloat16*>(nullptr)); return;
+    default: fail("GPU activations must be F16 or BF16, got ", dtype_name(t));
+  }
+}
+
+}  // namespace
+
+void embedding_cuda(const CudaContext& ctx, DType t, const void* table, const int* ids, int n,
+                    int dim, float* out) {
+  if (n == 0) return;
+  dispatch16(t, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    embedding_kernel<T><<<n, 256, 0, ctx.stream()>>>(static_cast<const T*>(table), ids, dim, out);
+  });
+  KVCOMP_LAUNCH_CHECK();
+}
+
+void rmsnorm_cuda(const CudaContext& ctx, DType t, const float* x, const void* w, const int* rows,
+                  int n, int dim, float eps, void* out) {
+  if (n == 0) return;
+  dispatch16(t, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    rmsnorm_kernel<T><<<n, 256, 0, ctx.stream()>>>(x, static_cast<const T*>(w), rows, dim, eps,
+                                                   static_cast<T*>(out));
+  });
+  KVCOMP_LAUNCH_CHECK();
+}
+
+void rope_cuda(const CudaContext& ctx, float* qkv, int64_t row_stride, const int* pos, int n,
+               int n_heads, int n_kv_heads, int head_dim, const float* inv_freq) {
+  if (n == 0) return;
+  check(head_dim % 2 == 0, "rope: head_dim must be even, got ", head_dim);
+  rope_kernel<<<n, 256, 0, ctx.stream()>>>(qkv, row_stride, pos, n_heads, n_kv_heads, head_dim,
+                                           inv_freq);
+  KVCOMP_LAUNCH_CHECK();
+}
+
+void swiglu_cuda(const CudaContext& ctx, DType t, const float* gate_up, int n, int inter,
+                 void* out) {
+  const int64_t total = int64_t(n) * inter;
+  if (total == 0) return;
+  dispatch16(t, [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    swiglu_kernel<T><<<grid_for(total, 256), 256, 0, ctx.stream()>>>(gate_up, total, inter,
+                                                                      static_cast<T*>(out));
+  });
+  KVCOMP_LAUNCH_CHECK();
+}
+
+void nll_cuda(const CudaContext& ctx, const float* logits, const int* targets, int n, int vocab,
+              float* nll) {
+  if (n == 0) return;
+  nll_kernel<<<n, 512, 0, ctx.stream()>>>(logits, targets, vocab, nll);
+  KVCOMP_LAUNCH_CHECK();
+}
+
+void random_fill_cuda(const CudaContext& ctx, DType t, void* dst, int64_t n, uint64_t seed,
+                      float scale) {
+  if (n == 0) return;
+  const int g = grid_for(n, 256);
+  switch (t) {
+    case DType::kF32:
+      random_fill_kernel<<<g, 256, 0, ctx.stream()>>>(static_cast<float*>(dst), n, seed, scale);
+      break;
+    case DType::kF16:
+      random_fill_kernel<<<g, 256, 0, ctx.stream()>>>(static_cast<__half*>(dst), n, seed, scale);
+      break;
+    case DType::kBF16:
+      random_fill_kernel<<<g, 256, 0, ctx.stream()>>>(static_cast<__nv_bfloat16*>(dst), n, seed,
+                                                      scale);
+      break;
+  }
+  KVCOMP_LAUNCH_CHECK();
+}
+
+void fill_cuda(const CudaContext& ctx, DType t, void* dst, int64_t n, float value) {
+  if (n == 0) return;
+  const int g = grid_for(n, 256);
+  switch (t) {
+    case DType::kF32:
+      fill_kernel<<<g, 256, 0, ctx.stream()>>>(static_cast<float*>(dst), n, value);
+      break;
+    case DType::kF16:
+      fill_kernel<<<g, 256, 0, ctx.stream()>>>(static_cast<__half*>(dst), n, value);
+      break;
+    case DType::kBF16:
+      fill_kernel<<<g, 256, 0, ctx.stream()>>>(static_cast<__nv_bfloat16*>(dst), n, value);
+      break;
+  }
+  KVCOMP_LAUNCH_CHECK();
+}
+
+}  // namespace kvcomp
