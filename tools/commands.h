@@ -8,5 +8,6 @@ namespace kvcomp::cli {
 void add_generate_command(CLI::App& app);
 void add_perplexity_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
 
 }  // namespace kvcomp::cli

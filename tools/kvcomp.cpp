@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   kvcomp::cli::add_generate_command(app);
   kvcomp::cli::add_perplexity_command(app);
   kvcomp::cli::add_inspect_command(app);
+  kvcomp::cli::add_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

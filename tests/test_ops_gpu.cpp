@@ -1,0 +1,279 @@
+// Every GPU op against its CPU twin over odd sizes, with fresh random inputs and outputs
+// poisoned (NaN) before each run so that an unwritten element fails. Label: gpu.
+#include <cuda_runtime_api.h>
+
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "runtime/cuda_check.h"
+#include "runtime/cuda_context.h"
+#include "runtime/device_buffer.h"
+#include "runtime/half.h"
+#include "runtime/kv_cache_cuda.h"
+#include "runtime/kv_cache_ref.h"
+#include "runtime/ops_cuda.h"
+#include "runtime/ops_ref.h"
+#include "tests/catch.h"
+
+using namespace kvcomp;
+
+namespace {
+
+std::mt19937_64& rng() {
+  static std::mt19937_64 r(std::random_device{}());
+  return r;
+}
+
+std::vector<float> randn(size_t n, float scale = 1.0f) {
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng());
+  return v;
+}
+
+std::vector<uint16_t> to_bf16(const std::vector<float>& f) {
+  std::vector<uint16_t> o(f.size());
+  for (size_t i = 0; i < f.size(); ++i) o[i] = float_to_bf16(f[i]);
+  return o;
+}
+std::vector<float> from_bf16(const std::vector<uint16_t>& h) {
+  std::vector<float> o(h.size());
+  for (size_t i = 0; i < h.size(); ++i) o[i] = bf16_to_float(h[i]);
+  return o;
+}
+
+template <typename T>
+DeviceBuffer upload(const std::vector<T>& v) {
+  DeviceBuffer b(v.size() * sizeof(T), "test input");
+  b.upload(v.data(), v.size() * sizeof(T));
+  return b;
+}
+
+template <typename T>
+std::vector<T> download(const DeviceBuffer& b, size_t n) {
+  std::vector<T> v(n);
+  b.download(v.data(), n * sizeof(T));
+  return v;
+}
+
+DeviceBuffer poisoned(size_t bytes) {
+  DeviceBuffer b(bytes, "test output");
+  KVCOMP_CUDA_CHECK(cudaMemset(b.get(), 0xff, bytes));  // NaN in fp32, fp16 and bf16
+  return b;
+}
+
+// ||a - b|| / ||b||, NaN-propagating.
+double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
+  REQUIRE(a.size() == b.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = double(a[i]) - b[i];
+    num += d * d;
+    den += double(b[i]) * b[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-30));
+}
+
+constexpr double kTolFp32 = 1e-5;  // fp32 arithmetic, different summation order
+constexpr double kTolBf16 = 1e-2;  // one rounding to bf16
+constexpr double kTolFp16Attn = 3e-3;  // q and probabilities rounded to fp16
+
+}  // namespace
+
+TEST_CASE("embedding_cuda equals embedding_ref", "[gpu]") {
+  CudaContext ctx;
+  for (int dim : {1, 7, 130, 4096}) {
+    const int vocab = 37, n = 9;
+    const auto table = to_bf16(randn(size_t(vocab) * dim));
+    std::vector<int> ids(n);
+    for (auto& i : ids) i = int(rng()() % vocab);
+    auto d_table = upload(table);
+    auto d_ids = upload(ids);
+    auto out = poisoned(size_t(n) * dim * 4);
+    embedding_cuda(ctx, DType::kBF16, d_table.get(), d_ids.as<int>(), n, dim, out.as<float>());
+    ctx.synchronize();
+    std::vector<float> ref(size_t(n) * dim);
+    embedding_ref(from_bf16(table).data(), ids.data(), n, dim, ref.data());
+    REQUIRE(download<float>(out, ref.size()) == ref);
+  }
+}
+
+TEST_CASE("rmsnorm_cuda equals rmsnorm_ref (rounded to bf16)", "[gpu]") {
+  CudaContext ctx;
+  for (int dim : {1, 33, 512, 5120}) {
+    const int n = 5;
+    const auto x = randn(size_t(n) * dim, 3.0f);
+    const auto w = to_bf16(randn(dim));
+    auto dx = upload(x);
+    auto dw = upload(w);
+    auto out = poisoned(size_t(n) * dim * 2);
+    rmsnorm_cuda(ctx, DType::kBF16, dx.as<float>(), dw.get(), nullptr, n, dim, 1e-5f, out.get());
+    ctx.synchronize();
+    std::vector<float> ref(size_t(n) * dim);
+    rmsnorm_ref(x.data(), from_bf16(w).data(), n, dim, 1e-5f, ref.data());
+    const double e = rel_err(from_bf16(download<uint16_t>(out, ref.size())), ref);
+    INFO("dim " << dim << " rel err " << e);
+    REQUIRE(e < kTolBf16);
+    // Row gather: rows {3, 0} of x.
+    const std::vector<int> rows = {3, 0};
+    auto drows = upload(rows);
+    auto out2 = poisoned(size_t(2) * dim * 2);
+    rmsnorm_cuda(ctx, DType::kBF16, dx.as<float>(), dw.get(), drows.as<int>(), 2, dim, 1e-5f,
+                 out2.get());
+    ctx.synchronize();
+    const auto got = download<uint16_t>(out2, size_t(2) * dim);
+    const auto all = download<uint16_t>(out, size_t(n) * dim);
+    for (int j = 0; j < dim; ++j) {
+      REQUIRE(got[j] == all[size_t(3) * dim + j]);
+      REQUIRE(got[dim + j] == all[j]);
+    }
+  }
+}
+
+TEST_CASE("rope_cuda equals rope_ref", "[gpu]") {
+  CudaContext ctx;
+  for (int hd : {64, 128}) {
+    const int n = 7, heads = 5, kv_heads = 1, stride = (heads + 2 * kv_heads) * hd + 3;
+    auto x = randn(size_t(n) * stride);
+    std::vector<int> pos = {0, 1, 2, 100, 4095, 32767, 131071};
+    std::vector<float> inv(hd / 2);
+    for (int i = 0; i < hd / 2; ++i) inv[i] = float(std::pow(500000.0, -2.0 * i / hd));
+    auto dx = upload(x);
+    auto dp = upload(pos);
+    auto di = upload(inv);
+    rope_cuda(ctx, dx.as<float>(), stride, dp.as<int>(), n, heads, kv_heads, hd, di.as<float>());
+    ctx.synchronize();
+    const auto got = download<float>(dx, x.size());
+    // CPU twin on q heads and k heads separately (each row: q then k, then v untouched).
+    std::vector<float> q(size_t(n) * heads * hd), k(size_t(n) * kv_heads * hd);
+    for (int t = 0; t < n; ++t) {
+      std::copy_n(x.data() + size_t(t) * stride, heads * hd, q.data() + size_t(t) * heads * hd);
+      std::copy_n(x.data() + size_t(t) * stride + heads * hd, kv_heads * hd,
+                  k.data() + size_t(t) * kv_heads * hd);
+    }
+    rope_ref(q.data(), pos.data(), n, heads, hd, inv.data());
+    rope_ref(k.data(), pos.data(), n, kv_heads, hd, inv.data());
+    double max_err = 0;
+    for (int t = 0; t < n; ++t) {
+      for (int e = 0; e < heads * hd; ++e)
+        max_err = std::max(max_err, double(std::fabs(got[size_t(t) * stride + e] - q[size_t(t) * heads * hd + e])));
+      for (int e = 0; e < kv_heads * hd; ++e)
+        max_err = std::max(max_err, double(std::fabs(got[size_t(t) * stride + heads * hd + e] -
+                                                     k[size_t(t) * kv_heads * hd + e])));
+      for (int e = (heads + kv_heads) * hd; e < stride; ++e)
+        REQUIRE(got[size_t(t) * stride + e] == x[size_t(t) * stride + e]);
+    }
+    INFO("head_dim " << hd << " max abs err " << max_err);
+    REQUIRE(max_err < 1e-4);
+  }
+}
+
+TEST_CASE("swiglu_cuda equals swiglu_ref", "[gpu]") {
+  CudaContext ctx;
+  for (int inter : {1, 11, 1376}) {
+    const int n = 3;
+    const auto gu = randn(size_t(n) * 2 * inter, 4.0f);
+    std::vector<float> g(size_t(n) * inter), u(size_t(n) * inter), ref(size_t(n) * inter);
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < inter; ++j) {
+        g[size_t(i) * inter + j] = gu[size_t(i) * 2 * inter + j];
+        u[size_t(i) * inter + j] = gu[size_t(i) * 2 * inter + inter + j];
+      }
+    swiglu_ref(g.data(), u.data(), int64_t(g.size()), ref.data());
+    auto d = upload(gu);
+    auto out = poisoned(ref.size() * 2);
+    swiglu_cuda(ctx, DType::kBF16, d.as<float>(), n, inter, out.get());
+    ctx.synchronize();
+    const double e = rel_err(from_bf16(download<uint16_t>(out, ref.size())), ref);
+    INFO("inter " << inter << " rel err " << e);
+    REQUIRE(e < kTolBf16);
+  }
+}
+
+TEST_CASE("nll_cuda equals nll_ref", "[gpu]") {
+  CudaContext ctx;
+  for (int vocab : {2, 257, 32000, 128256}) {
+    const int n = 4;
+    const auto logits = randn(size_t(n) * vocab, 5.0f);
+    std::vector<int> targets = {0, vocab - 1, -1, vocab / 2};
+    auto dl = upload(logits);
+    auto dt = upload(targets);
+    auto out = poisoned(size_t(n) * 4);
+    nll_cuda(ctx, dl.as<float>(), dt.as<int>(), n, vocab, out.as<float>());
+    ctx.synchronize();
+    const auto got = download<float>(out, n);
+    for (int i = 0; i < n; ++i) {
+      const double ref = targets[i] < 0 ? 0.0 : nll_ref(logits.data() + size_t(i) * vocab, vocab, targets[i]);
+      REQUIRE(got[i] == Approx(ref).margin(1e-4).epsilon(1e-5));
+    }
+  }
+}
+
+// The dense cache's cuBLAS attention against attention_ref over the same fp16-rounded K/V:
+// sequences of different lengths, prefill and decode steps, GQA ratios 1, 4, 8.
+TEST_CASE("dense cuBLAS attention equals attention_ref", "[gpu]") {
+  CudaContext ctx;
+  for (int hd : {64, 128})
+    for (auto [heads, kv_heads] : {std::pair{8, 8}, {8, 2}, {16, 2}}) {
+      const int n_seqs = 3, max_tokens = 300;
+      const std::vector<int> prompt = {1, 37, 129};  // prefill lengths per sequence
+      KvShape shape{1, n_seqs, heads, kv_heads, hd};
+      DenseKvCacheCuda cache(ctx, shape, max_tokens);
+      DenseKvCacheRef ref(shape, /*round_to_fp16=*/true);
+      const int QD = heads * hd, KD = kv_heads * hd, stride = QD + 2 * KD;
+      std::vector<int> len(n_seqs, 0);
+      DeviceBuffer d_x, d_ints, d_out;
+      double worst = 0;
+      for (int step_i = 0; step_i < 4; ++step_i) {
+        // Step 0: prefill of every sequence; then three decode steps for all of them.
+        StepLayout step;
+        std::vector<int> pos, seq;
+        int T = 0;
+        for (int s = 0; s < n_seqs; ++s) {
+          const int n = step_i == 0 ? prompt[s] : 1;
+          step.chunks.push_back({s, len[s], n, T});
+          for (int i = 0; i < n; ++i) pos.push_back(len[s] + i), seq.push_back(s);
+          T += n;
+        }
+        step.n_tokens = T;
+        step.decode = step_i > 0;
+        auto x = randn(size_t(T) * stride);
+        std::vector<int> ints = pos;
+        ints.insert(ints.end(), seq.begin(), seq.end());
+        for (auto& c : step.chunks) ints.push_back(c.start);
+        for (auto& c : step.chunks) ints.push_back(c.seq);
+        d_x = upload(x);
+        d_ints = upload(ints);
+        step.pos = d_ints.as<int>();
+        step.seq = step.pos + T;
+        step.chunk_start = step.seq + T;
+        step.chunk_seq = step.chunk_start + n_seqs;
+        const QkvView view{d_x.as<float>(), stride, 0, QD, QD + KD};
+        d_out = poisoned(size_t(T) * QD * 2);
+        cache.append(0, view, step);
+        cache.attend(0, view, step, DType::kF16, d_out.get());
+        ctx.synchronize();
+        const auto got16 = download<uint16_t>(d_out, size_t(T) * QD);
+        for (const auto& c : step.chunks) {
+          std::vector<float> q(size_t(c.count) * QD), k(size_t(c.count) * KD), v(size_t(c.count) * KD);
+          for (int i = 0; i < c.count; ++i) {
+            const float* row = x.data() + size_t(c.row + i) * stride;
+            for (int e = 0; e < QD; ++e) q[size_t(i) * QD + e] = round_fp16(row[e]);
+            std::copy_n(row + QD, KD, k.data() + size_t(i) * KD);
+            std::copy_n(row + QD + KD, KD, v.data() + size_t(i) * KD);
+          }
+          ref.append(0, c.seq, k.data(), v.data(), c.count);
+          std::vector<float> want(size_t(c.count) * QD), got(size_t(c.count) * QD);
+          ref.attend(0, c.seq, q.data(), c.count, want.data());
+          for (size_t e = 0; e < got.size(); ++e) got[e] = fp16_to_float(got16[size_t(c.row) * QD + e]);
+          worst = std::max(worst, rel_err(got, want));
+          len[c.seq] += c.count;
+        }
+      }
+      INFO("head_dim " << hd << " heads " << heads << "/" << kv_heads << " worst rel err " << worst);
+      std::printf("dense attention hd=%d heads=%d/%d: worst rel err %.2e\n", hd, heads, kv_heads, worst);
+      REQUIRE(worst < kTolFp16Attn);
+    }
+}

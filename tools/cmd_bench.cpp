@@ -1,0 +1,221 @@
+// kvcomp bench: prefill and decode speed, KV bytes and peak GPU memory, one row per
+// (kv mode, batch, context), as a table and as JSON.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+
+#include "models/engine.h"
+#include "models/model_files.h"
+#include "runtime/error.h"
+#include "tools/cli_common.h"
+#include "tools/commands.h"
+
+#ifdef KVCOMP_HAVE_CUDA
+#include "models/llama_cuda.h"
+#include "runtime/device_buffer.h"
+#endif
+
+namespace kvcomp::cli {
+
+namespace {
+
+std::vector<int> parse_int_list(const std::string& s, const std::string& option) {
+  std::vector<int> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');) {
+    int mult = 1;
+    if (!item.empty() && (item.back() == 'k' || item.back() == 'K')) {
+      mult = 1024;
+      item.pop_back();
+    }
+    size_t used = 0;
+    int v = 0;
+    try {
+      v = std::stoi(item, &used);
+    } catch (...) {
+      used = 0;
+    }
+    check(used == item.size() && !item.empty() && v > 0, option,
+          ": expected a comma-separated list of positive integers (4096 or 4k), got '", s, "'");
+    out.push_back(v * mult);
+  }
+  check(!out.empty(), option, ": empty list");
+  return out;
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  struct Opts {
+    CommonOptions common;
+    std::string config;
+    bool random_weights = false;
+    std::string ctx = "512,4096";
+    std::string batch = "1";
+    int n_decode = 32;
+    int warmup = 3;
+    uint64_t seed = 0;
+    bool json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "Prefill/decode speed, KV bytes and peak GPU memory per (kv, batch, context)");
+  add_model_options(cmd, o->common);
+  cmd->add_option("--kv", o->common.kv, "KV cache modes, comma-separated")->capture_default_str();
+  cmd->add_option("--config", o->config, "A config.json to benchmark with --random-weights");
+  cmd->add_flag("--random-weights", o->random_weights,
+                "Random weights of the --config (or --model) shape, generated on the GPU");
+  cmd->add_option("--ctx", o->ctx, "Context lengths (prompt tokens), comma-separated; 4k = 4096")
+      ->capture_default_str();
+  cmd->add_option("--batch", o->batch, "Batch sizes, comma-separated")->capture_default_str();
+  cmd->add_option("--n-decode", o->n_decode, "Timed decode steps per row")->capture_default_str();
+  cmd->add_option("--warmup", o->warmup, "Untimed decode steps first")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "Seed of the random weights and token ids");
+  cmd->add_flag("--json", o->json, "Print one JSON object on stdout instead of the table");
+
+  cmd->callback([o] {
+    const auto ctxs = parse_int_list(o->ctx, "--ctx");
+    const auto batches = parse_int_list(o->batch, "--batch");
+    const auto modes = split(o->common.kv);
+    check(!modes.empty(), "--kv: no mode given");
+    for (const auto& m : modes) parse_kv_mode(m);
+    check(o->n_decode >= 1, "--n-decode: expected >= 1, got ", o->n_decode);
+    check(o->warmup >= 0, "--warmup: expected >= 0, got ", o->warmup);
+    check(o->config.empty() || o->random_weights, "--config needs --random-weights");
+
+    std::unique_ptr<Engine> engine;
+    std::string model_name;
+    Device device = parse_device(o->common.device);
+    if (o->random_weights) {
+#ifdef KVCOMP_HAVE_CUDA
+      check(device != Device::kCpu, "--random-weights needs the GPU (--device cuda or auto)");
+      check(cuda_available(), "--random-weights: no usable CUDA GPU found");
+      LlamaConfig cfg;
+      if (!o->config.empty()) {
+        cfg = parse_llama_config(read_text_file(o->config, "--config"), o->config);
+        model_name = o->config + " (random weights)";
+      } else {
+        cfg = load_llama_config(o->common.model_dir());
+        model_name = o->common.model_dir().string() + " (random weights)";
+      }
+      engine = make_cuda_engine_random(cfg, o->seed);
+#else
+      fail("--random-weights needs the GPU, and this build has no CUDA backend");
+#endif
+    } else {
+      model_name = o->common.model_dir().string();
+      engine = make_engine(o->common.model_dir(), device);
+    }
+    const LlamaConfig& cfg = engine->config();
+    const bool on_gpu = engine->device_name().rfind("cuda", 0) == 0;
+
+    nlohmann::json rows = nlohmann::json::array();
+    if (!o->json) {
+      std::printf("model: %s\ndevice: %s\n\n", model_name.c_str(), engine->device_name().c_str());
+      std::printf("| %-8s | %5s | %7s | %12s | %12s | %11s | %10s | %10s | %s\n", "kv", "batch",
+                  "ctx", "prefill t/s", "decode t/s", "step ms", "KV MiB", "peak MiB", "note");
+      std::printf("|%s|%s|%s|%s|%s|%s|%s|%s|\n", std::string(10, '-').c_str(),
+                  std::string(7, '-').c_str(), std::string(9, '-').c_str(),
+                  std::string(14, '-').c_str(), std::string(14, '-').c_str(),
+                  std::string(13, '-').c_str(), std::string(12, '-').c_str(),
+                  std::string(12, '-').c_str());
+    }
+    std::mt19937 rng(uint32_t(o->seed) + 17);
+    std::uniform_int_distribution<int> tok(3, cfg.vocab_size - 1);
+    using Clock = std::chrono::steady_clock;
+    for (const auto& mode : modes)
+      for (int b : batches)
+        for (int c : ctxs) {
+          nlohmann::json row = {{"kv", mode}, {"batch", b}, {"ctx", c}};
+          try {
+            KvOptions kv = o->common.kv_opts;
+            kv.mode = parse_kv_mode(mode);
+            const int steps = o->warmup + o->n_decode;
+#ifdef KVCOMP_HAVE_CUDA
+            if (on_gpu) device_reset_peak();
+#endif
+            engine->start(b, c + steps, kv);
+            std::vector<SeqChunk> prompt;
+            for (int s = 0; s < b; ++s) {
+              std::vector<int> ids(c);
+              for (auto& t : ids) t = tok(rng);
+              prompt.push_back({s, std::move(ids)});
+            }
+            std::vector<float> logits;
+            const auto t0 = Clock::now();
+            engine->forward(prompt, false, logits);
+            const double prefill_s = std::chrono::duration<double>(Clock::now() - t0).count();
+            std::vector<double> step_ms;
+            for (int i = 0; i < steps; ++i) {
+              std::vector<SeqChunk> step;
+              for (int s = 0; s < b; ++s) step.push_back({s, {tok(rng)}});
+              const auto s0 = Clock::now();
+              engine->forward(step, false, logits);
+              const double ms =
+                  std::chrono::duration<double, std::milli>(Clock::now() - s0).count();
+              if (i >= o->warmup) step_ms.push_back(ms);
+            }
+            const double med = median(step_ms);
+            row["prefill_tokens_per_s"] = double(b) * c / prefill_s;
+            row["prefill_seconds"] = prefill_s;
+            row["decode_step_ms_median"] = med;
+            row["decode_step_ms_min"] = *std::min_element(step_ms.begin(), step_ms.end());
+            row["decode_tokens_per_s"] = b * 1000.0 / med;
+            row["kv_bytes"] = engine->kv_bytes();
+            row["kv_bytes_fp16"] = int64_t(b) * (c + steps) * cfg.kv_bytes_per_token_fp16();
+#ifdef KVCOMP_HAVE_CUDA
+            if (on_gpu) row["peak_gpu_bytes"] = device_bytes_peak();
+#endif
+          } catch (const Error& e) {
+            row["error"] = e.what();
+          }
+          engine->start(1, 1, KvOptions{});  // release this row's cache
+          if (!o->json) {
+            if (row.contains("error")) {
+              std::printf("| %-8s | %5d | %7d | %12s | %12s | %11s | %10s | %10s | %s\n",
+                          mode.c_str(), b, c, "-", "-", "-", "-", "-",
+                          row["error"].get<std::string>().c_str());
+            } else {
+              std::printf("| %-8s | %5d | %7d | %12.0f | %12.1f | %11.3f | %10.1f | %10s |\n",
+                          mode.c_str(), b, c, row["prefill_tokens_per_s"].get<double>(),
+                          row["decode_tokens_per_s"].get<double>(),
+                          row["decode_step_ms_median"].get<double>(),
+                          row["kv_bytes"].get<int64_t>() / 1048576.0,
+                          row.contains("peak_gpu_bytes")
+                              ? std::to_string(row["peak_gpu_bytes"].get<size_t>() >> 20).c_str()
+                              : "-");
+            }
+            std::fflush(stdout);
+          }
+          rows.push_back(row);
+        }
+    if (o->json) {
+      nlohmann::json j = {{"model", model_name},
+                          {"device", engine->device_name()},
+                          {"n_decode", o->n_decode},
+                          {"warmup", o->warmup},
+                          {"rows", rows}};
+      std::printf("%s\n", j.dump(2).c_str());
+    }
+  });
+}
+
+}  // namespace kvcomp::cli
