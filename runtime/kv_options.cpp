@@ -9,7 +9,10 @@ struct ModeName {
   KvMode mode;
   const char* name;
 };
-constexpr ModeName kModes[] = {{KvMode::kFp16, "fp16"}, {KvMode::kFp32, "fp32"}};
+constexpr ModeName kModes[] = {{KvMode::kFp16, "fp16"},
+                               {KvMode::kKvcomp, "kvcomp"},
+                               {KvMode::kKvcompUnfused, "kvcomp-unfused"},
+                               {KvMode::kFp32, "fp32"}};
 }  // namespace
 
 const char* kv_mode_name(KvMode m) {
@@ -30,6 +33,25 @@ KvMode parse_kv_mode(const std::string& s) {
   std::string list;
   for (const auto& e : kModes) list += std::string(list.empty() ? "" : ", ") + e.name;
   fail("--kv: unknown mode '", s, "' (expected one of: ", list, ")");
+}
+
+}  // namespace kvcomp
+
+namespace kvcomp {
+
+void validate(const KvOptions& o) {
+  auto eb_ok = [](float eb) { return eb >= 1.0f / 250.0f && eb <= 1.0f; };
+  check(eb_ok(o.eb_k), "--eb-k: expected a relative error bound in [0.004, 1], got ", o.eb_k);
+  check(eb_ok(o.eb_v), "--eb-v: expected a relative error bound in [0.004, 1], got ", o.eb_v);
+  auto block_ok = [](int b) { return b == 16 || b == 32 || b == 64 || b == 128 || b == 256; };
+  check(block_ok(o.block_k), "--block-k: expected 16, 32, 64, 128 or 256 tokens, got ", o.block_k);
+  check(block_ok(o.block_v), "--block-v: expected 16, 32, 64, 128 or 256 tokens, got ", o.block_v);
+  check(o.window_k >= 0 && o.window_k <= 65536, "--window-k: expected 0..65536 tokens, got ",
+        o.window_k);
+  check(o.window_v >= 0 && o.window_v <= 65536, "--window-v: expected 0..65536 tokens, got ",
+        o.window_v);
+  check(o.max_code_len >= 1 && o.max_code_len <= 12, "--max-code-len: expected 1..12 bits, got ",
+        o.max_code_len);
 }
 
 }  // namespace kvcomp

@@ -7,9 +7,16 @@
 namespace kvcomp {
 
 enum class KvMode {
-  kFp32,  // CPU only: the cache keeps fp32 values (the exact reference)
-  kFp16,  // uncompressed fp16 cache; on the GPU, cuBLAS attention (the baseline)
+  kFp32,           // CPU only: the cache keeps fp32 values (the exact reference)
+  kFp16,           // uncompressed fp16 cache; on the GPU, cuBLAS attention (the baseline)
+  kKvcomp,         // compressed cache, fused decode-and-attend kernel
+  kKvcompUnfused,  // compressed cache, decoded to an fp16 scratch buffer, then cuBLAS attention
 };
+
+// True for the modes whose cache is KVComp-compressed.
+inline bool kv_mode_compressed(KvMode m) {
+  return m == KvMode::kKvcomp || m == KvMode::kKvcompUnfused;
+}
 
 struct KvOptions {
   KvMode mode = KvMode::kFp16;
@@ -20,7 +27,13 @@ struct KvOptions {
   int block_v = 128;   // tokens per V block
   int window_k = 128;  // recent K tokens kept uncompressed
   int window_v = 256;  // recent V tokens kept uncompressed
+  int max_code_len = 8;        // longest Huffman code (bits)
+  bool k_channelwise = false;  // K quantized per channel within a block (for comparison)
+  bool codebook_per_head = false;
 };
+
+// Checks the KVComp parameters; throws Error naming the option.
+void validate(const KvOptions& o);
 
 const char* kv_mode_name(KvMode m);
 // Parses a --kv value; throws Error listing the accepted modes.

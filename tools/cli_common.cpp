@@ -46,9 +46,27 @@ void add_kv_options(CLI::App* cmd, CommonOptions& o) {
   std::string modes;
   for (const auto& m : kv_mode_names()) modes += (modes.empty() ? "" : ", ") + m;
   cmd->add_option("--kv", o.kv, "KV cache mode: " + modes)->capture_default_str();
+  KvOptions& k = o.kv_opts;
+  cmd->add_option("--eb-k", k.eb_k, "KVComp: relative error bound of K")->capture_default_str();
+  cmd->add_option("--eb-v", k.eb_v, "KVComp: relative error bound of V")->capture_default_str();
+  cmd->add_option("--block-k", k.block_k, "KVComp: tokens per K block")->capture_default_str();
+  cmd->add_option("--block-v", k.block_v, "KVComp: tokens per V block")->capture_default_str();
+  cmd->add_option("--window-k", k.window_k, "KVComp: recent K tokens kept uncompressed")
+      ->capture_default_str();
+  cmd->add_option("--window-v", k.window_v, "KVComp: recent V tokens kept uncompressed")
+      ->capture_default_str();
+  cmd->add_option("--max-code-len", k.max_code_len, "KVComp: longest Huffman code in bits")
+      ->capture_default_str();
+  cmd->add_flag("--k-channelwise", k.k_channelwise,
+                "KVComp: quantize K per channel within a block (for comparison)");
+  cmd->add_flag("--codebook-per-head", k.codebook_per_head,
+                "KVComp: one Huffman codebook per KV head instead of per layer");
 }
 
-void finish_kv_options(CommonOptions& o) { o.kv_opts.mode = parse_kv_mode(o.kv); }
+void finish_kv_options(CommonOptions& o) {
+  o.kv_opts.mode = parse_kv_mode(o.kv);
+  validate(o.kv_opts);
+}
 
 ProgressBar::ProgressBar(std::string label) : label_(std::move(label)), tty_(isatty(2)) {}
 

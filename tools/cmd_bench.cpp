@@ -79,7 +79,7 @@ void add_bench_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "bench", "Prefill/decode speed, KV bytes and peak GPU memory per (kv, batch, context)");
   add_model_options(cmd, o->common);
-  cmd->add_option("--kv", o->common.kv, "KV cache modes, comma-separated")->capture_default_str();
+  add_kv_options(cmd, o->common);  // --kv takes a comma-separated list here
   cmd->add_option("--config", o->config, "A config.json to benchmark with --random-weights");
   cmd->add_flag("--random-weights", o->random_weights,
                 "Random weights of the --config (or --model) shape, generated on the GPU");
@@ -97,6 +97,7 @@ void add_bench_command(CLI::App& app) {
     const auto modes = split(o->common.kv);
     check(!modes.empty(), "--kv: no mode given");
     for (const auto& m : modes) parse_kv_mode(m);
+    validate(o->common.kv_opts);
     check(o->n_decode >= 1, "--n-decode: expected >= 1, got ", o->n_decode);
     check(o->warmup >= 0, "--warmup: expected >= 0, got ", o->warmup);
     check(o->config.empty() || o->random_weights, "--config needs --random-weights");
