@@ -7,7 +7,10 @@
 namespace kvcomp {
 
 void CodecBytes::add_block(const uint8_t* block, size_t avail) {
-  const BlockHeader h = read_block_header(block, avail);
+  add_header(read_block_header(block, avail));
+}
+
+void CodecBytes::add_header(const BlockHeader& h) {
   const BlockKind kind = BlockKind(h.kind);
   const uint64_t n_values = uint64_t(h.n_tokens) * h.head_dim;
   headers += sizeof(BlockHeader);

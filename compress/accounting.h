@@ -34,6 +34,8 @@ struct CodecBytes {
 
   // Parses a block's header and adds its bytes. Throws Error if the header is malformed.
   void add_block(const uint8_t* block, size_t avail);
+  // The same from a header already read and checked (e.g. gathered from device memory).
+  void add_header(const BlockHeader& h);
   void add_codebook(const Codebook& cb);
   void add_symbols(const uint8_t* symbols, size_t n);
   CodecBytes& operator+=(const CodecBytes& o);

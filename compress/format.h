@@ -132,6 +132,19 @@ constexpr uint32_t raw_block_values_offset() {
 constexpr uint32_t raw_block_bytes(uint32_t n_tokens, uint32_t head_dim) {
   return raw_block_values_offset() + round_up4(2u * n_tokens * head_dim);
 }
+// The largest block the encoders can produce for a shape, for reserving compressed-block memory:
+// a Huffman unit holds at most min(kMaxUnitBytes, ceil(unit_symbols * kMaxCodeLen / 8)) bytes (a
+// longer unit makes the block raw); a raw block holds the fp16 values.
+constexpr uint32_t worst_case_block_bytes(BlockKind kind, uint32_t n_tokens, uint32_t head_dim) {
+  const uint32_t unit_bits = block_unit_symbols(kind, n_tokens, head_dim) * uint32_t(kMaxCodeLen);
+  const uint32_t unit_bytes = (unit_bits + 7u) / 8u < uint32_t(kMaxUnitBytes)
+                                  ? (unit_bits + 7u) / 8u
+                                  : uint32_t(kMaxUnitBytes);
+  const uint32_t huffman = huffman_block_bytes(
+      kind, n_tokens, head_dim, block_n_units(kind, n_tokens, head_dim) * unit_bytes);
+  const uint32_t raw = raw_block_bytes(n_tokens, head_dim);
+  return huffman > raw ? huffman : raw;
+}
 
 // GPU decode-table entry: one 32-bit word per table slot whose value read as a float is the
 // symbol (float)s, with the code length in the 5 low mantissa bits. (float)s for s <= 255 has its

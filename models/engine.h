@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "compress/kv_cache_kvcomp_ref.h"  // KvStats
 #include "models/config.h"
 #include "runtime/kv_options.h"
 
@@ -44,6 +45,19 @@ class Engine {
   virtual int length(int seq) const = 0;
   // Bytes the KV cache holds now.
   virtual int64_t kv_bytes() const = 0;
+
+  // Byte accounting of a compressed KV cache now (bits per value, ratio, raw blocks; see
+  // KvStats); compressed == false and zeros for a dense cache or an engine that cannot tell.
+  virtual KvStats kv_stats() const { return {}; }
+
+  // The KV cache of one layer and sequence as attention reads it: k (after RoPE) and v, both
+  // [length(seq), n_kv_heads, head_dim] fp32 (a dense fp16 cache: its fp16 values; a compressed
+  // cache: the decoded values, then the raw window). False when this engine's cache cannot be
+  // read back.
+  virtual bool read_kv(int /*layer*/, int /*seq*/, std::vector<float>& /*k*/,
+                       std::vector<float>& /*v*/) const {
+    return false;
+  }
 };
 
 enum class Device { kAuto, kCpu, kCuda };

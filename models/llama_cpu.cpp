@@ -7,7 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "compress/kv_cache_kvcomp_ref.h"
 #include "runtime/error.h"
+#include "runtime/half.h"
 #include "runtime/kv_cache_ref.h"
 #include "runtime/ops_ref.h"
 
@@ -60,10 +62,27 @@ class CpuEngine : public Engine {
     check(n_seqs >= 1, "batch: expected at least one sequence");
     check(max_tokens >= 1, "context: expected at least one token");
     KvShape shape{cfg_.n_layers, n_seqs, cfg_.n_heads, cfg_.n_kv_heads, cfg_.head_dim};
+    kvcomp_ = nullptr;
+    dense_k_.clear();
+    dense_v_.clear();
     switch (kv.mode) {
       case KvMode::kFp32: cache_ = std::make_unique<DenseKvCacheRef>(shape, false); break;
       case KvMode::kFp16: cache_ = std::make_unique<DenseKvCacheRef>(shape, true); break;
+      case KvMode::kKvcomp:
+      case KvMode::kKvcompUnfused: {
+        // One compressed cache for both: fused or not is a choice of GPU kernels, the values
+        // attention reads are the same.
+        auto c = std::make_unique<KvCompCacheRef>(shape, kv);
+        kvcomp_ = c.get();
+        cache_ = std::move(c);
+        break;
+      }
       default: fail("--kv ", kv_mode_name(kv.mode), ": not available on the CPU");
+    }
+    if (!kvcomp_) {
+      dense_round_fp16_ = kv.mode == KvMode::kFp16;
+      dense_k_.assign(size_t(cfg_.n_layers) * n_seqs, {});
+      dense_v_.assign(size_t(cfg_.n_layers) * n_seqs, {});
     }
     len_.assign(n_seqs, 0);
     max_tokens_ = max_tokens;
@@ -117,6 +136,26 @@ class CpuEngine : public Engine {
 
   int length(int seq) const override { return len_.at(seq); }
   int64_t kv_bytes() const override { return cache_ ? cache_->bytes() : 0; }
+  KvStats kv_stats() const override {
+    return kvcomp_ ? kvcomp_->stats() : KvStats{};
+  }
+
+  bool read_kv(int layer, int seq, std::vector<float>& k, std::vector<float>& v) const override {
+    check(cache_ != nullptr, "engine: start() must come before read_kv()");
+    check(layer >= 0 && layer < cfg_.n_layers, "read_kv: layer ", layer, " outside 0..",
+          cfg_.n_layers - 1);
+    check(seq >= 0 && seq < int(len_.size()), "read_kv: sequence ", seq, " outside the batch of ",
+          len_.size());
+    const size_t slot = size_t(layer) * len_.size() + seq;
+    if (kvcomp_) {
+      k = kvcomp_->values(KvPart::kK, layer, seq);
+      v = kvcomp_->values(KvPart::kV, layer, seq);
+    } else {
+      k = dense_k_[slot];
+      v = dense_v_[slot];
+    }
+    return true;
+  }
 
  private:
   const float* head() const {
@@ -141,6 +180,14 @@ class CpuEngine : public Engine {
         check(t >= 0 && t < cfg_.vocab_size, "token id ", t, " is outside the vocabulary of ",
               cfg_.vocab_size);
     }
+  }
+
+  // A copy of what a dense cache holds, for read_kv (DenseKvCacheRef keeps its values private).
+  void keep_dense(std::vector<float>& dst, const float* src, size_t count) const {
+    const size_t at = dst.size();
+    dst.resize(at + count);
+    for (size_t i = 0; i < count; ++i)
+      dst[at + i] = dense_round_fp16_ ? round_fp16(src[i]) : src[i];
   }
 
   // Runs every layer over all chunks' tokens; x ends as the final-normed hidden states.
@@ -172,6 +219,12 @@ class CpuEngine : public Engine {
       for (const auto& c : chunks) {
         const int n = int(c.tokens.size());
         cache_->append(l, c.seq, k.data() + size_t(at) * KD, v.data() + size_t(at) * KD, n);
+        if (!kvcomp_) {
+          keep_dense(dense_k_[size_t(l) * len_.size() + c.seq], k.data() + size_t(at) * KD,
+                     size_t(n) * KD);
+          keep_dense(dense_v_[size_t(l) * len_.size() + c.seq], v.data() + size_t(at) * KD,
+                     size_t(n) * KD);
+        }
         cache_->attend(l, c.seq, q.data() + size_t(at) * QD, n, att.data() + size_t(at) * QD);
         at += n;
       }
@@ -196,6 +249,10 @@ class CpuEngine : public Engine {
   std::vector<CpuLayer> layers_;
   std::vector<float> inv_freq_;  // [head_dim / 2]
   std::unique_ptr<KvCacheRef> cache_;
+  KvCompCacheRef* kvcomp_ = nullptr;  // cache_ when it is compressed
+  // Dense modes: the cache's values again, [n_layers * n_seqs] -> [len, n_kv_heads, head_dim].
+  std::vector<std::vector<float>> dense_k_, dense_v_;
+  bool dense_round_fp16_ = false;
   std::vector<int> len_;  // [n_seqs] tokens per sequence
   int max_tokens_ = 0;
 };

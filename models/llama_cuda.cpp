@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "compress/kv_cache_kvcomp_cuda.h"
 #include "runtime/cuda_check.h"
 #include "runtime/cuda_context.h"
 #include "runtime/device_buffer.h"
@@ -123,6 +124,10 @@ class CudaEngine : public Engine {
       case KvMode::kFp16:
         cache_ = std::make_unique<DenseKvCacheCuda>(ctx_, shape, max_tokens);
         break;
+      case KvMode::kKvcomp:
+      case KvMode::kKvcompUnfused:
+        cache_ = std::make_unique<KvCompCacheCuda>(ctx_, shape, max_tokens, kv);
+        break;
       default: fail("--kv ", kv_mode_name(kv.mode), ": not available on the GPU");
     }
     len_.assign(n_seqs, 0);
@@ -194,6 +199,17 @@ class CudaEngine : public Engine {
 
   int length(int seq) const override { return len_.at(seq); }
   int64_t kv_bytes() const override { return cache_ ? cache_->bytes() : 0; }
+  KvStats kv_stats() const override {
+    const auto* c = dynamic_cast<const KvCompCacheCuda*>(cache_.get());
+    return c ? c->stats() : KvStats{};
+  }
+  bool read_kv(int layer, int seq, std::vector<float>& k, std::vector<float>& v) const override {
+    check(cache_ != nullptr, "engine: start() must come before read_kv()");
+    check(layer >= 0 && layer < cfg_.n_layers && seq >= 0 && seq < int(len_.size()),
+          "read_kv: layer ", layer, " or sequence ", seq, " out of range");
+    ctx_.synchronize();
+    return cache_->read(layer, seq, k, v);
+  }
 
  private:
   static constexpr size_t kLogitRows = 512;   // logits computed per slice of rows
@@ -236,9 +252,13 @@ class CudaEngine : public Engine {
   // tokens in order), so that activation scratch stays bounded; f(part, is_last_piece).
   template <typename F>
   void for_each_step(const std::vector<SeqChunk>& chunks, F&& f) {
-    size_t total = 0;
-    for (const auto& c : chunks) total += c.tokens.size();
-    if (total <= size_t(kMaxStepTokens)) {
+    size_t total = 0, longest = 0;
+    for (const auto& c : chunks) {
+      total += c.tokens.size();
+      longest = std::max(longest, c.tokens.size());
+    }
+    const size_t per_seq = size_t(cache_->max_step_tokens());
+    if (total <= size_t(kMaxStepTokens) && longest <= per_seq) {
       f(chunks, true);
       return;
     }
@@ -249,7 +269,7 @@ class CudaEngine : public Engine {
       for (size_t i = 0; i < chunks.size() && budget > 0; ++i) {
         const size_t left = chunks[i].tokens.size() - done[i];
         if (left == 0) continue;
-        const size_t take = std::min(left, budget);
+        const size_t take = std::min({left, budget, per_seq});
         part.push_back({chunks[i].seq, std::vector<int>(chunks[i].tokens.begin() + done[i],
                                                         chunks[i].tokens.begin() + done[i] + take)});
         done[i] += take;

@@ -27,6 +27,7 @@ PerplexityResult perplexity(Engine& engine, const std::vector<int>& ids,
   const auto t0 = std::chrono::steady_clock::now();
   double nll_sum = 0;
   int64_t scored = 0;
+  KvStats kv;
   for (int w0 = 0; w0 < windows; w0 += opts.batch) {
     const int nb = std::min(opts.batch, windows - w0);
     engine.start(nb, N, opts.kv);
@@ -54,11 +55,13 @@ PerplexityResult perplexity(Engine& engine, const std::vector<int>& ids,
       engine.forward_nll(chunks, targets, nll);
       for (double x : nll) nll_sum += x, ++scored;
     }
+    kv += engine.kv_stats();
     if (progress) progress(w0 + nb, windows);
   }
   PerplexityResult r;
   r.windows = windows;
   r.tokens = scored;
+  r.kv = kv;
   r.mean_nll = nll_sum / double(scored);
   r.ppl = std::exp(r.mean_nll);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -2,7 +2,10 @@
 // non-overlapping windows of ctx tokens from the start (at most max_windows); each window
 // evaluated from an empty cache; ppl = exp(mean NLL over the ctx-1 predicted tokens of every
 // window). A window is a prefill of its first `prefill` tokens followed by one teacher-forced
-// decode step per remaining token, so that every step reads the cache as generation would.
+// decode step per remaining token, so that every step reads the cache as generation would (the
+// decode-time protocol of the compressed-cache work: a compressed cache then holds the prompt's
+// blocks and grows block by block as generation would; the command line runs ctx/4 as prefill
+// by default, perplexity_default_prefill).
 #pragma once
 
 #include <cstdint>
@@ -17,6 +20,7 @@ struct PerplexityOptions {
   int ctx = 0;          // tokens per window (required, >= 2)
   int max_windows = 0;  // 0: every full window
   int prefill = 0;      // tokens of each window run as one prefill; 0: the whole window
+                        // (one prefill, no decode step)
   int batch = 1;        // windows evaluated together as one batch of sequences
   KvOptions kv;
 };
@@ -27,7 +31,16 @@ struct PerplexityResult {
   int64_t tokens = 0;  // predicted tokens scored
   int windows = 0;
   double seconds = 0;
+  // The KV cache's accounting at the end of every window, summed over the windows evaluated
+  // (ratios and bits per value of the sums: averages weighted by values, and every window holds
+  // ctx tokens). compressed == false for a dense cache.
+  KvStats kv;
 };
+
+// The command line's default prefill: ctx / 4, at least 1.
+inline int perplexity_default_prefill(int ctx) {
+  return ctx / 4 > 1 ? ctx / 4 : 1;
+}
 
 // progress(windows_done, windows_total) after each batch of windows.
 using ProgressCallback = std::function<void(int, int)>;

@@ -12,6 +12,7 @@
 #include <cmath>
 
 #include "runtime/cuda_check.h"
+#include "runtime/half.h"
 #include "runtime/kv_cache_cuda.h"
 
 namespace kvcomp {
@@ -239,6 +240,27 @@ void DenseKvCacheCuda::attend(int layer, const QkvView& x, const StepLayout& ste
   DenseAttentionArgs a{k_.as<__half>() + layer_off, v_.as<__half>() + layer_off,
                        int64_t(max_tokens_) * shape_.head_dim};
   dense_attention_cuda(ctx_, shape_, a, x, step, act, out, q16_, scores_, probs_, out32_, ptrs_);
+}
+
+bool DenseKvCacheCuda::read(int layer, int seq, std::vector<float>& k,
+                            std::vector<float>& v) const {
+  const int KV = shape_.n_kv_heads, hd = shape_.head_dim, len = len_.at(seq);
+  std::vector<uint16_t> hk(size_t(KV) * len * hd), hv(hk.size());
+  for (int g = 0; g < KV; ++g) {
+    const size_t off =
+        (((size_t(layer) * shape_.n_seqs + seq) * KV + g) * max_tokens_) * hd * sizeof(uint16_t);
+    k_.download(hk.data() + size_t(g) * len * hd, size_t(len) * hd * 2, off);
+    v_.download(hv.data() + size_t(g) * len * hd, size_t(len) * hd * 2, off);
+  }
+  k.resize(hk.size());
+  v.resize(hv.size());
+  for (int t = 0; t < len; ++t)
+    for (int g = 0; g < KV; ++g)
+      for (int c = 0; c < hd; ++c) {
+        k[(size_t(t) * KV + g) * hd + c] = fp16_to_float(hk[(size_t(g) * len + t) * hd + c]);
+        v[(size_t(t) * KV + g) * hd + c] = fp16_to_float(hv[(size_t(g) * len + t) * hd + c]);
+      }
+  return true;
 }
 
 int64_t DenseKvCacheCuda::bytes() const {

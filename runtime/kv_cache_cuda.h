@@ -48,6 +48,14 @@ class KvCacheCuda {
   // After every forward step, once all layers have appended.
   virtual void commit(const StepLayout&) {}
   virtual int64_t bytes() const = 0;
+  // The cache of one layer and sequence as attention reads it, [len, n_kv_heads, head_dim]
+  // fp32; false when this cache cannot be read back.
+  virtual bool read(int /*layer*/, int /*seq*/, std::vector<float>& /*k*/,
+                    std::vector<float>& /*v*/) const {
+    return false;
+  }
+  // Tokens one sequence may append in one step; longer prefills run in pieces.
+  virtual int max_step_tokens() const { return 1 << 30; }
 };
 
 // Uncompressed fp16 cache, preallocated for n_seqs x max_tokens, with the paper's baseline
@@ -58,6 +66,7 @@ class DenseKvCacheCuda : public KvCacheCuda {
   void append(int layer, const QkvView& x, const StepLayout& step) override;
   void attend(int layer, const QkvView& x, const StepLayout& step, DType act, void* out) override;
   int64_t bytes() const override;
+  bool read(int layer, int seq, std::vector<float>& k, std::vector<float>& v) const override;
 
   // [n_layers, n_seqs, n_kv_heads, max_tokens, head_dim] fp16
   const void* k_data() const { return k_.get(); }

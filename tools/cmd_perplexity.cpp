@@ -1,4 +1,5 @@
-// kvcomp perplexity: perplexity of a text file under kvcomp's windowed protocol.
+// kvcomp perplexity: perplexity of a text file under kvcomp's windowed protocol: every window is
+// a prefill of its first --prefill tokens followed by teacher-forced decode steps, whatever --kv.
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -17,6 +18,7 @@ void add_perplexity_command(CLI::App& app) {
     CommonOptions common;
     std::string text;
     PerplexityOptions ppl;
+    int prefill = -1;  // -1: perplexity_default_prefill(ctx)
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
@@ -28,15 +30,18 @@ void add_perplexity_command(CLI::App& app) {
   cmd->add_option("--ctx", o->ppl.ctx, "Tokens per window")->required();
   cmd->add_option("--max-windows", o->ppl.max_windows, "Evaluate at most this many windows (0: all)")
       ->capture_default_str();
-  cmd->add_option("--prefill", o->ppl.prefill,
+  cmd->add_option("--prefill", o->prefill,
                   "Tokens of each window run as one prefill; the rest are teacher-forced decode "
-                  "steps (default: the whole window)");
+                  "steps, one token per step, so the cache is read (and a compressed cache "
+                  "grows) as in generation. Default: ctx/4 (at least 1), for every --kv mode; "
+                  "--prefill <ctx>: one prefill per window");
   cmd->add_option("--batch", o->ppl.batch, "Windows evaluated together")->capture_default_str();
   cmd->add_flag("--json", o->json, "Print one JSON object on stdout");
 
   cmd->callback([o] {
     finish_kv_options(o->common);
     o->ppl.kv = o->common.kv_opts;
+    o->ppl.prefill = o->prefill >= 0 ? o->prefill : perplexity_default_prefill(o->ppl.ctx);
     const std::string text = read_text_file(o->text, "--text");
     const auto dir = o->common.model_dir();
     auto engine = make_engine(dir, parse_device(o->common.device));
@@ -64,12 +69,28 @@ void add_perplexity_command(CLI::App& app) {
                           {"model", dir.string()},
                           {"text", o->text},
                           {"seconds", r.seconds}};
+      if (r.kv.compressed) {
+        j["k_bits"] = r.kv.k_bits();
+        j["v_bits"] = r.kv.v_bits();
+        j["ratio"] = r.kv.ratio();
+        j["ratio_with_window"] = r.kv.ratio_with_window();
+        j["raw_blocks"] = r.kv.raw_blocks();
+      }
       std::printf("%s\n", j.dump().c_str());
     } else {
-      std::printf("perplexity %.4f  (mean NLL %.5f over %lld tokens, %d windows of %d, kv %s, "
-                  "%.1f s)\n",
+      std::printf("perplexity %.4f  (mean NLL %.5f over %lld tokens, %d windows of %d, prefill "
+                  "%d, kv %s, %.1f s)\n",
                   r.ppl, r.mean_nll, static_cast<long long>(r.tokens), r.windows, o->ppl.ctx,
-                  o->common.kv.c_str(), r.seconds);
+                  o->ppl.prefill > 0 ? o->ppl.prefill : o->ppl.ctx, o->common.kv.c_str(),
+                  r.seconds);
+      if (r.kv.compressed) {
+        std::printf(
+            "KV cache at the end of each window (summed over windows): K %.3f, V %.3f bits "
+            "per value; ratio to fp16 %.2fx (recent window excluded), %.2fx (included); "
+            "%llu raw blocks\n",
+            r.kv.k_bits(), r.kv.v_bits(), r.kv.ratio(), r.kv.ratio_with_window(),
+            static_cast<unsigned long long>(r.kv.raw_blocks()));
+      }
     }
   });
 }
