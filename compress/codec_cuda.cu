@@ -45,10 +45,10 @@
 namespace kvcomp {
 
 static_assert(offsetof(BlockHeader, mode) == 0 && offsetof(BlockHeader, kind) == 1 &&
-                  offsetof(BlockHeader, raw_reason) == 2 && offsetof(BlockHeader, packed_bits) == 3 &&
-                  offsetof(BlockHeader, n_tokens) == 4 && offsetof(BlockHeader, head_dim) == 6 &&
-                  offsetof(BlockHeader, k_d) == 8 && offsetof(BlockHeader, k_m0) == 12 &&
-                  offsetof(BlockHeader, block_bytes) == 16 &&
+                  offsetof(BlockHeader, raw_reason) == 2 &&
+                  offsetof(BlockHeader, packed_bits) == 3 && offsetof(BlockHeader, n_tokens) == 4 &&
+                  offsetof(BlockHeader, head_dim) == 6 && offsetof(BlockHeader, k_d) == 8 &&
+                  offsetof(BlockHeader, k_m0) == 12 && offsetof(BlockHeader, block_bytes) == 16 &&
                   offsetof(BlockHeader, payload_bytes) == 20,
               "the kernels write BlockHeader as six little-endian 32-bit words");
 static_assert(offsetof(QuantParams16, d) == 0 && offsetof(QuantParams16, m0) == 2,
@@ -67,9 +67,13 @@ static_assert(kCodecMaxTokens == kEncodeThreads && kCodecMaxHeadDim == kEncodeTh
 static_assert(kMaxUnits <= 2 * kDecodeThreads, "the decoder scans two unit lengths per thread");
 
 constexpr uint32_t kFp16ExpMask = 0x7c00u;
-constexpr uint32_t kReasonBit(RawReason r) { return 1u << (uint32_t(r) - 1u); }
+constexpr uint32_t kReasonBit(RawReason r) {
+  return 1u << (uint32_t(r) - 1u);
+}
 
-constexpr size_t align16(size_t n) { return (n + 15u) & ~size_t(15); }
+constexpr size_t align16(size_t n) {
+  return (n + 15u) & ~size_t(15);
+}
 
 // Shared memory the encoder needs beyond its static part: the symbol array and the block image.
 // The image bound: header, lengths, params, and a payload of at most 12 bits per value plus one
@@ -87,8 +91,8 @@ __device__ __forceinline__ uint32_t encode_sym_region_bytes(int n_tokens, int he
 
 size_t decode_dyn_smem_bytes(int max_values, int max_len, bool tile) {
   const size_t table = align16(sizeof(uint32_t) << max_len);
-  return table + (tile ? align16(sizeof(__half) * (size_t(max_values) +
-                                                   size_t(kTileRowPad) * kCodecMaxTokens))
+  return table + (tile ? align16(sizeof(__half) *
+                                 (size_t(max_values) + size_t(kTileRowPad) * kCodecMaxTokens))
                        : 0);
 }
 
@@ -226,23 +230,23 @@ __device__ __forceinline__ bool encode_job_valid(const EncodeJob& j, int n_index
                                                  bool need_slot) {
   return j.src != nullptr && block_kind_valid(j.kind) && j.n_tokens >= 1 &&
          j.n_tokens <= kCodecMaxTokens && j.head_dim >= 1 && j.head_dim <= kCodecMaxHeadDim &&
-         j.n_tokens * j.head_dim <= max_values && j.row_stride >= j.head_dim &&
-         j.ring_cap >= 0 && (j.ring_cap == 0 || j.first >= 0) && finite_positive(j.eb) &&
-         j.codebook >= 0 && j.codebook < n_index && (!need_slot || j.slot != nullptr);
+         j.n_tokens * j.head_dim <= max_values && j.row_stride >= j.head_dim && j.ring_cap >= 0 &&
+         (j.ring_cap == 0 || j.first >= 0) && finite_positive(j.eb) && j.codebook >= 0 &&
+         j.codebook < n_index && (!need_slot || j.slot != nullptr);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Encoder and histogram
 
 struct EncodeSmem {
-  uint32_t enc[kMaxAlphabet];  // encode table of the job's codebook
+  uint32_t enc[kMaxAlphabet];   // encode table of the job's codebook
   uint32_t hist[kMaxAlphabet];  // histogram kernel: this block's counts
   float gmin[kMaxUnits];        // per group (token or channel)
   float gmax[kMaxUnits];
   float pmin[kEncodeThreads];  // per thread (K channel-wise partials)
   float pmax[kEncodeThreads];
-  float d[kMaxUnits];     // per group: step
-  int32_t m0[kMaxUnits];  // per group: offset
+  float d[kMaxUnits];      // per group: step
+  int32_t m0[kMaxUnits];   // per group: offset
   uint32_t qp[kMaxUnits];  // per group: QuantParams16 as a word
   uint32_t unit_len[kMaxUnits];
   uint32_t unit_off[kMaxUnits];
@@ -474,8 +478,8 @@ __global__ void __launch_bounds__(kEncodeThreads)
       for (uint32_t w = tid; w < n_words; w += kEncodeThreads) {
         const uint32_t e0 = 2u * w, e1 = e0 + 1u;
         const uint32_t lo = job_row(job, int(e0 / uint32_t(hd)))[e0 % uint32_t(hd)];
-        const uint32_t hi = e1 < n_values ? job_row(job, int(e1 / uint32_t(hd)))[e1 % uint32_t(hd)]
-                                          : 0u;
+        const uint32_t hi =
+            e1 < n_values ? job_row(job, int(e1 / uint32_t(hd)))[e1 % uint32_t(hd)] : 0u;
         out[w] = lo | (hi << 16);
       }
       return;
@@ -488,9 +492,9 @@ __global__ void __launch_bounds__(kEncodeThreads)
     const uint32_t n_params = block_n_params(kind, uint32_t(n), uint32_t(hd));
     const bool k_block = kind == BlockKind::kKBlock;
     if (tid < 6) {
-      img32[tid] = header_word(tid, BlockMode::kHuffman, kind, RawReason::kNone, uint32_t(n),
-                               uint32_t(hd), k_block ? s.d[0] : 0.0f, k_block ? s.m0[0] : 0,
-                               block_bytes, payload_bytes);
+      img32[tid] =
+          header_word(tid, BlockMode::kHuffman, kind, RawReason::kNone, uint32_t(n), uint32_t(hd),
+                      k_block ? s.d[0] : 0.0f, k_block ? s.m0[0] : 0, block_bytes, payload_bytes);
     }
     if (uint32_t(tid) < round_up4(n_units)) {
       img[block_lengths_offset() + tid] = uint32_t(tid) < n_units ? uint8_t(s.unit_len[tid]) : 0;
@@ -502,8 +506,8 @@ __global__ void __launch_bounds__(kEncodeThreads)
       uint64_t acc = 0;  // only the low nb bits are pending
       int nb = 0;
       for (uint32_t i = 0; i < unit_syms; ++i) {
-        const uint8_t sy = kind == BlockKind::kV ? sym[i * sym_stride + tid]
-                                                 : sym[tid * sym_stride + i];
+        const uint8_t sy =
+            kind == BlockKind::kV ? sym[i * sym_stride + tid] : sym[tid * sym_stride + i];
         const uint32_t e = s.enc[sy];
         const int len = int(e & 0xffu);
         acc = (acc << len) | (e >> 8);
@@ -553,8 +557,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
   extern __shared__ __align__(16) uint8_t dyn_smem[];
   __shared__ DecodeSmem s;
   uint32_t* const table = reinterpret_cast<uint32_t*>(dyn_smem);
-  __half* const tile =
-      reinterpret_cast<__half*>(dyn_smem + align16(sizeof(uint32_t) << table_len));
+  __half* const tile = reinterpret_cast<__half*>(dyn_smem + align16(sizeof(uint32_t) << table_len));
   const int tid = threadIdx.x;
   int loaded = -1;  // codebook whose table is in shared memory
   const int j_begin = blockIdx.x * jobs_per_cta;
@@ -563,18 +566,15 @@ __global__ void __launch_bounds__(kDecodeThreads)
   for (int j = j_begin; j < j_end; ++j) {
     __syncthreads();  // the previous job is done with shared memory
     const DecodeJob job = jobs[j];
-    bool ok = job.block != nullptr && job.dst != nullptr;
-    uint32_t w0 = 0, w1 = 0, w2 = 0, w3 = 0, w4 = 0, w5 = 0;
-    if (ok) {
-      const uint32_t* h = reinterpret_cast<const uint32_t*>(job.block);
-      w0 = h[0], w1 = h[1], w2 = h[2], w3 = h[3], w4 = h[4], w5 = h[5];
-    }
+    if (job.block == nullptr || job.dst == nullptr) continue;  // a null job: nothing to do
+    const uint32_t* h = reinterpret_cast<const uint32_t*>(job.block);
+    const uint32_t w0 = h[0], w1 = h[1], w2 = h[2], w3 = h[3], w4 = h[4], w5 = h[5];
     const uint32_t mode = w0 & 0xffu, kind_u = (w0 >> 8) & 0xffu, reason = (w0 >> 16) & 0xffu;
     const int n = int(w1 & 0xffffu), hd = int(w1 >> 16);
     const uint32_t block_bytes = w4, payload_bytes = w5;
     const BlockKind kind = BlockKind(kind_u);
-    ok = ok && block_kind_valid(uint8_t(kind_u)) && n >= 1 && n <= kCodecMaxTokens && hd >= 1 &&
-         hd <= kCodecMaxHeadDim && n * hd <= max_values && job.dst_row_stride >= hd;
+    bool ok = block_kind_valid(uint8_t(kind_u)) && n >= 1 && n <= kCodecMaxTokens && hd >= 1 &&
+              hd <= kCodecMaxHeadDim && n * hd <= max_values && job.dst_row_stride >= hd;
     const bool raw = mode == uint32_t(BlockMode::kRaw);
     if (ok) {
       if (raw) {
@@ -655,19 +655,18 @@ __global__ void __launch_bounds__(kDecodeThreads)
     const bool v_kind = kind == BlockKind::kV;
     const int tile_stride = hd + kTileRowPad;
     for (uint32_t u = tid; u < n_units; u += kDecodeThreads) {
-      huffman_decode_unit(payload + s.unit_off[u], int(unit_syms), table, L,
-                          [&](int i, uint32_t e) {
-                            const int t = v_kind ? i : int(u);
-                            const int c = v_kind ? int(u) : i;
-                            if constexpr (kOut == DecodeOut::kHalf) {
-                              tile[t * tile_stride + c] =
-                                  __float2half_rn(huffman_dequant(e, s.m0[i], s.d[i]));
-                            } else if constexpr (kOut == DecodeOut::kFloat) {
-                              store_value<kOut>(job, t, c, huffman_dequant(e, s.m0[i], s.d[i]));
-                            } else {
-                              store_value<kOut>(job, t, c, huffman_entry_symbol(e));
-                            }
-                          });
+      huffman_decode_unit(
+          payload + s.unit_off[u], int(unit_syms), table, L, [&](int i, uint32_t e) {
+            const int t = v_kind ? i : int(u);
+            const int c = v_kind ? int(u) : i;
+            if constexpr (kOut == DecodeOut::kHalf) {
+              tile[t * tile_stride + c] = __float2half_rn(huffman_dequant(e, s.m0[i], s.d[i]));
+            } else if constexpr (kOut == DecodeOut::kFloat) {
+              store_value<kOut>(job, t, c, huffman_dequant(e, s.m0[i], s.d[i]));
+            } else {
+              store_value<kOut>(job, t, c, huffman_entry_symbol(e));
+            }
+          });
     }
 
     if constexpr (kOut == DecodeOut::kHalf) {
@@ -724,9 +723,8 @@ void launch_decode(const CudaContext& ctx, const DecodeJob* jobs, int n_jobs,
   const int target = std::max(1, ctx.props().multiProcessorCount * 16);
   const int per = (n_jobs + target - 1) / target;
   const int grid = (n_jobs + per - 1) / per;
-  kernel<<<grid, kDecodeThreads, dyn, ctx.stream()>>>(jobs, n_jobs, per, codebooks.views(),
-                                                      codebooks.size(), max_block_values,
-                                                      table_len, error);
+  kernel<<<grid, kDecodeThreads, dyn, ctx.stream()>>>(
+      jobs, n_jobs, per, codebooks.views(), codebooks.size(), max_block_values, table_len, error);
   KVCOMP_LAUNCH_CHECK();
 }
 
@@ -738,8 +736,7 @@ void launch_decode(const CudaContext& ctx, const DecodeJob* jobs, int n_jobs,
 namespace {
 
 void upload_codebooks(const std::vector<const Codebook*>& cbs, DeviceBuffer& tables,
-                      DeviceBuffer& views, std::vector<GpuCodebookView>& host_views,
-                      int& max_len) {
+                      DeviceBuffer& views, std::vector<GpuCodebookView>& host_views, int& max_len) {
   // Layout: per codebook, the encode table (padded to 4 words) then the decode table.
   std::vector<uint32_t> words;
   std::vector<size_t> enc_at, dec_at;
@@ -747,8 +744,8 @@ void upload_codebooks(const std::vector<const Codebook*>& cbs, DeviceBuffer& tab
   for (size_t i = 0; i < cbs.size(); ++i) {
     const Codebook& cb = *cbs[i];
     check(cb.alphabet_size() >= 1, "GPU codebook ", i, ": empty codebook");
-    check(cb.max_len() >= 1 && cb.max_len() <= kMaxCodeLen, "GPU codebook ", i,
-          ": longest code ", cb.max_len(), ", expected 1..", kMaxCodeLen);
+    check(cb.max_len() >= 1 && cb.max_len() <= kMaxCodeLen, "GPU codebook ", i, ": longest code ",
+          cb.max_len(), ", expected 1..", kMaxCodeLen);
     enc_at.push_back(words.size());
     for (int sy = 0; sy < cb.alphabet_size(); ++sy) {
       words.push_back(huffman_encode_entry(cb.code(sy), uint32_t(cb.length(sy))));
@@ -766,8 +763,8 @@ void upload_codebooks(const std::vector<const Codebook*>& cbs, DeviceBuffer& tab
   tables.upload(words.data(), words.size() * sizeof(uint32_t));
   const uint32_t* base = tables.as<const uint32_t>();
   for (size_t i = 0; i < cbs.size(); ++i) {
-    host_views.push_back(
-        GpuCodebookView{base + enc_at[i], base + dec_at[i], cbs[i]->max_len(), cbs[i]->max_symbol()});
+    host_views.push_back(GpuCodebookView{base + enc_at[i], base + dec_at[i], cbs[i]->max_len(),
+                                         cbs[i]->max_symbol()});
   }
   views = DeviceBuffer(host_views.size() * sizeof(GpuCodebookView), "codebook views");
   views.upload(host_views.data(), host_views.size() * sizeof(GpuCodebookView));
@@ -789,10 +786,10 @@ GpuCodebooks::GpuCodebooks(const std::vector<const Codebook*>& cbs) {
 BlockArenaState block_arena_state(const CudaContext& ctx, const BlockArena& arena) {
   BlockArenaState st;
   unsigned long long used = 0;
-  KVCOMP_CUDA_CHECK(cudaMemcpyAsync(&used, arena.used, sizeof used, cudaMemcpyDeviceToHost,
+  KVCOMP_CUDA_CHECK(
+      cudaMemcpyAsync(&used, arena.used, sizeof used, cudaMemcpyDeviceToHost, ctx.stream()));
+  KVCOMP_CUDA_CHECK(cudaMemcpyAsync(&st.error, arena.error, sizeof st.error, cudaMemcpyDeviceToHost,
                                     ctx.stream()));
-  KVCOMP_CUDA_CHECK(cudaMemcpyAsync(&st.error, arena.error, sizeof st.error,
-                                    cudaMemcpyDeviceToHost, ctx.stream()));
   KVCOMP_CUDA_CHECK(cudaStreamSynchronize(ctx.stream()));
   st.used = used;
   return st;
@@ -836,8 +833,8 @@ void check_encode_job(const EncodeJob& j, int n_codebooks, int max_block_values)
         ", expected 1..", kCodecMaxTokens);
   check(j.head_dim >= 1 && j.head_dim <= kCodecMaxHeadDim, "encode job: head_dim = ", j.head_dim,
         ", expected 1..", kCodecMaxHeadDim);
-  check(j.n_tokens * j.head_dim <= max_block_values, "encode job: ", j.n_tokens, " x ",
-        j.head_dim, " values, more than the launch's max_block_values ", max_block_values);
+  check(j.n_tokens * j.head_dim <= max_block_values, "encode job: ", j.n_tokens, " x ", j.head_dim,
+        " values, more than the launch's max_block_values ", max_block_values);
   check(j.row_stride >= j.head_dim, "encode job: row stride ", j.row_stride, " < head_dim ",
         j.head_dim);
   check(j.ring_cap >= 0 && (j.ring_cap == 0 || j.first >= 0), "encode job: ring of ", j.ring_cap,
@@ -865,9 +862,8 @@ void encode_blocks_cuda(const CudaContext& ctx, const EncodeJob* jobs, int n_job
   auto kernel = quantize_blocks_kernel<false>;
   KVCOMP_CUDA_CHECK(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(dyn)));
-  kernel<<<n_jobs, kEncodeThreads, dyn, ctx.stream()>>>(jobs, codebooks.views(), codebooks.size(),
-                                                        arena, max_block_values, 0, nullptr, 0,
-                                                        nullptr);
+  kernel<<<n_jobs, kEncodeThreads, dyn, ctx.stream()>>>(
+      jobs, codebooks.views(), codebooks.size(), arena, max_block_values, 0, nullptr, 0, nullptr);
   KVCOMP_LAUNCH_CHECK();
 }
 
@@ -878,8 +874,8 @@ void histogram_blocks_cuda(const CudaContext& ctx, const EncodeJob* jobs, int n_
   if (n_jobs == 0) return;
   check(jobs != nullptr && hist != nullptr && error != nullptr, who,
         ": jobs, histograms and error flag are required");
-  check(alphabet_size >= 1 && alphabet_size <= kMaxAlphabet, who, ": alphabet size ",
-        alphabet_size, ", expected 1..", kMaxAlphabet);
+  check(alphabet_size >= 1 && alphabet_size <= kMaxAlphabet, who, ": alphabet size ", alphabet_size,
+        ", expected 1..", kMaxAlphabet);
   check(n_hist >= 1, who, ": n_hist = ", n_hist);
   quantize_blocks_kernel<true><<<n_jobs, kEncodeThreads, 0, ctx.stream()>>>(
       jobs, nullptr, 0, BlockArena{}, kCodecMaxTokens * kCodecMaxHeadDim, alphabet_size, hist,

@@ -59,7 +59,7 @@ class GpuCodebooks {
 
   int size() const { return int(host_views_.size()); }
   const GpuCodebookView* views() const { return views_.as<const GpuCodebookView>(); }  // device
-  const GpuCodebookView& view(int i) const { return host_views_[size_t(i)]; }  // host copy
+  const GpuCodebookView& view(int i) const { return host_views_[size_t(i)]; }          // host copy
   int max_len() const { return max_len_; }  // largest L over the codebooks (0 when empty)
 
  private:
@@ -125,19 +125,20 @@ class BlockArenaBuffer {
 // and holds head_dim fp16 values. Values are read as fp16 -> fp32 exactly.
 struct EncodeJob {
   const __half* src = nullptr;
-  int64_t row_stride = 0;  // elements, >= head_dim
-  int32_t ring_cap = 0;    // rows of the ring buffer, 0: no ring
-  int32_t first = 0;       // ring row of the block's first token (ring_cap > 0), >= 0
-  int32_t n_tokens = 0;    // 1..kCodecMaxTokens
-  int32_t head_dim = 0;    // 1..kCodecMaxHeadDim
-  uint8_t kind = 0;        // BlockKind
-  float eb = 0.0f;         // relative error bound, finite > 0
-  int32_t codebook = 0;    // encode: index into the codebooks; histogram: histogram index
+  int64_t row_stride = 0;    // elements, >= head_dim
+  int32_t ring_cap = 0;      // rows of the ring buffer, 0: no ring
+  int32_t first = 0;         // ring row of the block's first token (ring_cap > 0), >= 0
+  int32_t n_tokens = 0;      // 1..kCodecMaxTokens
+  int32_t head_dim = 0;      // 1..kCodecMaxHeadDim
+  uint8_t kind = 0;          // BlockKind
+  float eb = 0.0f;           // relative error bound, finite > 0
+  int32_t codebook = 0;      // encode: index into the codebooks; histogram: histogram index
   uint8_t** slot = nullptr;  // encode: receives the block's address (nullptr if it did not fit)
 };
 
 // One block to decode into rows dst + t * dst_row_stride (t < n_tokens) of head_dim values:
-// __half for decode_blocks_cuda, float for decode_blocks_f32_cuda.
+// __half for decode_blocks_cuda, float for decode_blocks_f32_cuda. A job with a null block or dst
+// is skipped silently (a placeholder in a fixed-size job list).
 struct DecodeJob {
   const uint8_t* block = nullptr;  // 4-byte aligned
   int32_t codebook = 0;            // index into the codebooks (Huffman blocks)

@@ -279,9 +279,9 @@ void KvCompCacheCuda::attend(int layer, const QkvView& x, const StepLayout& step
   dense_attention_cuda(ctx_, sh, args, x, local, act, out, q16_, scores_, probs_, out32_, ptrs_);
 }
 
-KvCompCacheCuda::Arena& KvCompCacheCuda::arena_for(uint64_t worst_bytes) {
-  if (arenas_.empty() || arenas_.back().buf.capacity() - arenas_.back().used < worst_bytes) {
-    const uint64_t cap = std::max(kArenaChunk, (worst_bytes + 255) / 256 * 256);
+KvCompCacheCuda::Arena& KvCompCacheCuda::arena_for(uint64_t expect_bytes) {
+  if (arenas_.empty() || arenas_.back().buf.capacity() - arenas_.back().used < expect_bytes) {
+    const uint64_t cap = std::max(kArenaChunk, (expect_bytes + 255) / 256 * 256);
     Arena a;
     a.buf = BlockArenaBuffer(cap, "the compressed KV cache");
     block_arena_reset(ctx_, a.buf.view());
@@ -374,18 +374,33 @@ void KvCompCacheCuda::commit(const StepLayout& step) {
             j.slot = index.as<uint8_t*>() + head * max_b + done[s] / B;
             jobs.push_back(j);
           }
-    const uint64_t worst =
-        uint64_t(jobs.size()) * worst_block_bytes(kind, B, hd, gpu_codebooks_->max_len());
-    Arena& a = arena_for(worst);
+    // Room for the blocks: the bytes per block seen so far with a margin (the first time, the
+    // worst case). If they still do not fit, the launch says how many bytes it needed; the
+    // blocks are then encoded again into a new arena of that size.
+    const uint64_t worst = uint64_t(jobs.size()) * worst_block_bytes(kind, B, hd, gpu_codebooks_->max_len());
+    const uint64_t expect =
+        blocks_[part] > 0
+            ? std::min(worst, uint64_t(jobs.size()) * (bytes_[part] / blocks_[part] * 5 / 4 + 64))
+            : worst;
     jobs_.ensure(jobs.size() * sizeof(EncodeJob), "codec jobs");
     jobs_.upload(jobs.data(), jobs.size() * sizeof(EncodeJob));
-    encode_blocks_cuda(ctx_, jobs_.as<EncodeJob>(), int(jobs.size()), *gpu_codebooks_,
-                       a.buf.view(), B * hd);
-    const BlockArenaState st = block_arena_state(ctx_, a.buf.view());
-    check(st.error == 0, "compressed KV cache: the GPU encoder reported error flags ", st.error,
-          " (", st.used, " bytes needed, ", a.buf.capacity(), " available)");
-    block_bytes_ += int64_t(st.used - a.used);
-    a.used = st.used;
+    for (int attempt = 0;; ++attempt) {
+      Arena& a = arena_for(attempt == 0 ? expect : worst);
+      encode_blocks_cuda(ctx_, jobs_.as<EncodeJob>(), int(jobs.size()), *gpu_codebooks_,
+                         a.buf.view(), B * hd);
+      const BlockArenaState st = block_arena_state(ctx_, a.buf.view());
+      if (st.error == kCodecErrOverflow && attempt == 0) {
+        a.used = a.buf.capacity();  // closed: the next arena takes every block of this launch
+        continue;
+      }
+      check(st.error == 0, "compressed KV cache: the GPU encoder reported error flags ", st.error,
+            " (", st.used, " bytes needed, ", a.buf.capacity(), " available)");
+      bytes_[part] += st.used - a.used;
+      blocks_[part] += jobs.size();
+      block_bytes_ += int64_t(st.used - a.used);
+      a.used = st.used;
+      break;
+    }
   }
   d_done_k_.upload(done_k_.data(), done_k_.size() * 4);
   d_done_v_.upload(done_v_.data(), done_v_.size() * 4);

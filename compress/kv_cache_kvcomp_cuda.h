@@ -56,7 +56,8 @@ class KvCompCacheCuda : public KvCacheCuda {
   // Decodes every block and copies the window of the given chunks (one layer) into the fp16
   // scratch [chunk][kv_head][cap][head_dim]; returns cap.
   int decompress(int layer, const std::vector<StepLayout::Chunk>& chunks, const int* d_chunk_seq) const;
-  Arena& arena_for(uint64_t worst_bytes);
+  // The current arena if it has expect_bytes free, else a new one.
+  Arena& arena_for(uint64_t expect_bytes);
 
   const CudaContext& ctx_;
   KvShape shape_;
@@ -78,6 +79,7 @@ class KvCompCacheCuda : public KvCacheCuda {
   mutable DeviceBuffer scratch_k_, scratch_v_, decode_jobs_, identity_;
   DeviceBuffer q16_, scores_, probs_, out32_, ptrs_, fused_scratch_;
   int64_t block_bytes_ = 0;  // compressed blocks held (exact, from the arenas' counters)
+  uint64_t bytes_[2] = {0, 0}, blocks_[2] = {0, 0};  // K|V: bytes and blocks encoded so far
 };
 
 }  // namespace kvcomp

@@ -16,6 +16,7 @@ cudaDataType cuda_type(DType t) {
 void linear_cuda(const CudaContext& ctx, DType t, const void* x, const void* w, int n, int in,
                  int out, float* y, float beta) {
   if (n == 0) return;
+  if (gemv_applies(t, n, in)) return gemv_cuda(ctx, t, x, w, n, in, out, y, beta);
   const float alpha = 1.0f;
   // Column-major view: y^T [out, n] = w^T... i.e. C = op(A) B with A = w as [in, out] (ld in),
   // transposed, and B = x as [in, n] (ld in).

@@ -41,7 +41,7 @@ namespace {
 
 constexpr BlockKind kKinds[] = {BlockKind::kKBlock, BlockKind::kKChannel, BlockKind::kV};
 constexpr uint8_t kArenaPoison = 0xA5;
-constexpr uint16_t kOutPoison = 0xfdfbu;   // an fp16 NaN no test input contains
+constexpr uint16_t kOutPoison = 0xfdfbu;        // an fp16 NaN no test input contains
 constexpr uint32_t kOutPoison32 = 0xffbadbadu;  // an fp32 NaN no decoder produces
 constexpr uint16_t kPadNaN = 0x7e01u;           // source padding past head_dim
 
@@ -147,7 +147,8 @@ std::vector<float> gather(const Case& c, const JobSpec& j) {
   std::vector<float> x(size_t(j.n_tokens) * size_t(hd));
   for (int r = 0; r < j.n_tokens; ++r) {
     const int row = c.ring ? (j.first + r) % c.src.rows : j.first + r;
-    for (int ch = 0; ch < hd; ++ch) x[size_t(r) * hd + size_t(ch)] = fp16_to_float(c.src.at(row, ch));
+    for (int ch = 0; ch < hd; ++ch)
+      x[size_t(r) * hd + size_t(ch)] = fp16_to_float(c.src.at(row, ch));
   }
   return x;
 }
@@ -236,8 +237,7 @@ void check_encode(const CudaContext& ctx, const Case& c, const CpuBlocks& cpu,
   KVCOMP_CUDA_CHECK(cudaMemset(d_slots.get(), 0xff, d_slots.bytes()));
   std::vector<EncodeJob> jobs;
   for (size_t i = 0; i < n_jobs; ++i) {
-    jobs.push_back(device_job(c, c.jobs[i], d_src.as<const __half>(),
-                              d_slots.as<uint8_t*>() + i));
+    jobs.push_back(device_job(c, c.jobs[i], d_src.as<const __half>(), d_slots.as<uint8_t*>() + i));
     check_encode_job(jobs.back(), gcb.size(), max_values_of(c));
   }
   DeviceBuffer d_jobs = upload_vec(jobs, "test jobs");
@@ -250,8 +250,7 @@ void check_encode(const CudaContext& ctx, const Case& c, const CpuBlocks& cpu,
   KVCOMP_CUDA_CHECK(cudaMemset(arena.base, kArenaPoison, need + guard));
   block_arena_reset(ctx, arena);
 
-  encode_blocks_cuda(ctx, d_jobs.as<const EncodeJob>(), int(n_jobs), gcb, arena,
-                     max_values_of(c));
+  encode_blocks_cuda(ctx, d_jobs.as<const EncodeJob>(), int(n_jobs), gcb, arena, max_values_of(c));
   ctx.synchronize();
   const BlockArenaState st = block_arena_state(ctx, arena);
   INFO(c.name);
@@ -278,8 +277,9 @@ void check_encode(const CudaContext& ctx, const Case& c, const CpuBlocks& cpu,
     REQUIRE(diff == -1);
     // The reference decoder reads the GPU block.
     std::vector<float> y(size_t(c.jobs[i].n_tokens) * size_t(c.src.head_dim));
-    const BlockHeader h = decode_block_ref(mem.data() + off, b.bytes, c.cbs[size_t(c.jobs[i].codebook)],
-                                           y.data(), size_t(c.src.head_dim));
+    const BlockHeader h =
+        decode_block_ref(mem.data() + off, b.bytes, c.cbs[size_t(c.jobs[i].codebook)], y.data(),
+                         size_t(c.src.head_dim));
     REQUIRE(h.block_bytes == b.bytes);
     spans.emplace_back(off, b.bytes);
   }
@@ -353,7 +353,10 @@ void check_decode(const CudaContext& ctx, const Case& c, const CpuBlocks& cpu,
                                max_values_of(c), out == 2, d_err.as<int>());
       }
       ctx.synchronize();
-      INFO(c.name << ": decode to " << (out == 0 ? "fp16" : out == 1 ? "fp32" : "symbols")
+      INFO(c.name << ": decode to "
+                  << (out == 0   ? "fp16"
+                      : out == 1 ? "fp32"
+                                 : "symbols")
                   << ", row stride " << stride);
       REQUIRE(download_vec<int>(d_err, 1)[0] == 0);
       if (out == 0) {
@@ -469,7 +472,9 @@ void add_blocks(Case& c, int rows, int b, BlockKind kind, float eb, int cb) {
   }
 }
 
-float eb_of(BlockKind k) { return k == BlockKind::kV ? 0.1f : 0.05f; }
+float eb_of(BlockKind k) {
+  return k == BlockKind::kV ? 0.1f : 0.05f;
+}
 
 }  // namespace
 
@@ -537,12 +542,12 @@ TEST_CASE("codec gpu: ring-indexed sources that wrap around", "[gpu][codec]") {
     c.src = kv_like(cap, hd, true);
     for (BlockKind k : kKinds) {
       const int cb = int(k) - 1;
-      c.jobs.push_back(JobSpec{250, 128, k, eb_of(k), cb});   // wraps after 50 rows
-      c.jobs.push_back(JobSpec{299, 1, k, eb_of(k), cb});     // the last row
-      c.jobs.push_back(JobSpec{299, 64, k, eb_of(k), cb});    // wraps after 1 row
-      c.jobs.push_back(JobSpec{0, 256, k, eb_of(k), cb});     // no wrap
-      c.jobs.push_back(JobSpec{1000, 65, k, eb_of(k), cb});   // first beyond the ring
-      c.jobs.push_back(JobSpec{200, 256, k, eb_of(k), cb});   // wraps after 100 rows
+      c.jobs.push_back(JobSpec{250, 128, k, eb_of(k), cb});  // wraps after 50 rows
+      c.jobs.push_back(JobSpec{299, 1, k, eb_of(k), cb});    // the last row
+      c.jobs.push_back(JobSpec{299, 64, k, eb_of(k), cb});   // wraps after 1 row
+      c.jobs.push_back(JobSpec{0, 256, k, eb_of(k), cb});    // no wrap
+      c.jobs.push_back(JobSpec{1000, 65, k, eb_of(k), cb});  // first beyond the ring
+      c.jobs.push_back(JobSpec{200, 256, k, eb_of(k), cb});  // wraps after 100 rows
     }
     for (BlockKind k : kKinds) {
       c.cbs.push_back(codebook_from_jobs(c, int(k) - 1, quant_max_symbol(eb_of(k)) + 1, 8));
@@ -666,16 +671,16 @@ TEST_CASE("codec gpu: NaN/Inf, constant, subnormal and far-offset data (raw reas
     const int rows = 16 * 12;
     c.src = kv_like(rows, hd, true);
     // Rows 0..15: NaN (several payloads and signs) and Inf in a few places.
-    const uint16_t specials[] = {0x7e00u, 0xfe00u, 0x7c01u, 0xfc01u, 0x7fffu, 0xffffu, 0x7c00u,
-                                 0xfc00u, 0x7d55u};
+    const uint16_t specials[] = {0x7e00u, 0xfe00u, 0x7c01u, 0xfc01u, 0x7fffu,
+                                 0xffffu, 0x7c00u, 0xfc00u, 0x7d55u};
     for (size_t i = 0; i < std::size(specials); ++i) {
       c.src.at(int(i % 16), int((i * 37 + 5) % size_t(hd))) = specials[i];
     }
     // Rows 16..31: one Inf only.
     c.src.at(20, 3) = 0x7c00u;
     // Rows 32..47: constant blocks of assorted values, one value per row.
-    const float consts[] = {0.0f, -0.0f, 1.5f, -3.25f, 65504.0f, -65504.0f, 0x1p-24f,
-                            -0x1p-24f, 1e-4f, 1000.0f, 0.0f, 7.0f, -1.0f, 2.0f, 0.5f, 3.0f};
+    const float consts[] = {0.0f,  -0.0f,   1.5f, -3.25f, 65504.0f, -65504.0f, 0x1p-24f, -0x1p-24f,
+                            1e-4f, 1000.0f, 0.0f, 7.0f,   -1.0f,    2.0f,      0.5f,     3.0f};
     for (int r = 32; r < 48; ++r) {
       for (int ch = 0; ch < hd; ++ch) c.src.at(r, ch) = float_to_fp16(consts[r - 32]);
     }
@@ -693,7 +698,8 @@ TEST_CASE("codec gpu: NaN/Inf, constant, subnormal and far-offset data (raw reas
       for (int ch = 0; ch < hd; ++ch) c.src.at(r, ch) = float_to_fp16(1000.0f + 0.5f * hd2(rng()));
     // Rows 96..111: 60000 or 60032: |min / d| > 2^20 at eb 0.001 (kStep for every kind).
     for (int r = 96; r < 112; ++r)
-      for (int ch = 0; ch < hd; ++ch) c.src.at(r, ch) = float_to_fp16(hd2(rng()) % 2 ? 60032.0f : 60000.0f);
+      for (int ch = 0; ch < hd; ++ch)
+        c.src.at(r, ch) = float_to_fp16(hd2(rng()) % 2 ? 60032.0f : 60000.0f);
     // Rows 112..127: NaN in one V token, step failure in another (precedence).
     for (int r = 112; r < 128; ++r)
       for (int ch = 0; ch < hd; ++ch) c.src.at(r, ch) = float_to_fp16(float(ch % 4));
@@ -712,7 +718,8 @@ TEST_CASE("codec gpu: NaN/Inf, constant, subnormal and far-offset data (raw reas
     c.cbs.push_back(Codebook::from_histogram(flat4.data(), 4, 8));
     for (BlockKind k : kKinds) {
       for (float eb : {0.01f, 0.05f, 0.2f, 0.5f}) {
-        for (int first = 0; first < 128; first += 16) c.jobs.push_back(JobSpec{first, 16, k, eb, 0});
+        for (int first = 0; first < 128; first += 16)
+          c.jobs.push_back(JobSpec{first, 16, k, eb, 0});
       }
       c.jobs.push_back(JobSpec{96, 16, k, 0.001f, 0});
       c.jobs.push_back(JobSpec{128, 16, k, 0.05f, 1});
@@ -765,7 +772,8 @@ TEST_CASE("codec gpu: an arena too small", "[gpu][codec]") {
     KVCOMP_CUDA_CHECK(cudaMemset(d_slots.get(), 0xff, d_slots.bytes()));
     std::vector<EncodeJob> jobs;
     for (size_t i = 0; i < n_jobs; ++i) {
-      jobs.push_back(device_job(c, c.jobs[i], d_src.as<const __half>(), d_slots.as<uint8_t*>() + i));
+      jobs.push_back(
+          device_job(c, c.jobs[i], d_src.as<const __half>(), d_slots.as<uint8_t*>() + i));
     }
     DeviceBuffer d_jobs = upload_vec(jobs, "test jobs");
     const uint64_t guard = need + 4096;  // room for everything past the capacity
@@ -863,11 +871,12 @@ TEST_CASE("codec gpu: invalid jobs and malformed blocks are skipped and flagged"
   bytes.insert(bytes.end(), block.begin(), block.end());
   bytes[2 * one + 16] ^= 4;  // block_bytes off by 4
   DeviceBuffer d_blocks = upload_vec(bytes, "test blocks");
-  DeviceBuffer d_out(3 * size_t(16) * hd * 2, "test decode output");
+  // Jobs: the good block, the packed one, the mis-sized one, and a null job (skipped, no flag).
+  DeviceBuffer d_out(4 * size_t(16) * hd * 2, "test decode output");
   KVCOMP_CUDA_CHECK(cudaMemset(d_out.get(), 0xff, d_out.bytes()));
-  std::vector<DecodeJob> djobs(3);
-  for (int i = 0; i < 3; ++i) {
-    djobs[size_t(i)].block = d_blocks.as<const uint8_t>() + size_t(i) * one;
+  std::vector<DecodeJob> djobs(4);
+  for (int i = 0; i < 4; ++i) {
+    djobs[size_t(i)].block = i < 3 ? d_blocks.as<const uint8_t>() + size_t(i) * one : nullptr;
     djobs[size_t(i)].codebook = 0;
     djobs[size_t(i)].dst = d_out.as<uint8_t>() + size_t(i) * 16 * hd * 2;
     djobs[size_t(i)].dst_row_stride = hd;
@@ -875,17 +884,21 @@ TEST_CASE("codec gpu: invalid jobs and malformed blocks are skipped and flagged"
   DeviceBuffer d_djobs = upload_vec(djobs, "test decode jobs");
   DeviceBuffer d_err(sizeof(int), "test error flag");
   d_err.zero();
-  decode_blocks_cuda(ctx, d_djobs.as<const DecodeJob>(), 3, gcb, 16 * hd, d_err.as<int>());
+  decode_blocks_cuda(ctx, d_djobs.as<const DecodeJob>(), 4, gcb, 16 * hd, d_err.as<int>());
   ctx.synchronize();
   REQUIRE(download_vec<int>(d_err, 1)[0] == kCodecErrBadBlock);
-  const std::vector<uint16_t> out = download_vec<uint16_t>(d_out, size_t(3) * 16 * hd);
+  const std::vector<uint16_t> out = download_vec<uint16_t>(d_out, size_t(4) * 16 * hd);
   std::vector<float> y(size_t(16) * hd);
   decode_block_ref(bytes.data(), one, cbs[0], y.data(), size_t(hd));
   for (size_t e = 0; e < size_t(16) * hd; ++e) {
     REQUIRE(out[e] == float_to_fp16(y[e]));
-    REQUIRE(out[size_t(16) * hd + e] == 0xffffu);
-    REQUIRE(out[size_t(32) * hd + e] == 0xffffu);
+    for (size_t k = 1; k < 4; ++k) REQUIRE(out[k * 16 * size_t(hd) + e] == 0xffffu);
   }
+  // The null job alone raises nothing.
+  d_err.zero();
+  decode_blocks_cuda(ctx, d_djobs.as<const DecodeJob>() + 3, 1, gcb, 16 * hd, d_err.as<int>());
+  ctx.synchronize();
+  REQUIRE(download_vec<int>(d_err, 1)[0] == 0);
 }
 
 TEST_CASE("codec gpu: worst_case_block_bytes bounds every block", "[gpu][codec]") {

@@ -10,6 +10,7 @@
 #include "runtime/cuda_check.h"
 #include "runtime/cuda_context.h"
 #include "runtime/device_buffer.h"
+#include "runtime/gemm.h"
 #include "runtime/half.h"
 #include "runtime/kv_cache_cuda.h"
 #include "runtime/kv_cache_ref.h"
@@ -275,5 +276,26 @@ TEST_CASE("dense cuBLAS attention equals attention_ref", "[gpu]") {
       INFO("head_dim " << hd << " heads " << heads << "/" << kv_heads << " worst rel err " << worst);
       std::printf("dense attention hd=%d heads=%d/%d: worst rel err %.2e\n", hd, heads, kv_heads, worst);
       REQUIRE(worst < kTolFp16Attn);
+    }
+}
+
+TEST_CASE("linear_cuda (decode-shaped kernel and cuBLAS) equals matmul_ref", "[gpu]") {
+  CudaContext ctx;
+  for (int n : {1, 2, 5, 8, 9, 33})
+    for (auto [in, out] : {std::pair{8, 3}, {64, 130}, {4096, 257}, {11008, 64}}) {
+      const auto x = randn(size_t(n) * in), w = randn(size_t(out) * in, 0.05f);
+      const auto xb = to_bf16(x), wb = to_bf16(w);
+      auto dx = upload(xb);
+      auto dw = upload(wb);
+      const auto y0 = randn(size_t(n) * out);
+      auto dy = upload(y0);  // beta = 1 accumulates into it
+      linear_cuda(ctx, DType::kBF16, dx.get(), dw.get(), n, in, out, dy.as<float>(), 1.0f);
+      ctx.synchronize();
+      std::vector<float> ref(size_t(n) * out);
+      matmul_ref(from_bf16(xb).data(), from_bf16(wb).data(), n, in, out, ref.data());
+      for (size_t i = 0; i < ref.size(); ++i) ref[i] += y0[i];
+      const double e = rel_err(download<float>(dy, ref.size()), ref);
+      INFO("n " << n << " in " << in << " out " << out << " rel err " << e);
+      REQUIRE(e < 1e-5);
     }
 }

@@ -224,8 +224,8 @@ void run(const Options& o) {
   }
   d_hist.zero();
   for (Stream& s : streams) {
-    histogram_blocks_cuda(ctx, s.jobs.as<const EncodeJob>(), int(s.encode_jobs.size()),
-                          s.alphabet, d_hist.as<unsigned long long>(), n_cbs, d_err.as<int>());
+    histogram_blocks_cuda(ctx, s.jobs.as<const EncodeJob>(), int(s.encode_jobs.size()), s.alphabet,
+                          d_hist.as<unsigned long long>(), n_cbs, d_err.as<int>());
   }
   ctx.synchronize();
   int err = 0;
@@ -280,14 +280,12 @@ void run(const Options& o) {
     s.slots.download(s.block_ptrs.data(), s.block_ptrs.size() * sizeof(uint8_t*));
   }
   std::vector<uint8_t> arena_host(used_before);
-  KVCOMP_CUDA_CHECK(
-      cudaMemcpy(arena_host.data(), arena.base, used_before, cudaMemcpyDeviceToHost));
-  auto host_block = [&](const uint8_t* dev) {
-    return arena_host.data() + (dev - arena.base);
-  };
+  KVCOMP_CUDA_CHECK(cudaMemcpy(arena_host.data(), arena.base, used_before, cudaMemcpyDeviceToHost));
+  auto host_block = [&](const uint8_t* dev) { return arena_host.data() + (dev - arena.base); };
   for (Stream& s : streams) {
     for (const uint8_t* p : s.block_ptrs) {
-      s.acct.add_block(host_block(p), size_t(arena_host.data() + arena_host.size() - host_block(p)));
+      s.acct.add_block(host_block(p),
+                       size_t(arena_host.data() + arena_host.size() - host_block(p)));
     }
     for (int c = 0; c < per_stream_cbs; ++c) s.acct.add_codebook(cbs[size_t(s.cb_first + c)]);
   }
@@ -343,14 +341,14 @@ void run(const Options& o) {
       const EncodedBlock rb =
           encode_block_ref(s.kind, x.data(), e.n_tokens, o.head_dim, hd, s.eb, cb, ref);
       const uint8_t* got = host_block(s.block_ptrs[i]);
-      check(std::memcmp(got, ref.data(), rb.bytes) == 0, "check: ", s.name, " block ", i,
-            " (", e.n_tokens, " tokens): the GPU encoder's bytes differ from encode_block_ref's");
+      check(std::memcmp(got, ref.data(), rb.bytes) == 0, "check: ", s.name, " block ", i, " (",
+            e.n_tokens, " tokens): the GPU encoder's bytes differ from encode_block_ref's");
       const QuantBlock q = decode_block_symbols_ref(ref.data(), ref.size(), cb);
       std::vector<float> y(nv);
       decode_block_ref(ref.data(), ref.size(), cb, y.data(), hd);
       std::vector<uint16_t> dec(nv);
-      KVCOMP_CUDA_CHECK(cudaMemcpy(dec.data(), s.out.as<uint16_t>() + row0, nv * 2,
-                                   cudaMemcpyDeviceToHost));
+      KVCOMP_CUDA_CHECK(
+          cudaMemcpy(dec.data(), s.out.as<uint16_t>() + row0, nv * 2, cudaMemcpyDeviceToHost));
       for (size_t v = 0; v < nv; ++v) {
         const uint16_t want = q.raw() ? q.raw_values[v] : float_to_fp16(y[v]);
         check(dec[v] == want, "check: ", s.name, " block ", i, " value ", v,
@@ -400,12 +398,12 @@ void run(const Options& o) {
     return;
   }
   std::printf("device: %s\n", ctx.name().c_str());
-  std::printf("data: %d heads x %d tokens x %d (fp16 K and V, %s each), eb_k %g, eb_v %g, "
-              "block_k %d%s, block_v %d, max code length %d, codebook per %s\n",
-              o.heads, o.tokens, o.head_dim, format_bytes(double(fp16_bytes)).c_str(),
-              double(o.codec.eb_k), double(o.codec.eb_v), o.codec.block_k,
-              o.codec.k_channelwise ? " (channel-wise)" : "", o.codec.block_v,
-              o.codec.max_code_len, o.codec.codebook_per_head ? "head" : "layer");
+  std::printf(
+      "data: %d heads x %d tokens x %d (fp16 K and V, %s each), eb_k %g, eb_v %g, "
+      "block_k %d%s, block_v %d, max code length %d, codebook per %s\n",
+      o.heads, o.tokens, o.head_dim, format_bytes(double(fp16_bytes)).c_str(), double(o.codec.eb_k),
+      double(o.codec.eb_v), o.codec.block_k, o.codec.k_channelwise ? " (channel-wise)" : "",
+      o.codec.block_v, o.codec.max_code_len, o.codec.codebook_per_head ? "head" : "layer");
   std::printf("device copy (read + write): %.3f ms, %.0f GB/s\n\n", t_copy, copy_gbs);
   std::printf("| %-2s | %-9s | %9s | %12s | %9s | %s\n", "", "step", "ms", "GB/s", "% copy",
               "bytes counted");
@@ -419,16 +417,15 @@ void run(const Options& o) {
     row("histogram", s.t_hist, in_gb / (s.t_hist * 1e-3), "fp16 read");
     row("encode", s.t_encode, in_gb / (s.t_encode * 1e-3), "fp16 read");
     row("decode", s.t_decode, in_gb / (s.t_decode * 1e-3), "fp16 written");
-    row("decode", s.t_decode, double(s.compressed) * 1e-9 / (s.t_decode * 1e-3),
-        "compressed read");
+    row("decode", s.t_decode, double(s.compressed) * 1e-9 / (s.t_decode * 1e-3), "compressed read");
   }
   std::printf("\n| %-2s | %9s | %10s | %9s | %12s | %s\n", "", "bits/val", "ratio", "raw blk",
               "entropy b/s", "payload bits/coded value");
   for (const Stream& s : streams) {
     std::printf("| %-2s | %9.3f | %9.2fx | %9llu | %12.3f | %.3f\n", s.name,
                 s.acct.bits_per_value(), s.acct.ratio_to_fp16(),
-                (unsigned long long)s.acct.n_raw_blocks,
-                s.entropy, s.acct.payload_bits_per_coded_value());
+                (unsigned long long)s.acct.n_raw_blocks, s.entropy,
+                s.acct.payload_bits_per_coded_value());
   }
   std::printf("\nchecked %d blocks against the CPU reference: identical\n", checked);
 }

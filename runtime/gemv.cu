@@ -1,0 +1,129 @@
+// Decode-shaped linear layers (a few tokens): y[n, out] = x[n, in] . w[out, in]^T + beta * y with
+// n <= 8. Bound by reading w once: one warp per output row, 16-byte loads, four in flight per
+// lane, x read through L1 (it is n * in * 2 bytes, shared by every warp). cuBLAS picks GEMM
+// kernels for these shapes that leave bandwidth unused; this is the weight-read floor's kernel.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "runtime/cuda_check.h"
+#include "runtime/gemm.h"
+
+namespace kvcomp {
+namespace {
+
+constexpr int kWarps = 8;
+
+__device__ __forceinline__ void to_float8(const uint4& u, const __half*, float* f) {
+  const __half2* h = reinterpret_cast<const __half2*>(&u);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 v = __half22float2(h[i]);
+    f[2 * i] = v.x;
+    f[2 * i + 1] = v.y;
+  }
+}
+__device__ __forceinline__ void to_float8(const uint4& u, const __nv_bfloat16*, float* f) {
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 v = __bfloat1622float2(h[i]);
+    f[2 * i] = v.x;
+    f[2 * i + 1] = v.y;
+  }
+}
+
+template <typename T, int NT>
+__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* __restrict__ x,
+                                                           const T* __restrict__ w, int in,
+                                                           int out, float* __restrict__ y,
+                                                           float beta) {
+  const int lane = threadIdx.x & 31;
+  const int row = blockIdx.x * kWarps + (threadIdx.x >> 5);
+  if (row >= out) return;
+  const uint4* wr = reinterpret_cast<const uint4*>(w + int64_t(row) * in);
+  const int chunks = in / 8;  // 16-byte chunks of the row
+  float acc[NT];
+#pragma unroll
+  for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
+  int c = lane;
+  for (; c + 96 < chunks; c += 128) {
+    uint4 wv[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) wv[u] = __ldg(wr + c + 32 * u);
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      float wf[8];
+      to_float8(wv[u], static_cast<const T*>(nullptr), wf);
+#pragma unroll
+      for (int t = 0; t < NT; ++t) {
+        float xf[8];
+        to_float8(__ldg(reinterpret_cast<const uint4*>(x + int64_t(t) * in) + c + 32 * u),
+                  static_cast<const T*>(nullptr), xf);
+#pragma unroll
+        for (int k = 0; k < 8; ++k) acc[t] = fmaf(wf[k], xf[k], acc[t]);
+      }
+    }
+  }
+  for (; c < chunks; c += 32) {
+    float wf[8];
+    to_float8(__ldg(wr + c), static_cast<const T*>(nullptr), wf);
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      float xf[8];
+      to_float8(__ldg(reinterpret_cast<const uint4*>(x + int64_t(t) * in) + c),
+                static_cast<const T*>(nullptr), xf);
+#pragma unroll
+      for (int k = 0; k < 8; ++k) acc[t] = fmaf(wf[k], xf[k], acc[t]);
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < NT; ++t) {
+    float v = acc[t];
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (lane == 0) {
+      float* dst = y + int64_t(t) * out + row;
+      *dst = beta == 0.0f ? v : v + beta * *dst;
+    }
+  }
+}
+
+template <typename T, int NT>
+void launch(const CudaContext& ctx, const void* x, const void* w, int in, int out, float* y,
+            float beta) {
+  gemv_kernel<T, NT><<<(out + kWarps - 1) / kWarps, kWarps * 32, 0, ctx.stream()>>>(
+      static_cast<const T*>(x), static_cast<const T*>(w), in, out, y, beta);
+  KVCOMP_LAUNCH_CHECK();
+}
+
+template <typename T>
+void dispatch(const CudaContext& ctx, int n, const void* x, const void* w, int in, int out,
+              float* y, float beta) {
+  switch (n) {
+    case 1: return launch<T, 1>(ctx, x, w, in, out, y, beta);
+    case 2: return launch<T, 2>(ctx, x, w, in, out, y, beta);
+    case 3: return launch<T, 3>(ctx, x, w, in, out, y, beta);
+    case 4: return launch<T, 4>(ctx, x, w, in, out, y, beta);
+    case 5: return launch<T, 5>(ctx, x, w, in, out, y, beta);
+    case 6: return launch<T, 6>(ctx, x, w, in, out, y, beta);
+    case 7: return launch<T, 7>(ctx, x, w, in, out, y, beta);
+    case 8: return launch<T, 8>(ctx, x, w, in, out, y, beta);
+    default: fail("gemv: at most ", kGemvMaxTokens, " tokens, got ", n);
+  }
+}
+
+}  // namespace
+
+bool gemv_applies(DType t, int n, int in) {
+  return n >= 1 && n <= kGemvMaxTokens && in % 8 == 0 && (t == DType::kF16 || t == DType::kBF16);
+}
+
+void gemv_cuda(const CudaContext& ctx, DType t, const void* x, const void* w, int n, int in,
+               int out, float* y, float beta) {
+  check(gemv_applies(t, n, in), "gemv: unsupported shape (", n, " tokens, in ", in, ")");
+  if (t == DType::kBF16)
+    dispatch<__nv_bfloat16>(ctx, n, x, w, in, out, y, beta);
+  else
+    dispatch<__half>(ctx, n, x, w, in, out, y, beta);
+}
+
+}  // namespace kvcomp
