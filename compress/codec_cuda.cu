@@ -15,7 +15,7 @@
 //   2. step per group (quant_group_step), raw-reason flags ORed in shared memory
 //   3. symbols into shared memory, [n_tokens][head_dim + 4] bytes (the pad keeps a thread's row
 //      reads conflict-free when a thread walks a K unit)
-//   4. per-unit bit count -> byte length (a thread per unit), CTA prefix sum -> unit offsets
+//   4. per-unit byte lengths (bits summed in 3), CTA prefix sum -> unit offsets
 //   5. block size, allocation from the arena (one atomicAdd)
 //   6. the block image in shared memory (header, lengths, params, payload: a thread writes its
 //      own unit's bytes, units never share a byte), then one coalesced copy of 32-bit words;
@@ -27,7 +27,11 @@
 // decode table only when the codebook changes): header, params, unit offsets (prefix sum of the
 // lengths), a thread per unit decodes with the table lookup of huffman_cuda.cuh into a shared
 // [n_tokens][head_dim + 2] fp16 tile (row pad: conflict-free K-unit writes), then a coalesced copy
-// to the destination rows.
+// to the destination rows. The decode loop is bound by instructions per symbol, not bytes (a
+// block of 8K values is ~3 KB compressed, 16 KB decoded): the table is widened to 8 or 12 bits
+// so L is a compile-time constant and each run between refills unrolls (4 or 2 symbols); per
+// symbol: a shift, a table load, the length's 64-bit shift, one params load (d, m0 as a float2,
+// a broadcast), an add, a multiply, the fp16 conversion and a shared store.
 #include "compress/codec_cuda.h"
 
 #include <cuda_fp16.h>
@@ -89,8 +93,8 @@ __device__ __forceinline__ uint32_t encode_sym_region_bytes(int n_tokens, int he
   return uint32_t(align16(size_t(n_tokens) * size_t(head_dim + kSymRowPad)));
 }
 
-size_t decode_dyn_smem_bytes(int max_values, int max_len, bool tile) {
-  const size_t table = align16(sizeof(uint32_t) << max_len);
+size_t decode_dyn_smem_bytes(int max_values, int table_bits, bool tile) {
+  const size_t table = align16(sizeof(uint32_t) << table_bits);
   return table + (tile ? align16(sizeof(__half) *
                                  (size_t(max_values) + size_t(kTileRowPad) * kCodecMaxTokens))
                        : 0);
@@ -126,6 +130,10 @@ __device__ __forceinline__ float fp16_bits_to_float_exact(uint16_t h) {
 
 __device__ __forceinline__ float warp_min(float v) {
   for (int o = 16; o > 0; o >>= 1) v = fminf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+__device__ __forceinline__ uint32_t warp_sum(uint32_t v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
 }
 __device__ __forceinline__ float warp_max(float v) {
@@ -245,10 +253,11 @@ struct EncodeSmem {
   float gmax[kMaxUnits];
   float pmin[kEncodeThreads];  // per thread (K channel-wise partials)
   float pmax[kEncodeThreads];
-  float d[kMaxUnits];      // per group: step
-  int32_t m0[kMaxUnits];   // per group: offset
-  uint32_t qp[kMaxUnits];  // per group: QuantParams16 as a word
-  uint32_t unit_len[kMaxUnits];
+  float d[kMaxUnits];             // per group: step
+  int32_t m0[kMaxUnits];          // per group: offset
+  uint32_t qp[kMaxUnits];         // per group: QuantParams16 as a word
+  uint32_t unit_bits[kMaxUnits];  // per unit: bits of its codes (summed while quantizing)
+  uint32_t unit_len[kMaxUnits];   // per unit: bytes
   uint32_t unit_off[kMaxUnits];
   float wmin[kEncodeWarps];
   float wmax[kEncodeWarps];
@@ -286,6 +295,7 @@ __global__ void __launch_bounds__(kEncodeThreads)
     const GpuCodebookView cb = codebooks[job.codebook];
     max_symbol = cb.max_symbol;
     for (int i = tid; i <= max_symbol; i += kEncodeThreads) s.enc[i] = cb.encode[i];
+    for (int i = tid; i < kMaxUnits; i += kEncodeThreads) s.unit_bits[i] = 0;
   }
   if (tid == 0) s.flags = 0;
 
@@ -387,13 +397,15 @@ __global__ void __launch_bounds__(kEncodeThreads)
   __syncthreads();
   uint32_t reasons = any_nonfinite ? kReasonBit(RawReason::kNonFinite) : s.flags;
 
-  // 3. Symbols (or counts).
+  // 3. Symbols (or counts), and the code bits of every unit: K units are rows (a warp sums its
+  // row), V units are columns (lanes of a warp hold distinct columns: shared atomics).
   uint8_t* sym = dyn_smem;
   const int sym_stride = hd + kSymRowPad;
   if (reasons == 0) {
     bool over = false;
     for (int t = warp; t < n; t += kEncodeWarps) {
       const uint16_t* row = job_row(job, t);
+      uint32_t row_bits = 0;
       for (int c = lane; c < hd; c += 32) {
         const int g = kind == BlockKind::kV ? t : kind == BlockKind::kKChannel ? c : 0;
         const int32_t q = quant_symbol_dev(fp16_bits_value(row[c]), s.d[g], s.m0[g]);
@@ -405,6 +417,18 @@ __global__ void __launch_bounds__(kEncodeThreads)
           atomicAdd(&s.hist[q], 1u);
         } else {
           sym[t * sym_stride + c] = uint8_t(q);
+          const uint32_t len = s.enc[q] & 0xffu;
+          if (kind == BlockKind::kV) {
+            atomicAdd(&s.unit_bits[c], len);
+          } else {
+            row_bits += len;
+          }
+        }
+      }
+      if constexpr (!kHistogram) {
+        if (kind != BlockKind::kV) {
+          row_bits = warp_sum(row_bits);
+          if (lane == 0) s.unit_bits[t] = row_bits;
         }
       }
     }
@@ -427,14 +451,7 @@ __global__ void __launch_bounds__(kEncodeThreads)
     if (reasons == 0) {
       uint32_t len = 0;
       if (uint32_t(tid) < n_units) {
-        uint32_t bits = 0;
-        if (kind == BlockKind::kV) {
-          for (uint32_t i = 0; i < unit_syms; ++i) bits += s.enc[sym[i * sym_stride + tid]] & 0xffu;
-        } else {
-          const uint8_t* row = sym + tid * sym_stride;
-          for (uint32_t i = 0; i < unit_syms; ++i) bits += s.enc[row[i]] & 0xffu;
-        }
-        len = (bits + 7u) / 8u;
+        len = (s.unit_bits[tid] + 7u) / 8u;
         s.unit_len[tid] = len;
       }
       const uint32_t off = cta_exclusive_scan<kEncodeThreads>(len, s.scan, &payload_bytes);
@@ -533,19 +550,36 @@ __global__ void __launch_bounds__(kEncodeThreads)
 enum class DecodeOut { kHalf, kFloat, kSymbols };
 
 struct DecodeSmem {
-  float d[kMaxUnits];   // step of symbol i of a unit (K channel-wise: channel i; V: token i)
-  float m0[kMaxUnits];  // (float)m0 of the same group
+  float2 dm[kMaxUnits];  // (d, (float)m0) of symbol i of a unit: K block-wise: the block's;
+                         // K channel-wise: channel i's; V: token i's
   uint32_t unit_off[kMaxUnits];
   uint32_t scan[kDecodeThreads / 32 + 1];
 };
 
-template <DecodeOut kOut>
-__device__ __forceinline__ void store_value(const DecodeJob& job, int t, int c, float v) {
-  if constexpr (kOut == DecodeOut::kHalf) {
-    static_cast<__half*>(job.dst)[t * job.dst_row_stride + c] = __float2half_rn(v);
-  } else {
-    static_cast<float*>(job.dst)[t * job.dst_row_stride + c] = v;
-  }
+// Decode tables are widened to 8 bits (codebooks with L <= 8) or 12 bits, so that the decode
+// loop runs with L fixed at compile time (huffman_cuda.cuh).
+__host__ __device__ constexpr int decode_table_bits(int max_len) {
+  return max_len <= 8 ? 8 : kMaxCodeLen;
+}
+
+// Thread-per-unit decode of one unit whose symbol i goes to out[base + i * step] (fp16: the
+// shared tile; fp32: the destination rows). kTableBits == 0: L taken at run time.
+template <DecodeOut kOut, int kTableBits>
+__device__ __forceinline__ void decode_unit(const uint8_t* unit, int count, const uint32_t* table,
+                                            int table_bits, const float2* dm, void* out,
+                                            int64_t base, int64_t step) {
+  huffman_decode_unit<kTableBits>(unit, count, table, table_bits, [&](int i, uint32_t e) {
+    const int64_t at = base + int64_t(i) * step;
+    if constexpr (kOut == DecodeOut::kHalf) {
+      const float2 p = dm[i];
+      static_cast<__half*>(out)[at] = __float2half_rn(huffman_dequant(e, p.y, p.x));
+    } else if constexpr (kOut == DecodeOut::kFloat) {
+      const float2 p = dm[i];
+      static_cast<float*>(out)[at] = huffman_dequant(e, p.y, p.x);
+    } else {
+      static_cast<float*>(out)[at] = huffman_entry_symbol(e);
+    }
+  });
 }
 
 // jobs [blockIdx.x * jobs_per_cta, +jobs_per_cta) in order.
@@ -553,11 +587,12 @@ template <DecodeOut kOut>
 __global__ void __launch_bounds__(kDecodeThreads)
     decode_blocks_kernel(const DecodeJob* __restrict__ jobs, int n_jobs, int jobs_per_cta,
                          const GpuCodebookView* codebooks, int n_codebooks, int max_values,
-                         int table_len, int* error) {
+                         int table_cap_bits, int* error) {
   extern __shared__ __align__(16) uint8_t dyn_smem[];
   __shared__ DecodeSmem s;
   uint32_t* const table = reinterpret_cast<uint32_t*>(dyn_smem);
-  __half* const tile = reinterpret_cast<__half*>(dyn_smem + align16(sizeof(uint32_t) << table_len));
+  __half* const tile =
+      reinterpret_cast<__half*>(dyn_smem + align16(sizeof(uint32_t) << table_cap_bits));
   const int tid = threadIdx.x;
   int loaded = -1;  // codebook whose table is in shared memory
   const int j_begin = blockIdx.x * jobs_per_cta;
@@ -614,26 +649,25 @@ __global__ void __launch_bounds__(kDecodeThreads)
     }
 
     const GpuCodebookView cb = codebooks[job.codebook];
-    const int L = cb.max_len;
-    if (job.codebook != loaded) {
-      for (int i = tid; i < (1 << L); i += kDecodeThreads) table[i] = cb.decode[i];
+    const int table_bits = decode_table_bits(cb.max_len);
+    if (job.codebook != loaded) {  // widen the codebook's table to table_bits
+      for (int i = tid; i < (1 << table_bits); i += kDecodeThreads) {
+        table[i] = huffman_widened_entry(cb.decode, cb.max_len, table_bits, uint32_t(i));
+      }
       loaded = job.codebook;
     }
     const uint32_t n_units = block_n_units(kind, uint32_t(n), uint32_t(hd));
     const uint32_t unit_syms = block_unit_symbols(kind, uint32_t(n), uint32_t(hd));
     if (kind == BlockKind::kKBlock) {
-      const float d = __uint_as_float(w2), m0 = float(int32_t(w3));
-      for (uint32_t i = tid; i < unit_syms; i += kDecodeThreads) {
-        s.d[i] = d;
-        s.m0[i] = m0;
-      }
+      const float2 p = make_float2(__uint_as_float(w2), float(int32_t(w3)));
+      for (uint32_t i = tid; i < unit_syms; i += kDecodeThreads) s.dm[i] = p;
     } else {
       const uint32_t* qp = reinterpret_cast<const uint32_t*>(
           job.block + block_params_offset(kind, uint32_t(n), uint32_t(hd)));
       for (uint32_t i = tid; i < unit_syms; i += kDecodeThreads) {
         const uint32_t p = qp[i];
-        s.d[i] = fp16_bits_value(uint16_t(p & 0xffffu));
-        s.m0[i] = float(int16_t(uint16_t(p >> 16)));
+        s.dm[i] =
+            make_float2(fp16_bits_value(uint16_t(p & 0xffffu)), float(int16_t(uint16_t(p >> 16))));
       }
     }
     // Unit offsets: two lengths per thread.
@@ -655,18 +689,31 @@ __global__ void __launch_bounds__(kDecodeThreads)
     const bool v_kind = kind == BlockKind::kV;
     const int tile_stride = hd + kTileRowPad;
     for (uint32_t u = tid; u < n_units; u += kDecodeThreads) {
-      huffman_decode_unit(
-          payload + s.unit_off[u], int(unit_syms), table, L, [&](int i, uint32_t e) {
-            const int t = v_kind ? i : int(u);
-            const int c = v_kind ? int(u) : i;
-            if constexpr (kOut == DecodeOut::kHalf) {
-              tile[t * tile_stride + c] = __float2half_rn(huffman_dequant(e, s.m0[i], s.d[i]));
-            } else if constexpr (kOut == DecodeOut::kFloat) {
-              store_value<kOut>(job, t, c, huffman_dequant(e, s.m0[i], s.d[i]));
-            } else {
-              store_value<kOut>(job, t, c, huffman_entry_symbol(e));
-            }
-          });
+      // Unit u: token u (K: symbol i is channel i) or channel u (V: symbol i is token i).
+      const uint8_t* unit = payload + s.unit_off[u];
+      if constexpr (kOut == DecodeOut::kHalf) {
+        const int64_t base = v_kind ? int64_t(u) : int64_t(u) * tile_stride;
+        const int64_t step = v_kind ? tile_stride : 1;
+        if (table_bits == 8) {
+          decode_unit<kOut, 8>(unit, int(unit_syms), table, 8, s.dm, tile, base, step);
+        } else {
+          decode_unit<kOut, kMaxCodeLen>(unit, int(unit_syms), table, kMaxCodeLen, s.dm, tile, base,
+                                         step);
+        }
+      } else {
+        const int64_t base = v_kind ? int64_t(u) : int64_t(u) * job.dst_row_stride;
+        const int64_t step = v_kind ? job.dst_row_stride : 1;
+        if constexpr (kOut == DecodeOut::kFloat) {
+          if (table_bits == 8) {
+            decode_unit<kOut, 8>(unit, int(unit_syms), table, 8, s.dm, job.dst, base, step);
+          } else {
+            decode_unit<kOut, kMaxCodeLen>(unit, int(unit_syms), table, kMaxCodeLen, s.dm, job.dst,
+                                           base, step);
+          }
+        } else {  // symbols: the run-time-L loop (exercised by the tests as well)
+          decode_unit<kOut, 0>(unit, int(unit_syms), table, table_bits, s.dm, job.dst, base, step);
+        }
+      }
     }
 
     if constexpr (kOut == DecodeOut::kHalf) {
@@ -711,9 +758,9 @@ void launch_decode(const CudaContext& ctx, const DecodeJob* jobs, int n_jobs,
   if (n_jobs == 0) return;
   check(jobs != nullptr, who, ": no jobs");
   check_max_values(max_block_values, who);
-  // Raw blocks need no codebook; an empty set still gets a 1-entry table region.
-  const int table_len = std::max(codebooks.max_len(), 1);
-  const size_t dyn = decode_dyn_smem_bytes(max_block_values, table_len, kOut == DecodeOut::kHalf);
+  const int table_cap_bits = decode_table_bits(codebooks.max_len());
+  const size_t dyn =
+      decode_dyn_smem_bytes(max_block_values, table_cap_bits, kOut == DecodeOut::kHalf);
   check_smem(ctx, dyn + sizeof(DecodeSmem), who);
   auto kernel = decode_blocks_kernel<kOut>;
   KVCOMP_CUDA_CHECK(
@@ -723,8 +770,9 @@ void launch_decode(const CudaContext& ctx, const DecodeJob* jobs, int n_jobs,
   const int target = std::max(1, ctx.props().multiProcessorCount * 16);
   const int per = (n_jobs + target - 1) / target;
   const int grid = (n_jobs + per - 1) / per;
-  kernel<<<grid, kDecodeThreads, dyn, ctx.stream()>>>(
-      jobs, n_jobs, per, codebooks.views(), codebooks.size(), max_block_values, table_len, error);
+  kernel<<<grid, kDecodeThreads, dyn, ctx.stream()>>>(jobs, n_jobs, per, codebooks.views(),
+                                                      codebooks.size(), max_block_values,
+                                                      table_cap_bits, error);
   KVCOMP_LAUNCH_CHECK();
 }
 

@@ -92,21 +92,42 @@ struct HuffmanBitReader {
   }
 };
 
+// A decode table for L bits serves any L' >= L: entry'[i] = entry[i >> (L' - L)] (the extra bits
+// only select among copies). Widening every codebook's table to a fixed L' (8 when L <= 8, else 12)
+// lets a kernel fix L' at compile time, as the codec's decoder does.
+__device__ __forceinline__ uint32_t huffman_widened_entry(const uint32_t* table, int max_len,
+                                                          int wide_len, uint32_t i) {
+  return table[i >> (wide_len - max_len)];
+}
+
 // Decodes the `count` symbols of the unit at `unit`, calling f(i, entry) for i = 0..count-1 in
-// order. kMaxLen > 0 fixes L at compile time (the inner loop unrolls); kMaxLen == 0 takes
-// max_len at run time.
+// order, refilling before each run of huffman_symbols_per_refill(L) symbols. kMaxLen > 0 fixes L
+// at compile time (runs unroll fully; the table must have 2^kMaxLen entries, widened if need be);
+// kMaxLen == 0 takes max_len at run time.
 template <int kMaxLen = 0, typename F>
 __device__ __forceinline__ void huffman_decode_unit(const uint8_t* unit, int count,
                                                     const uint32_t* table, int max_len, F&& f) {
-  const int L = kMaxLen > 0 ? kMaxLen : max_len;
-  const int per_refill = huffman_symbols_per_refill(L);
   HuffmanBitReader br;
   br.init(unit);
-  for (int i = 0; i < count;) {
-    br.refill();
-    const int end = min(count, i + per_refill);
-#pragma unroll 4
-    for (; i < end; ++i) f(i, br.decode(table, L));
+  if constexpr (kMaxLen > 0) {
+    constexpr int kPer = huffman_symbols_per_refill(kMaxLen);
+    int i = 0;
+    for (; i + kPer <= count; i += kPer) {
+      br.refill();
+#pragma unroll
+      for (int k = 0; k < kPer; ++k) f(i + k, br.decode(table, kMaxLen));
+    }
+    if (i < count) {
+      br.refill();
+      for (; i < count; ++i) f(i, br.decode(table, kMaxLen));
+    }
+  } else {
+    const int per_refill = huffman_symbols_per_refill(max_len);
+    for (int i = 0; i < count;) {
+      br.refill();
+      const int end = min(count, i + per_refill);
+      for (; i < end; ++i) f(i, br.decode(table, max_len));
+    }
   }
 }
 

@@ -141,6 +141,16 @@ KvCompCacheCuda::KvCompCacheCuda(const CudaContext& ctx, const KvShape& shape, i
   d_done_k_.zero();
   d_done_v_.zero();
   err_ = DeviceBuffer(4, "codec flags");
+  {
+    // The fused kernel's split states for a full batch at the longest context, allocated once so
+    // that decode steps never allocate (they may be captured into CUDA graphs).
+    KvcompAttentionParams p;
+    p.n_heads = shape.n_heads;
+    p.n_kv_heads = KV;
+    p.head_dim = hd;
+    p.n_chunks = S;
+    fused_scratch_ = DeviceBuffer(kvcomp_attention_scratch_bytes(p, max_tokens), "attention scratch");
+  }
   // Placeholder codebooks (uniform) until the real ones are built from data.
   codebooks_.reserve(size_t(L) * 2 * n_cb_heads());
   for (int l = 0; l < L; ++l)
@@ -157,18 +167,19 @@ void KvCompCacheCuda::upload_codebooks() {
   gpu_codebooks_ = std::make_unique<GpuCodebooks>(codebooks_);
 }
 
+void KvCompCacheCuda::begin_step(const StepLayout& step) {
+  for (const auto& c : step.chunks) {
+    check(c.count <= kMaxStepTokens, "kvcomp cache: ", c.count,
+          " tokens in one step for one sequence (at most ", kMaxStepTokens, ")");
+    len_[c.seq] = c.start + c.count;
+    check(len_[c.seq] <= max_tokens_, "kvcomp cache: sequence ", c.seq, " exceeds ", max_tokens_,
+          " tokens");
+  }
+  d_len_.upload(len_.data(), len_.size() * 4);
+}
+
 void KvCompCacheCuda::append(int layer, const QkvView& x, const StepLayout& step) {
   const int S = shape_.n_seqs, KV = shape_.n_kv_heads, hd = shape_.head_dim;
-  if (layer == 0) {
-    for (const auto& c : step.chunks) {
-      check(c.count <= kMaxStepTokens, "kvcomp cache: ", c.count,
-            " tokens in one step for one sequence (at most ", kMaxStepTokens, ")");
-      len_[c.seq] = c.start + c.count;
-      check(len_[c.seq] <= max_tokens_, "kvcomp cache: sequence ", c.seq, " exceeds ",
-            max_tokens_, " tokens");
-    }
-    d_len_.upload(len_.data(), len_.size() * 4);
-  }
   const size_t lk = size_t(layer) * S * KV * cap_k_ * hd, lv = size_t(layer) * S * KV * cap_v_ * hd;
   ring_append_kernel<<<step.n_tokens, 256, 0, ctx_.stream()>>>(
       x.qkv, x.row_stride, x.k_col, x.v_col, step.seq, step.pos, KV, hd, S, cap_k_, cap_v_,
@@ -255,10 +266,11 @@ void KvCompCacheCuda::attend(int layer, const QkvView& x, const StepLayout& step
     p.k_bits = kc.max_len;
     p.v_bits = vc.max_len;
     p.out = out;
-    int max_len = 0;
+    int max_len = step.decode_keys;
     for (const auto& c : step.chunks) max_len = std::max(max_len, len_[c.seq]);
+    max_len = std::min(max_len, max_tokens_);
     const size_t need = kvcomp_attention_scratch_bytes(p, max_len);
-    fused_scratch_.ensure(need, "attention scratch");
+    fused_scratch_.ensure(need, "attention scratch");  // sized for the worst in the constructor
     kvcomp_attention_cuda(ctx_, p, max_len, act, fused_scratch_.get(), fused_scratch_.bytes());
     return;
   }
@@ -275,7 +287,7 @@ void KvCompCacheCuda::attend(int layer, const QkvView& x, const StepLayout& step
   local.chunk_seq = identity_.as<int>();
   KvShape sh = shape_;
   sh.n_seqs = n;
-  const DenseAttentionArgs args{scratch_k_.get(), scratch_v_.get(), int64_t(cap) * hd};
+  const DenseAttentionArgs args{scratch_k_.get(), scratch_v_.get(), int64_t(cap) * hd, cap};
   dense_attention_cuda(ctx_, sh, args, x, local, act, out, q16_, scores_, probs_, out32_, ptrs_);
 }
 

@@ -31,6 +31,8 @@ class KvCompCacheCuda : public KvCacheCuda {
 
   KvCompCacheCuda(const CudaContext& ctx, const KvShape& shape, int max_tokens,
                   const KvOptions& opts);
+  void begin_step(const StepLayout& step) override;
+  bool graph_safe() const override { return opts_.mode == KvMode::kKvcomp; }
   void append(int layer, const QkvView& x, const StepLayout& step) override;
   void attend(int layer, const QkvView& x, const StepLayout& step, DType act, void* out) override;
   void commit(const StepLayout& step) override;

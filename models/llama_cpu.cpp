@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "compress/kv_cache_fixedbit_ref.h"
 #include "compress/kv_cache_kvcomp_ref.h"
 #include "runtime/error.h"
 #include "runtime/half.h"
@@ -63,6 +64,7 @@ class CpuEngine : public Engine {
     check(max_tokens >= 1, "context: expected at least one token");
     KvShape shape{cfg_.n_layers, n_seqs, cfg_.n_heads, cfg_.n_kv_heads, cfg_.head_dim};
     kvcomp_ = nullptr;
+    fixedbit_ = nullptr;
     dense_k_.clear();
     dense_v_.clear();
     switch (kv.mode) {
@@ -77,9 +79,18 @@ class CpuEngine : public Engine {
         cache_ = std::move(c);
         break;
       }
+      case KvMode::kKivi2:
+      case KvMode::kKivi4:
+      case KvMode::kInt8:
+      case KvMode::kFp8: {
+        auto c = std::make_unique<FixedBitCacheRef>(shape, kv);
+        fixedbit_ = c.get();
+        cache_ = std::move(c);
+        break;
+      }
       default: fail("--kv ", kv_mode_name(kv.mode), ": not available on the CPU");
     }
-    if (!kvcomp_) {
+    if (dense()) {
       dense_round_fp16_ = kv.mode == KvMode::kFp16;
       dense_k_.assign(size_t(cfg_.n_layers) * n_seqs, {});
       dense_v_.assign(size_t(cfg_.n_layers) * n_seqs, {});
@@ -137,7 +148,9 @@ class CpuEngine : public Engine {
   int length(int seq) const override { return len_.at(seq); }
   int64_t kv_bytes() const override { return cache_ ? cache_->bytes() : 0; }
   KvStats kv_stats() const override {
-    return kvcomp_ ? kvcomp_->stats() : KvStats{};
+    if (kvcomp_) return kvcomp_->stats();
+    if (fixedbit_) return fixedbit_->stats();
+    return KvStats{};
   }
 
   bool read_kv(int layer, int seq, std::vector<float>& k, std::vector<float>& v) const override {
@@ -150,6 +163,9 @@ class CpuEngine : public Engine {
     if (kvcomp_) {
       k = kvcomp_->values(KvPart::kK, layer, seq);
       v = kvcomp_->values(KvPart::kV, layer, seq);
+    } else if (fixedbit_) {
+      k = fixedbit_->values(KvPart::kK, layer, seq);
+      v = fixedbit_->values(KvPart::kV, layer, seq);
     } else {
       k = dense_k_[slot];
       v = dense_v_[slot];
@@ -158,6 +174,8 @@ class CpuEngine : public Engine {
   }
 
  private:
+  bool dense() const { return !kvcomp_ && !fixedbit_; }
+
   const float* head() const {
     return cfg_.tie_word_embeddings ? embed_.data() : lm_head_.data();
   }
@@ -219,7 +237,7 @@ class CpuEngine : public Engine {
       for (const auto& c : chunks) {
         const int n = int(c.tokens.size());
         cache_->append(l, c.seq, k.data() + size_t(at) * KD, v.data() + size_t(at) * KD, n);
-        if (!kvcomp_) {
+        if (dense()) {
           keep_dense(dense_k_[size_t(l) * len_.size() + c.seq], k.data() + size_t(at) * KD,
                      size_t(n) * KD);
           keep_dense(dense_v_[size_t(l) * len_.size() + c.seq], v.data() + size_t(at) * KD,
@@ -249,7 +267,8 @@ class CpuEngine : public Engine {
   std::vector<CpuLayer> layers_;
   std::vector<float> inv_freq_;  // [head_dim / 2]
   std::unique_ptr<KvCacheRef> cache_;
-  KvCompCacheRef* kvcomp_ = nullptr;  // cache_ when it is compressed
+  KvCompCacheRef* kvcomp_ = nullptr;      // cache_ when it is compressed
+  FixedBitCacheRef* fixedbit_ = nullptr;  // cache_ when it is a fixed-bit baseline
   // Dense modes: the cache's values again, [n_layers * n_seqs] -> [len, n_kv_heads, head_dim].
   std::vector<std::vector<float>> dense_k_, dense_v_;
   bool dense_round_fp16_ = false;

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "compress/kv_cache_fixedbit_cuda.h"
 #include "compress/kv_cache_kvcomp_cuda.h"
 #include "runtime/cuda_check.h"
 #include "runtime/cuda_context.h"
@@ -112,6 +115,11 @@ class CudaEngine : public Engine {
     init_common();
   }
 
+  ~CudaEngine() override {
+    for (auto& [key, g] : graphs_)
+      if (g.exec) cudaGraphExecDestroy(g.exec);
+  }
+
   const LlamaConfig& config() const override { return cfg_; }
   std::string device_name() const override { return "cuda (" + ctx_.name() + ")"; }
 
@@ -128,6 +136,12 @@ class CudaEngine : public Engine {
       case KvMode::kKvcompUnfused:
         cache_ = std::make_unique<KvCompCacheCuda>(ctx_, shape, max_tokens, kv);
         break;
+      case KvMode::kKivi2:
+      case KvMode::kKivi4:
+      case KvMode::kInt8:
+      case KvMode::kFp8:
+        cache_ = std::make_unique<FixedBitCacheCuda>(ctx_, shape, max_tokens, kv);
+        break;
       default: fail("--kv ", kv_mode_name(kv.mode), ": not available on the GPU");
     }
     len_.assign(n_seqs, 0);
@@ -140,7 +154,13 @@ class CudaEngine : public Engine {
     const int V = cfg_.vocab_size;
     logits.clear();
     for_each_step(chunks, [&](const std::vector<SeqChunk>& part, bool last) {
-      run_layers(part);
+      NvtxRange range(part.size() == size_t(std::count_if(part.begin(), part.end(),
+                                                           [](const SeqChunk& c) {
+                                                             return c.tokens.size() == 1;
+                                                           }))
+                          ? "decode step"
+                          : "prefill");
+      const StepLayout step = prepare(part);
       std::vector<int> rows;
       int at = 0;
       for (const auto& c : part) {
@@ -151,17 +171,34 @@ class CudaEngine : public Engine {
           rows.push_back(at + n - 1);
         at += n;
       }
-      if (rows.empty()) return;
       const size_t base = logits.size();
       logits.resize(base + rows.size() * size_t(V));
-      for (size_t r0 = 0; r0 < rows.size(); r0 += kLogitRows) {
-        const int nr = int(std::min(kLogitRows, rows.size() - r0));
-        head_rows(rows.data() + r0, nr);
-        KVCOMP_CUDA_CHECK(cudaMemcpyAsync(logits.data() + base + r0 * V, logits_.get(),
-                                          size_t(nr) * V * 4, cudaMemcpyDeviceToHost,
-                                          ctx_.stream()));
+      if (rows.size() <= kLogitRows) {
+        // One slice: the head joins the layers (and the graph of a decode step).
+        if (!rows.empty()) rows_.upload(rows.data(), rows.size() * 4);
+        run_device(step, 0, [&] {
+          layers(step);
+          if (!rows.empty()) head_rows(int(rows.size()));
+        });
+        if (!rows.empty()) {
+          KVCOMP_CUDA_CHECK(cudaMemcpyAsync(logits.data() + base, logits_.get(),
+                                            rows.size() * V * 4, cudaMemcpyDeviceToHost,
+                                            ctx_.stream()));
+        }
         ctx_.synchronize();
+      } else {
+        layers(step);
+        for (size_t r0 = 0; r0 < rows.size(); r0 += kLogitRows) {
+          const int nr = int(std::min(kLogitRows, rows.size() - r0));
+          rows_.upload(rows.data() + r0, size_t(nr) * 4);
+          head_rows(nr);
+          KVCOMP_CUDA_CHECK(cudaMemcpyAsync(logits.data() + base + r0 * V, logits_.get(),
+                                            size_t(nr) * V * 4, cudaMemcpyDeviceToHost,
+                                            ctx_.stream()));
+          ctx_.synchronize();
+        }
       }
+      finish(part, step);
     });
   }
 
@@ -176,32 +213,51 @@ class CudaEngine : public Engine {
     nll.clear();
     size_t target_at = 0;
     for_each_step(chunks, [&](const std::vector<SeqChunk>& part, bool) {
-      run_layers(part);
-      int T = 0;
-      for (const auto& c : part) T += int(c.tokens.size());
+      NvtxRange range(part.size() * 1 == size_t(std::count_if(part.begin(), part.end(),
+                                                               [](const SeqChunk& c) {
+                                                                 return c.tokens.size() == 1;
+                                                               }))
+                          ? "decode step"
+                          : "prefill");
+      const StepLayout step = prepare(part);
+      const int T = step.n_tokens;
       std::vector<int> rows(T);
       for (int i = 0; i < T; ++i) rows[i] = i;
       std::vector<float> out(kLogitRows);
       for (int r0 = 0; r0 < T; r0 += int(kLogitRows)) {
         const int nr = std::min(int(kLogitRows), T - r0);
-        head_rows(rows.data() + r0, nr);
+        rows_.upload(rows.data() + r0, size_t(nr) * 4);
         targets_.upload(targets.data() + target_at + r0, size_t(nr) * 4);
-        nll_cuda(ctx_, logits_.as<float>(), targets_.as<int>(), nr, cfg_.vocab_size,
-                 nll_.as<float>());
+        auto head = [&] {
+          head_rows(nr);
+          nll_cuda(ctx_, logits_.as<float>(), targets_.as<int>(), nr, cfg_.vocab_size,
+                   nll_.as<float>());
+        };
+        if (r0 == 0 && T <= int(kLogitRows)) {
+          run_device(step, 1, [&] {
+            layers(step);
+            head();
+          });
+        } else {
+          if (r0 == 0) layers(step);
+          head();
+        }
         KVCOMP_CUDA_CHECK(cudaMemcpyAsync(out.data(), nll_.get(), size_t(nr) * 4,
                                           cudaMemcpyDeviceToHost, ctx_.stream()));
         ctx_.synchronize();
         nll.insert(nll.end(), out.begin(), out.begin() + nr);
       }
       target_at += size_t(T);
+      finish(part, step);
     });
   }
 
   int length(int seq) const override { return len_.at(seq); }
   int64_t kv_bytes() const override { return cache_ ? cache_->bytes() : 0; }
   KvStats kv_stats() const override {
-    const auto* c = dynamic_cast<const KvCompCacheCuda*>(cache_.get());
-    return c ? c->stats() : KvStats{};
+    if (const auto* c = dynamic_cast<const KvCompCacheCuda*>(cache_.get())) return c->stats();
+    if (const auto* c = dynamic_cast<const FixedBitCacheCuda*>(cache_.get())) return c->stats();
+    return KvStats{};
   }
   bool read_kv(int layer, int seq, std::vector<float>& k, std::vector<float>& v) const override {
     check(cache_ != nullptr, "engine: start() must come before read_kv()");
@@ -282,18 +338,14 @@ class CudaEngine : public Engine {
     }
   }
 
-  // Runs all layers over the step; leaves the residual stream in x_.
-  void run_layers(const std::vector<SeqChunk>& chunks) {
-    NvtxRange range(chunks.size() == size_t(std::count_if(chunks.begin(), chunks.end(),
-                                                          [](const SeqChunk& c) {
-                                                            return c.tokens.size() == 1;
-                                                          }))
-                        ? "decode step"
-                        : "prefill");
+  // A forward step in three parts: prepare() does every host-side thing (the step layout and
+  // its upload, buffer sizes, the cache's per-step state), layers() only enqueues device work
+  // (so that a decode step can be captured into a CUDA graph and replayed), finish() updates the
+  // lengths and lets the cache compress what left its window.
+  StepLayout prepare(const std::vector<SeqChunk>& chunks) {
     const int H = cfg_.hidden_size, QD = cfg_.q_dim(), KD = cfg_.kv_dim();
-    const int I = cfg_.intermediate_size, hd = cfg_.head_dim;
+    const int I = cfg_.intermediate_size;
     const int QKV = QD + 2 * KD;
-    // Host side of the step layout: per token ids, positions, sequences; per chunk start, seq.
     StepLayout step;
     std::vector<int> host;  // [ids T][pos T][seq T][chunk_start C][chunk_seq C]
     int T = 0;
@@ -303,36 +355,52 @@ class CudaEngine : public Engine {
     }
     const int C = int(chunks.size());
     host.resize(size_t(3) * T + 2 * C);
-    {
-      int r = 0;
-      for (const auto& c : chunks)
-        for (size_t i = 0; i < c.tokens.size(); ++i, ++r) {
-          host[r] = c.tokens[i];
-          host[T + r] = len_[c.seq] + int(i);
-          host[2 * T + r] = c.seq;
-        }
-      for (int i = 0; i < C; ++i) {
-        host[3 * T + i] = step.chunks[i].start;
-        host[3 * T + C + i] = step.chunks[i].seq;
+    int r = 0;
+    for (const auto& c : chunks)
+      for (size_t i = 0; i < c.tokens.size(); ++i, ++r) {
+        host[r] = c.tokens[i];
+        host[T + r] = len_[c.seq] + int(i);
+        host[2 * T + r] = c.seq;
       }
+    for (int i = 0; i < C; ++i) {
+      host[3 * T + i] = step.chunks[i].start;
+      host[3 * T + C + i] = step.chunks[i].seq;
     }
     step.n_tokens = T;
     step.decode = T == C;
-    step_ints_.ensure(host.size() * 4, "step layout");
+    // Sized for a full batch of decode steps at least, so that decode steps of any batch reuse
+    // the same buffers (and captured graphs stay valid).
+    const int Tc = std::max(T, int(len_.size()));
+    step_ints_.ensure(size_t(5) * Tc * 4, "step layout");
     step_ints_.upload(host.data(), host.size() * 4);
     const int* ids = step_ints_.as<int>();
     step.pos = ids + T;
     step.seq = ids + 2 * T;
     step.chunk_start = ids + 3 * T;
     step.chunk_seq = ids + 3 * T + C;
+    x_.ensure(size_t(Tc) * H * 4, "activations");
+    h_.ensure(size_t(Tc) * std::max(H, QD) * 2, "activations");
+    qkv_.ensure(size_t(Tc) * QKV * 4, "activations");
+    gu_.ensure(size_t(Tc) * 2 * I * 4, "activations");
+    m_.ensure(size_t(Tc) * I * 2, "activations");
+    if (step.decode && graphs_enabled_) {
+      // Attention of a decode step runs over a whole bucket of keys (the cache masks the rest),
+      // so one captured graph serves kGraphKeyBucket consecutive steps.
+      int longest = 0;
+      for (const auto& c : step.chunks) longest = std::max(longest, c.start + 1);
+      step.decode_keys =
+          std::min(max_tokens_, (longest + kGraphKeyBucket - 1) / kGraphKeyBucket * kGraphKeyBucket);
+    }
+    cache_->begin_step(step);
+    return step;
+  }
 
-    x_.ensure(size_t(T) * H * 4, "activations");
-    h_.ensure(size_t(T) * std::max(H, QD) * 2, "activations");
-    qkv_.ensure(size_t(T) * QKV * 4, "activations");
-    gu_.ensure(size_t(T) * 2 * I * 4, "activations");
-    m_.ensure(size_t(T) * I * 2, "activations");
-
-    embedding_cuda(ctx_, act_, embed_.get(), ids, T, H, x_.as<float>());
+  // Device work of all layers; leaves the residual stream in x_.
+  void layers(const StepLayout& step) {
+    const int H = cfg_.hidden_size, QD = cfg_.q_dim(), KD = cfg_.kv_dim();
+    const int I = cfg_.intermediate_size, hd = cfg_.head_dim;
+    const int QKV = QD + 2 * KD, T = step.n_tokens;
+    embedding_cuda(ctx_, act_, embed_.get(), step_ints_.as<int>(), T, H, x_.as<float>());
     const QkvView view{qkv_.as<float>(), QKV, 0, QD, QD + KD};
     for (int l = 0; l < cfg_.n_layers; ++l) {
       NvtxRange layer_range("layer");
@@ -357,18 +425,64 @@ class CudaEngine : public Engine {
       swiglu_cuda(ctx_, act_, gu_.as<float>(), T, I, m_.get());
       linear_cuda(ctx_, act_, m_.get(), L.w_down.get(), T, I, H, x_.as<float>(), 1.0f);
     }
+  }
+
+  void finish(const std::vector<SeqChunk>& chunks, const StepLayout& step) {
     for (const auto& c : chunks) len_[c.seq] += int(c.tokens.size());
     cache_->commit(step);
   }
 
-  // Final norm of the given rows of x_ and their logits into logits_ [n, vocab].
-  void head_rows(const int* rows, int n) {
-    rows_.upload(rows, size_t(n) * 4);
+  // Runs f (device work only). A decode step is captured into a CUDA graph the first time its
+  // key is seen and replayed afterwards, while no device buffer has been allocated or freed
+  // since the capture. KVCOMP_NO_GRAPHS=1 turns this off (e.g. to see every kernel's NVTX
+  // range in Nsight).
+  template <typename F>
+  void run_device(const StepLayout& step, int head_mode, F&& f) {
+    if (!step.decode || !graphs_enabled_ || !cache_->graph_safe()) {
+      f();
+      return;
+    }
+    const uint64_t key =
+        (uint64_t(step.n_tokens) << 40) | (uint64_t(step.decode_keys) << 8) | uint64_t(head_mode);
+    Graph& g = graphs_[key];
+    if (g.exec && g.epoch != device_alloc_epoch()) {
+      cudaGraphExecDestroy(g.exec);
+      g.exec = nullptr;
+    }
+    if (!g.exec) {
+      cudaGraph_t graph = nullptr;
+      KVCOMP_CUDA_CHECK(cudaStreamBeginCapture(ctx_.stream(), cudaStreamCaptureModeRelaxed));
+      try {
+        f();
+      } catch (...) {
+        cudaStreamEndCapture(ctx_.stream(), &graph);
+        if (graph) cudaGraphDestroy(graph);
+        throw;
+      }
+      KVCOMP_CUDA_CHECK(cudaStreamEndCapture(ctx_.stream(), &graph));
+      const cudaError_t e = cudaGraphInstantiate(&g.exec, graph, 0);
+      cudaGraphDestroy(graph);
+      KVCOMP_CUDA_CHECK(e);
+      g.epoch = device_alloc_epoch();
+    }
+    KVCOMP_CUDA_CHECK(cudaGraphLaunch(g.exec, ctx_.stream()));
+  }
+
+  // Final norm of rows_[0, n) of x_ and their logits into logits_ [n, vocab] (device work).
+  void head_rows(int n) {
     rmsnorm_cuda(ctx_, act_, x_.as<float>(), norm_.get(), rows_.as<int>(), n, cfg_.hidden_size,
                  cfg_.rms_norm_eps, head_in_.get());
     linear_cuda(ctx_, act_, head_in_.get(), head(), n, cfg_.hidden_size, cfg_.vocab_size,
                 logits_.as<float>());
   }
+
+  struct Graph {
+    cudaGraphExec_t exec = nullptr;
+    uint64_t epoch = 0;
+  };
+  static constexpr int kGraphKeyBucket = 256;
+  bool graphs_enabled_ = std::getenv("KVCOMP_NO_GRAPHS") == nullptr;
+  std::map<uint64_t, Graph> graphs_;
 
   CudaContext ctx_;
   LlamaConfig cfg_;

@@ -145,8 +145,10 @@ void dense_attention_cuda(const CudaContext& ctx, const KvShape& shape, const De
   const __half* v = static_cast<const __half*>(a.v);
   if (step.decode) {
     const int n = int(step.chunks.size()), items = n * KV;
-    int L = 0;  // keys of the longest sequence; shorter ones read zero-probability keys
+    int L = step.decode_keys;  // keys of the longest sequence (or the step's bucket); shorter
+                               // sequences read zero-probability keys
     for (const auto& c : step.chunks) L = std::max(L, c.start + 1);
+    L = std::min(L, a.tokens_cap);
     const int ld = (L + 7) / 8 * 8;  // 16-byte aligned score rows
     q16.ensure(size_t(n) * H * hd * 2, "attention queries");
     scores.ensure(size_t(n) * H * ld * 4, "attention scores");
@@ -212,6 +214,17 @@ void dense_attention_cuda(const CudaContext& ctx, const KvShape& shape, const De
 
 DenseKvCacheCuda::DenseKvCacheCuda(const CudaContext& ctx, const KvShape& shape, int max_tokens)
     : ctx_(ctx), shape_(shape), max_tokens_(max_tokens), len_(shape.n_seqs, 0) {
+  // Decode scratch for a full batch at the longest context, allocated once so that decode steps
+  // never allocate (they may be captured into CUDA graphs).
+  {
+    const size_t S = shape.n_seqs, H = shape.n_heads, hd = shape.head_dim;
+    const size_t ld = (size_t(max_tokens) + 7) / 8 * 8;
+    q16_ = DeviceBuffer(S * H * hd * 2, "attention queries");
+    scores_ = DeviceBuffer(S * H * ld * 4, "attention scores");
+    probs_ = DeviceBuffer(S * H * ld * 2, "attention probabilities");
+    out32_ = DeviceBuffer(S * H * hd * 4, "attention output");
+    ptrs_ = DeviceBuffer(S * shape.n_kv_heads * 6 * sizeof(void*), "attention pointers");
+  }
   const size_t n = size_t(shape.n_layers) * shape.n_seqs * shape.n_kv_heads * max_tokens *
                    shape.head_dim;
   k_ = DeviceBuffer(n * 2, "the fp16 K cache");
@@ -229,8 +242,10 @@ void DenseKvCacheCuda::append(int layer, const QkvView& x, const StepLayout& ste
       x.qkv, x.row_stride, x.k_col, x.v_col, step.seq, step.pos, shape_.n_kv_heads,
       shape_.head_dim, max_tokens_, k_.as<__half>() + layer_off, v_.as<__half>() + layer_off);
   KVCOMP_LAUNCH_CHECK();
-  if (layer == 0)
-    for (const auto& c : step.chunks) len_[c.seq] = c.start + c.count;
+}
+
+void DenseKvCacheCuda::begin_step(const StepLayout& step) {
+  for (const auto& c : step.chunks) len_[c.seq] = c.start + c.count;
 }
 
 void DenseKvCacheCuda::attend(int layer, const QkvView& x, const StepLayout& step, DType act,
@@ -238,7 +253,7 @@ void DenseKvCacheCuda::attend(int layer, const QkvView& x, const StepLayout& ste
   const size_t layer_off =
       size_t(layer) * shape_.n_seqs * shape_.n_kv_heads * max_tokens_ * shape_.head_dim;
   DenseAttentionArgs a{k_.as<__half>() + layer_off, v_.as<__half>() + layer_off,
-                       int64_t(max_tokens_) * shape_.head_dim};
+                       int64_t(max_tokens_) * shape_.head_dim, max_tokens_};
   dense_attention_cuda(ctx_, shape_, a, x, step, act, out, q16_, scores_, probs_, out32_, ptrs_);
 }
 

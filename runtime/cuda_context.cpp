@@ -10,6 +10,9 @@ CudaContext::CudaContext(int device) : device_(device) {
   KVCOMP_CUDA_CHECK(cudaStreamCreate(&stream_));
   KVCOMP_CUBLAS_CHECK(cublasCreate(&cublas_));
   KVCOMP_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+  cublas_workspace_ = DeviceBuffer(size_t(32) << 20, "the cuBLAS workspace");
+  KVCOMP_CUBLAS_CHECK(
+      cublasSetWorkspace(cublas_, cublas_workspace_.get(), cublas_workspace_.bytes()));
 }
 
 CudaContext::~CudaContext() {

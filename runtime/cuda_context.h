@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "runtime/device_buffer.h"
+
 namespace kvcomp {
 
 class CudaContext {
@@ -27,6 +29,7 @@ class CudaContext {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   cudaDeviceProp props_{};
+  DeviceBuffer cublas_workspace_;  // given to cuBLAS, so captured GEMMs never allocate
 };
 
 }  // namespace kvcomp

@@ -10,6 +10,7 @@ namespace kvcomp {
 namespace {
 std::atomic<size_t> g_allocated{0};
 std::atomic<size_t> g_peak{0};
+std::atomic<uint64_t> g_epoch{0};
 }  // namespace
 
 std::string format_bytes(double b) {
@@ -34,6 +35,7 @@ DeviceBuffer::DeviceBuffer(size_t bytes, const std::string& what) {
   }
   KVCOMP_CUDA_CHECK(e);
   bytes_ = bytes;
+  ++g_epoch;
   const size_t now = g_allocated += bytes;
   size_t peak = g_peak.load();
   while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {
@@ -42,6 +44,7 @@ DeviceBuffer::DeviceBuffer(size_t bytes, const std::string& what) {
 
 DeviceBuffer::~DeviceBuffer() {
   if (ptr_) {
+    ++g_epoch;
     cudaFree(ptr_);
     g_allocated -= bytes_;
   }
@@ -50,6 +53,7 @@ DeviceBuffer::~DeviceBuffer() {
 DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
   if (this != &o) {
     if (ptr_) {
+      ++g_epoch;
       cudaFree(ptr_);
       g_allocated -= bytes_;
     }
@@ -83,6 +87,7 @@ void DeviceBuffer::zero() {
 
 size_t device_bytes_allocated() { return g_allocated.load(); }
 size_t device_bytes_peak() { return g_peak.load(); }
+uint64_t device_alloc_epoch() { return g_epoch.load(); }
 void device_reset_peak() { g_peak.store(g_allocated.load()); }
 
 }  // namespace kvcomp

@@ -43,6 +43,9 @@ class DeviceBuffer {
 // Device memory in use by this process's allocations (for peak-memory reports).
 size_t device_bytes_allocated();
 size_t device_bytes_peak();
+// Changes whenever device memory is allocated or freed (CUDA graphs captured before a change
+// may point at freed memory and are captured again).
+uint64_t device_alloc_epoch();
 void device_reset_peak();
 
 std::string format_bytes(double bytes);

@@ -23,6 +23,9 @@ struct StepLayout {
   std::vector<Chunk> chunks;
   int n_tokens = 0;
   bool decode = false;    // every chunk has exactly one token
+  // Decode steps: when > 0, attention runs over this many keys per sequence (at least every
+  // chunk's length; the rest masked), so that consecutive steps launch identical work.
+  int decode_keys = 0;
   const int* pos = nullptr;    // [n_tokens] position of each row
   const int* seq = nullptr;    // [n_tokens] sequence of each row
   const int* chunk_start = nullptr;  // [chunks] Chunk::start
@@ -39,6 +42,11 @@ struct QkvView {
 class KvCacheCuda {
  public:
   virtual ~KvCacheCuda() = default;
+  // Host-side state of a step (lengths), before any of its device work is enqueued.
+  virtual void begin_step(const StepLayout&) {}
+  // True when a decode step's device work (append, attend) may be captured into a CUDA graph:
+  // no host synchronization, no allocation, launch parameters fixed by StepLayout::decode_keys.
+  virtual bool graph_safe() const { return false; }
   // Appends the step's k, v rows of one layer.
   virtual void append(int layer, const QkvView& x, const StepLayout& step) = 0;
   // Attention of the step's q rows over each sequence's cache (causal). out: [T, n_heads *
@@ -63,6 +71,8 @@ class KvCacheCuda {
 class DenseKvCacheCuda : public KvCacheCuda {
  public:
   DenseKvCacheCuda(const CudaContext& ctx, const KvShape& shape, int max_tokens);
+  void begin_step(const StepLayout& step) override;
+  bool graph_safe() const override { return true; }
   void append(int layer, const QkvView& x, const StepLayout& step) override;
   void attend(int layer, const QkvView& x, const StepLayout& step, DType act, void* out) override;
   int64_t bytes() const override;
@@ -88,6 +98,7 @@ struct DenseAttentionArgs {
   const void* k;        // fp16; sequence s, kv head g at k + (s * n_kv + g) * seq_stride
   const void* v;        // same layout as k
   int64_t seq_stride;   // elements between (s, g) and (s, g + 1): tokens_cap * head_dim
+  int tokens_cap;       // rows per (s, g): no attention reads past it
 };
 void dense_attention_cuda(const CudaContext& ctx, const KvShape& shape, const DenseAttentionArgs& a,
                           const QkvView& x, const StepLayout& step, DType act, void* out,

@@ -12,6 +12,10 @@ struct ModeName {
 constexpr ModeName kModes[] = {{KvMode::kFp16, "fp16"},
                                {KvMode::kKvcomp, "kvcomp"},
                                {KvMode::kKvcompUnfused, "kvcomp-unfused"},
+                               {KvMode::kKivi2, "kivi2"},
+                               {KvMode::kKivi4, "kivi4"},
+                               {KvMode::kInt8, "int8"},
+                               {KvMode::kFp8, "fp8"},
                                {KvMode::kFp32, "fp32"}};
 }  // namespace
 
@@ -52,6 +56,8 @@ void validate(const KvOptions& o) {
         o.window_v);
   check(o.max_code_len >= 1 && o.max_code_len <= 12, "--max-code-len: expected 1..12 bits, got ",
         o.max_code_len);
+  check(o.quant_group >= 0 && o.quant_group <= 65535,
+        "--quant-group: expected 0 (the whole head) or a channel count, got ", o.quant_group);
 }
 
 }  // namespace kvcomp

@@ -11,11 +11,21 @@ enum class KvMode {
   kFp16,           // uncompressed fp16 cache; on the GPU, cuBLAS attention (the baseline)
   kKvcomp,         // compressed cache, fused decode-and-attend kernel
   kKvcompUnfused,  // compressed cache, decoded to an fp16 scratch buffer, then cuBLAS attention
+  // Fixed-bit baselines (compress/fixedbit.h): the same blocks and recent window as kvcomp,
+  // dequantized to fp16 for attention.
+  kKivi2,  // KIVI, 2 bits: K per channel within a block, V per token in groups of channels
+  kKivi4,  // KIVI, 4 bits
+  kInt8,   // 8 bits per token (asymmetric, one scale/zero per token and KV head), K and V
+  kFp8,    // fp8 e4m3 with one scale per block and KV head (max |x| / 448), K and V
 };
 
 // True for the modes whose cache is KVComp-compressed.
 inline bool kv_mode_compressed(KvMode m) {
   return m == KvMode::kKvcomp || m == KvMode::kKvcompUnfused;
+}
+// True for the fixed-bit baselines.
+inline bool kv_mode_fixedbit(KvMode m) {
+  return m == KvMode::kKivi2 || m == KvMode::kKivi4 || m == KvMode::kInt8 || m == KvMode::kFp8;
 }
 
 struct KvOptions {
@@ -30,6 +40,9 @@ struct KvOptions {
   int max_code_len = 8;        // longest Huffman code (bits)
   bool k_channelwise = false;  // K quantized per channel within a block (for comparison)
   bool codebook_per_head = false;
+  // Fixed-bit baselines: V channels per (scale, zero) group of kivi2/kivi4 (KIVI's default is
+  // 32); 0 means the whole head. They use block_k/block_v and window_k/window_v above too.
+  int quant_group = 32;
 };
 
 // Checks the KVComp parameters; throws Error naming the option.

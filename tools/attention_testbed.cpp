@@ -213,7 +213,7 @@ DenseImage build_dense_image(const HostKv& kv) {
   for (int s = 0; s < kv.n_seqs; ++s) start[s] = kv.len[s] - 1, seq[s] = s;
   d.chunk_start = upload(start, "lengths");
   d.chunk_seq = upload(seq, "lengths");
-  d.args = {d.k.get(), d.v.get(), int64_t(d.cap) * hd};
+  d.args = {d.k.get(), d.v.get(), int64_t(d.cap) * hd, d.cap};
   return d;
 }
 

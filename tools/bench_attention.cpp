@@ -216,6 +216,7 @@ int main(int argc, char** argv) {
           step.chunk_start = dense.chunk_start.as<int>();
           step.chunk_seq = dense.chunk_seq.as<int>();
           const QkvView view{dq.as<float>(), int64_t(heads) * hd, 0, 0, 0};
+          dense.args.tokens_cap = dense.cap;
           DeviceBuffer q16, sc, pb, o32, ptrs;
           const double cublas_ms = timer.median_ms(reps, [&] {
             dense_attention_cuda(ctx, shape, dense.args, view, step, DType::kF16, dout.get(), q16, sc,

@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
@@ -48,7 +49,7 @@ struct Options {
   int warmup = 3;
   uint64_t seed = 1;
   int check_blocks = 64;
-  bool json = false;
+  std::string json_out;  // also write the results as JSON to this file
 };
 
 uint64_t mix64(uint64_t z) {
@@ -177,7 +178,7 @@ void run(const Options& o) {
   streams[1].block = o.codec.block_v;
   streams[1].alphabet = o.codec.v_alphabet();
 
-  if (!o.json) std::fprintf(stderr, "generating %zu K and V values...\n", n_values);
+  std::fprintf(stderr, "generating %zu K and V values...\n", n_values);
   for (int si = 0; si < 2; ++si) {
     Stream& s = streams[si];
     s.cb_first = si * per_stream_cbs;
@@ -393,9 +394,10 @@ void run(const Options& o) {
     r["decode_gbs_compressed"] = double(s.compressed) * 1e-9 / (s.t_decode * 1e-3);
     j[s.name] = r;
   }
-  if (o.json) {
-    std::printf("%s\n", j.dump(2).c_str());
-    return;
+  if (!o.json_out.empty()) {
+    std::ofstream f(o.json_out);
+    f << j.dump(2) << "\n";
+    check(bool(f), "--json: cannot write ", o.json_out);
   }
   std::printf("device: %s\n", ctx.name().c_str());
   std::printf(
@@ -455,7 +457,7 @@ int main(int argc, char** argv) {
   app.add_option("--check-blocks", o.check_blocks,
                  "Blocks of K and of V checked against the CPU reference")
       ->capture_default_str();
-  app.add_flag("--json", o.json, "Print one JSON object instead of the tables");
+  app.add_option("--json", o.json_out, "Also write the results as JSON to this file");
   try {
     app.parse(argc, argv);
     kvcomp::run(o);

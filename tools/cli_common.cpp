@@ -46,14 +46,23 @@ void add_kv_options(CLI::App* cmd, CommonOptions& o) {
   std::string modes;
   for (const auto& m : kv_mode_names()) modes += (modes.empty() ? "" : ", ") + m;
   cmd->add_option("--kv", o.kv, "KV cache mode: " + modes)->capture_default_str();
-  KvOptions& k = o.kv_opts;
-  cmd->add_option("--eb-k", k.eb_k, "KVComp: relative error bound of K")->capture_default_str();
-  cmd->add_option("--eb-v", k.eb_v, "KVComp: relative error bound of V")->capture_default_str();
-  cmd->add_option("--block-k", k.block_k, "KVComp: tokens per K block")->capture_default_str();
-  cmd->add_option("--block-v", k.block_v, "KVComp: tokens per V block")->capture_default_str();
-  cmd->add_option("--window-k", k.window_k, "KVComp: recent K tokens kept uncompressed")
+  add_kv_params(cmd, o.kv_opts);
+}
+
+void add_kv_params(CLI::App* cmd, KvOptions& k, bool error_bounds) {
+  if (error_bounds) {
+    cmd->add_option("--eb-k", k.eb_k, "KVComp: relative error bound of K")->capture_default_str();
+    cmd->add_option("--eb-v", k.eb_v, "KVComp: relative error bound of V")->capture_default_str();
+  }
+  cmd->add_option("--block-k", k.block_k, "KVComp and fixed-bit modes: tokens per K block")
       ->capture_default_str();
-  cmd->add_option("--window-v", k.window_v, "KVComp: recent V tokens kept uncompressed")
+  cmd->add_option("--block-v", k.block_v, "KVComp and fixed-bit modes: tokens per V block")
+      ->capture_default_str();
+  cmd->add_option("--window-k", k.window_k,
+                  "KVComp and fixed-bit modes: recent K tokens kept uncompressed")
+      ->capture_default_str();
+  cmd->add_option("--window-v", k.window_v,
+                  "KVComp and fixed-bit modes: recent V tokens kept uncompressed")
       ->capture_default_str();
   cmd->add_option("--max-code-len", k.max_code_len, "KVComp: longest Huffman code in bits")
       ->capture_default_str();
@@ -61,6 +70,9 @@ void add_kv_options(CLI::App* cmd, CommonOptions& o) {
                 "KVComp: quantize K per channel within a block (for comparison)");
   cmd->add_flag("--codebook-per-head", k.codebook_per_head,
                 "KVComp: one Huffman codebook per KV head instead of per layer");
+  cmd->add_option("--quant-group", k.quant_group,
+                  "kivi2/kivi4: V channels per scale/zero group (0: the whole head)")
+      ->capture_default_str();
 }
 
 void finish_kv_options(CommonOptions& o) {

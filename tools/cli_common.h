@@ -25,6 +25,9 @@ struct CommonOptions {
 void add_model_options(CLI::App* cmd, CommonOptions& o);
 // Adds --kv with its KVComp parameters.
 void add_kv_options(CLI::App* cmd, CommonOptions& o);
+// Adds the parameters alone (blocks, windows, ...; --eb-k/--eb-v when error_bounds), without
+// --kv.
+void add_kv_params(CLI::App* cmd, KvOptions& k, bool error_bounds = true);
 // Resolves --kv into o.kv_opts.mode (throws Error on an unknown mode).
 void finish_kv_options(CommonOptions& o);
 

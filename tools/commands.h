@@ -10,5 +10,6 @@ void add_perplexity_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_kvstats_command(CLI::App& app);
+void add_sweep_command(CLI::App& app);
 
 }  // namespace kvcomp::cli

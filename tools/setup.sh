@@ -5,8 +5,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
+# gnuplot-nox draws the plots of `kvcomp sweep` and tools/plot_attention.py.
 packages=(build-essential cmake ninja-build pkg-config libsentencepiece-dev nlohmann-json3-dev
-          libcli11-dev catch2 clang)
+          libcli11-dev catch2 clang gnuplot-nox)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

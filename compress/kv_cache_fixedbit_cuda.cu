@@ -1,0 +1,495 @@
+// The fixed-bit cache on the GPU (see the header for its semantics). Compiled with
+// --fmad=false; the arithmetic uses explicit _rn intrinsics in the order of the CPU reference
+// (compress/fixedbit.cpp), which the tests compare with bit for bit.
+//
+// Bytes moved per decode step and layer (dequantize-then-attend): every block is read once
+// (b/8 bytes per value + scales) and written once as fp16 (2 bytes per value), then the cuBLAS
+// path reads the fp16 scratch again: about 4 + b/8 bytes per cached value against fp16's 2, so
+// this path shows the baselines' accuracy and memory, not a speed-up; a fused kernel would read
+// b/8.
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "compress/kv_cache_fixedbit_cuda.h"
+#include "runtime/cuda_check.h"
+#include "runtime/half.h"
+
+namespace kvcomp {
+namespace {
+
+constexpr int kQuantThreads = 128;
+constexpr int kMaxQuantBlockValues = 32768;  // block tokens x head_dim: the kernel's shared codes
+
+// The format of one part, by value for the kernels.
+struct FormatArgs {
+  int scheme;  // FixedBitScheme
+  int bits;
+  int group;
+  int n_tokens;  // tokens per block
+  int head_dim;
+  int64_t param_bytes;
+  int64_t block_bytes;
+};
+
+FormatArgs format_args(const FixedBitFormat& f, int n_tokens, int head_dim) {
+  return {int(f.scheme),
+          f.bits,
+          f.group,
+          n_tokens,
+          head_dim,
+          f.param_bytes(n_tokens, head_dim),
+          f.block_bytes(n_tokens, head_dim)};
+}
+
+// One block to quantize: its tokens in a ring of fp16 rows, its place in the store.
+struct QuantJob {
+  const __half* src;  // the head's ring [cap][head_dim]
+  int cap;
+  int first;     // ring row of the block's first token
+  uint8_t* dst;  // block_bytes
+};
+
+// ---- the CPU reference's arithmetic (compress/fixedbit.cpp), step for step ----
+
+__device__ __forceinline__ uint16_t to_fp16(float x) {
+  return __half_as_ushort(__float2half_rn(x));
+}
+__device__ __forceinline__ float from_fp16(uint16_t h) {
+  return __half2float(__ushort_as_half(h));
+}
+__device__ __forceinline__ float lower(float a, float b) {
+  return b < a ? b : a;
+}
+__device__ __forceinline__ float upper(float a, float b) {
+  return b > a ? b : a;
+}
+
+__device__ __forceinline__ uint16_t fp16_round_up_dev(float t) {
+  const uint16_t h = to_fp16(t);
+  return from_fp16(h) < t ? uint16_t(h + 1) : h;
+}
+
+__device__ __forceinline__ void affine_params_dev(float mn, float mx, int bits, uint16_t* scale,
+                                                  uint16_t* zero) {
+  const float levels = float((1 << bits) - 1);
+  float step = __fdiv_rn(__fsub_rn(mx, mn), levels);
+  if (step > 65504.0f) step = 65504.0f;
+  *scale = fp16_round_up_dev(step);
+  *zero = to_fp16(mn);
+}
+
+__device__ __forceinline__ uint32_t affine_code_dev(float x, float s, float z, int bits) {
+  if (s == 0.0f) return 0;
+  const float r = rintf(__fdiv_rn(__fsub_rn(x, z), s));
+  const float levels = float((1 << bits) - 1);
+  if (!(r > 0.0f)) return 0;
+  return r > levels ? uint32_t(levels) : uint32_t(r);
+}
+
+__device__ __forceinline__ __half affine_value_dev(uint32_t q, float s, float z) {
+  return __float2half_rn(__fadd_rn(__fmul_rn(float(q), s), z));
+}
+
+__device__ __forceinline__ uint8_t fp8_code_dev(float x, float s) {
+  if (s == 0.0f) return 0;
+  return float_to_e4m3(__fdiv_rn(x, s));
+}
+
+__device__ __forceinline__ __half fp8_value_dev(uint8_t c, float s) {
+  return __float2half_rn(__fmul_rn(e4m3_to_float(c), s));
+}
+
+__device__ __forceinline__ void put_fp16(uint8_t* p, uint16_t h) {
+  *reinterpret_cast<uint16_t*>(p) = h;  // little-endian, 2-byte aligned (blocks are even-sized)
+}
+__device__ __forceinline__ uint16_t get_fp16(const uint8_t* p) {
+  return *reinterpret_cast<const uint16_t*>(p);
+}
+
+// ---- kernels ----
+
+// New tokens' k and v (fp32 projection rows) -> rings[seq][head][pos % cap] in fp16.
+__global__ void ring_append_kernel(const float* qkv, int64_t row_stride, int k_col, int v_col,
+                                   const int* seq, const int* pos, int n_kv, int hd, int cap_k,
+                                   int cap_v, __half* ring_k, __half* ring_v) {
+  const int64_t row = blockIdx.x;
+  const int s = seq[row], p = pos[row];
+  const float* src = qkv + row * row_stride;
+  for (int e = threadIdx.x; e < n_kv * hd; e += blockDim.x) {
+    const int g = e / hd, c = e % hd;
+    const int64_t head = int64_t(s) * n_kv + g;
+    ring_k[(head * cap_k + p % cap_k) * hd + c] = __float2half_rn(src[k_col + e]);
+    ring_v[(head * cap_v + p % cap_v) * hd + c] = __float2half_rn(src[v_col + e]);
+  }
+}
+
+// One thread block per job: parameters (in the CPU's visiting order per group), codes into
+// shared memory, then the packed code bytes.
+__global__ void __launch_bounds__(kQuantThreads)
+    quantize_blocks_kernel(const QuantJob* jobs, FormatArgs f) {
+  extern __shared__ uint8_t codes[];  // [n_tokens * head_dim]
+  __shared__ float red[kQuantThreads];
+  const QuantJob j = jobs[blockIdx.x];
+  const int n = f.n_tokens, hd = f.head_dim;
+  auto at = [&](int t, int c) {
+    return __half2float(j.src[int64_t((j.first + t) % j.cap) * hd + c]);
+  };
+  uint8_t* params = j.dst;
+  if (f.scheme == int(FixedBitScheme::kChannelBlock)) {
+    for (int c = threadIdx.x; c < hd; c += blockDim.x) {
+      float mn = at(0, c), mx = at(0, c);
+      for (int t = 1; t < n; ++t) {
+        const float x = at(t, c);
+        mn = lower(mn, x);
+        mx = upper(mx, x);
+      }
+      uint16_t sh, zh;
+      affine_params_dev(__fadd_rn(mn, 0.0f), __fadd_rn(mx, 0.0f), f.bits, &sh, &zh);
+      put_fp16(params + 4 * c, sh);
+      put_fp16(params + 4 * c + 2, zh);
+      const float s = from_fp16(sh), z = from_fp16(zh);
+      for (int t = 0; t < n; ++t)
+        codes[t * hd + c] = uint8_t(affine_code_dev(at(t, c), s, z, f.bits));
+    }
+  } else if (f.scheme == int(FixedBitScheme::kTokenGroups)) {
+    const int groups = hd / f.group;
+    for (int i = threadIdx.x; i < n * groups; i += blockDim.x) {
+      const int t = i / groups, c0 = (i % groups) * f.group;
+      float mn = at(t, c0), mx = at(t, c0);
+      for (int c = c0 + 1; c < c0 + f.group; ++c) {
+        const float x = at(t, c);
+        mn = lower(mn, x);
+        mx = upper(mx, x);
+      }
+      uint16_t sh, zh;
+      affine_params_dev(__fadd_rn(mn, 0.0f), __fadd_rn(mx, 0.0f), f.bits, &sh, &zh);
+      put_fp16(params + 4 * int64_t(i), sh);
+      put_fp16(params + 4 * int64_t(i) + 2, zh);
+      const float s = from_fp16(sh), z = from_fp16(zh);
+      for (int c = c0; c < c0 + f.group; ++c)
+        codes[t * hd + c] = uint8_t(affine_code_dev(at(t, c), s, z, f.bits));
+    }
+  } else {
+    // fp8: the block's largest magnitude (a max of non-negative values: any order gives the
+    // CPU's result), then one scale.
+    float amax = 0.0f;
+    for (int e = threadIdx.x; e < n * hd; e += blockDim.x)
+      amax = upper(amax, fabsf(at(e / hd, e % hd)));
+    red[threadIdx.x] = amax;
+    __syncthreads();
+    for (int w = blockDim.x / 2; w > 0; w /= 2) {
+      if (int(threadIdx.x) < w) red[threadIdx.x] = upper(red[threadIdx.x], red[threadIdx.x + w]);
+      __syncthreads();
+    }
+    const uint16_t sh = to_fp16(__fdiv_rn(red[0], 448.0f));
+    if (threadIdx.x == 0) put_fp16(params, sh);
+    const float s = from_fp16(sh);
+    for (int e = threadIdx.x; e < n * hd; e += blockDim.x)
+      codes[e] = fp8_code_dev(at(e / hd, e % hd), s);
+  }
+  __syncthreads();
+  // Pack: byte i holds codes [i * per, (i + 1) * per), least significant first.
+  const int per = 8 / f.bits;
+  const int64_t n_bytes = int64_t(n) * hd * f.bits / 8;
+  uint8_t* out = j.dst + f.param_bytes;
+  for (int64_t i = threadIdx.x; i < n_bytes; i += blockDim.x) {
+    uint32_t b = 0;
+    for (int k = 0; k < per; ++k) b |= uint32_t(codes[i * per + k]) << (k * f.bits);
+    out[i] = uint8_t(b);
+  }
+}
+
+// Block b of (chunk, kv head) -> scratch rows [b * n_tokens, (b + 1) * n_tokens) as fp16; blocks
+// past the sequence's count are skipped.
+__global__ void dequantize_blocks_kernel(FormatArgs f, const uint8_t* store, int max_b,
+                                         const int* chunk_seq, const int* done, int n_kv,
+                                         __half* scratch, int cap) {
+  const int b = blockIdx.x, chunk = blockIdx.y / n_kv, g = blockIdx.y % n_kv;
+  const int s = chunk_seq[chunk];
+  if (b >= done[s] / f.n_tokens) return;
+  const int hd = f.head_dim;
+  const uint8_t* blk = store + ((int64_t(s) * n_kv + g) * max_b + b) * f.block_bytes;
+  const uint8_t* codes = blk + f.param_bytes;
+  __half* dst = scratch + ((int64_t(chunk) * n_kv + g) * cap + int64_t(b) * f.n_tokens) * hd;
+  const uint32_t mask = (1u << f.bits) - 1u;
+  for (int e = threadIdx.x; e < f.n_tokens * hd; e += blockDim.x) {
+    const int64_t bit = int64_t(e) * f.bits;
+    const uint32_t q = (uint32_t(codes[bit >> 3]) >> (bit & 7)) & mask;
+    __half v;
+    if (f.scheme == int(FixedBitScheme::kChannelBlock)) {
+      const int c = e % hd;
+      v = affine_value_dev(q, from_fp16(get_fp16(blk + 4 * c)),
+                           from_fp16(get_fp16(blk + 4 * c + 2)));
+    } else if (f.scheme == int(FixedBitScheme::kTokenGroups)) {
+      const int t = e / hd, c = e % hd;
+      const uint8_t* p = blk + 4 * (int64_t(t) * (hd / f.group) + c / f.group);
+      v = affine_value_dev(q, from_fp16(get_fp16(p)), from_fp16(get_fp16(p + 2)));
+    } else {
+      v = fp8_value_dev(uint8_t(q), from_fp16(get_fp16(blk)));
+    }
+    dst[e] = v;
+  }
+}
+
+// Window tokens [done, len) of each chunk from the rings into the scratch.
+__global__ void window_copy_kernel(const int* chunk_seq, int n_kv, int hd, const int* len,
+                                   const int* done_k, const int* done_v, const __half* ring_k,
+                                   const __half* ring_v, int cap_k, int cap_v, __half* scratch_k,
+                                   __half* scratch_v, int cap) {
+  const int chunk = blockIdx.y, g = blockIdx.z;
+  const int s = chunk_seq[chunk];
+  const int64_t head = int64_t(s) * n_kv + g;
+  const int64_t dst = (int64_t(chunk) * n_kv + g) * cap;
+  const int n = len[s];
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < int64_t(n) * hd;
+       e += int64_t(gridDim.x) * blockDim.x) {
+    const int t = int(e / hd), c = int(e % hd);
+    if (t >= done_k[s]) scratch_k[(dst + t) * hd + c] = ring_k[(head * cap_k + t % cap_k) * hd + c];
+    if (t >= done_v[s]) scratch_v[(dst + t) * hd + c] = ring_v[(head * cap_v + t % cap_v) * hd + c];
+  }
+}
+
+__global__ void iota_kernel(int* out, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = i;
+}
+
+__global__ void e4m3_encode_kernel(const float* x, int64_t n, uint8_t* ours, uint8_t* theirs) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    ours[i] = float_to_e4m3(x[i]);
+    theirs[i] = uint8_t(__nv_cvt_float_to_fp8(x[i], __NV_SATFINITE, __NV_E4M3));
+  }
+}
+
+}  // namespace
+
+FixedBitCacheCuda::FixedBitCacheCuda(const CudaContext& ctx, const KvShape& shape, int max_tokens,
+                                     const KvOptions& opts)
+    : ctx_(ctx), shape_(shape), opts_(opts), max_tokens_(max_tokens) {
+  validate(opts);
+  const int L = shape.n_layers, S = shape.n_seqs, KV = shape.n_kv_heads, hd = shape.head_dim;
+  check(L >= 1 && S >= 1 && KV >= 1 && shape.n_heads % KV == 0 && hd >= 1,
+        "fixed-bit cache: bad shape: ", L, " layers, ", S, " sequences, ", shape.n_heads,
+        " heads, ", KV, " KV heads, head_dim ", hd);
+  fmt_ = fixedbit_formats(opts, hd);
+  check(std::max(opts.block_k, opts.block_v) * hd <= kMaxQuantBlockValues, "--kv ",
+        kv_mode_name(opts.mode), ": blocks of ", std::max(opts.block_k, opts.block_v),
+        " tokens x head_dim ", hd, " exceed the GPU quantizer's ", kMaxQuantBlockValues,
+        " values; use smaller --block-k/--block-v");
+  cap_k_ = opts.window_k + opts.block_k + kMaxStepTokens;
+  cap_v_ = opts.window_v + opts.block_v + kMaxStepTokens;
+  max_kb_ = std::max(1, (max_tokens + opts.block_k - 1) / opts.block_k);
+  max_vb_ = std::max(1, (max_tokens + opts.block_v - 1) / opts.block_v);
+  const size_t heads = size_t(L) * S * KV;
+  ring_k_ = DeviceBuffer(heads * cap_k_ * hd * 2, "the fixed-bit K window");
+  ring_v_ = DeviceBuffer(heads * cap_v_ * hd * 2, "the fixed-bit V window");
+  ring_k_.zero();
+  ring_v_.zero();
+  store_k_ = DeviceBuffer(heads * max_kb_ * size_t(block_bytes(0)), "the fixed-bit K blocks");
+  store_v_ = DeviceBuffer(heads * max_vb_ * size_t(block_bytes(1)), "the fixed-bit V blocks");
+  len_.assign(S, 0);
+  done_k_.assign(S, 0);
+  done_v_.assign(S, 0);
+  d_len_ = DeviceBuffer(size_t(S) * 4, "lengths");
+  d_done_k_ = DeviceBuffer(size_t(S) * 4, "lengths");
+  d_done_v_ = DeviceBuffer(size_t(S) * 4, "lengths");
+  d_len_.zero();
+  d_done_k_.zero();
+  d_done_v_.zero();
+}
+
+void FixedBitCacheCuda::begin_step(const StepLayout& step) {
+  for (const auto& c : step.chunks) {
+    check(c.count <= kMaxStepTokens, "fixed-bit cache: ", c.count,
+          " tokens in one step for one sequence (at most ", kMaxStepTokens, ")");
+    len_[c.seq] = c.start + c.count;
+    check(len_[c.seq] <= max_tokens_, "fixed-bit cache: sequence ", c.seq, " exceeds ", max_tokens_,
+          " tokens");
+  }
+  d_len_.upload(len_.data(), len_.size() * 4);
+}
+
+void FixedBitCacheCuda::append(int layer, const QkvView& x, const StepLayout& step) {
+  const int S = shape_.n_seqs, KV = shape_.n_kv_heads, hd = shape_.head_dim;
+  const size_t lk = size_t(layer) * S * KV * cap_k_ * hd, lv = size_t(layer) * S * KV * cap_v_ * hd;
+  ring_append_kernel<<<step.n_tokens, 256, 0, ctx_.stream()>>>(
+      x.qkv, x.row_stride, x.k_col, x.v_col, step.seq, step.pos, KV, hd, cap_k_, cap_v_,
+      ring_k_.as<__half>() + lk, ring_v_.as<__half>() + lv);
+  KVCOMP_LAUNCH_CHECK();
+}
+
+int FixedBitCacheCuda::dequantize(int layer, const std::vector<StepLayout::Chunk>& chunks,
+                                  const int* d_chunk_seq) const {
+  const int S = shape_.n_seqs, KV = shape_.n_kv_heads, hd = shape_.head_dim;
+  const int n = int(chunks.size());
+  int cap = 8, mk = 0, mv = 0;
+  for (const auto& c : chunks) {
+    cap = std::max(cap, len_[c.seq]);
+    mk = std::max(mk, done_k_[c.seq] / opts_.block_k);
+    mv = std::max(mv, done_v_[c.seq] / opts_.block_v);
+  }
+  cap = (cap + 7) / 8 * 8;
+  const size_t need = size_t(n) * KV * cap * hd * 2;
+  if (scratch_k_.bytes() < need) {
+    scratch_k_ = DeviceBuffer();
+    scratch_v_ = DeviceBuffer();
+    scratch_k_ = DeviceBuffer(need, "the fixed-bit dequantize scratch");
+    scratch_v_ = DeviceBuffer(need, "the fixed-bit dequantize scratch");
+    // Rows past a sequence's length are read with probability 0: keep them finite.
+    scratch_k_.zero();
+    scratch_v_.zero();
+  }
+  if (mk > 0) {
+    const FormatArgs f = format_args(fmt_.k, opts_.block_k, hd);
+    dequantize_blocks_kernel<<<dim3(mk, n * KV), 256, 0, ctx_.stream()>>>(
+        f, store_k_.as<uint8_t>() + size_t(layer) * S * KV * max_kb_ * size_t(f.block_bytes),
+        max_kb_, d_chunk_seq, d_done_k_.as<int>(), KV, scratch_k_.as<__half>(), cap);
+    KVCOMP_LAUNCH_CHECK();
+  }
+  if (mv > 0) {
+    const FormatArgs f = format_args(fmt_.v, opts_.block_v, hd);
+    dequantize_blocks_kernel<<<dim3(mv, n * KV), 256, 0, ctx_.stream()>>>(
+        f, store_v_.as<uint8_t>() + size_t(layer) * S * KV * max_vb_ * size_t(f.block_bytes),
+        max_vb_, d_chunk_seq, d_done_v_.as<int>(), KV, scratch_v_.as<__half>(), cap);
+    KVCOMP_LAUNCH_CHECK();
+  }
+  const size_t lk = size_t(layer) * S * KV * cap_k_ * hd, lv = size_t(layer) * S * KV * cap_v_ * hd;
+  window_copy_kernel<<<dim3(8, n, KV), 256, 0, ctx_.stream()>>>(
+      d_chunk_seq, KV, hd, d_len_.as<int>(), d_done_k_.as<int>(), d_done_v_.as<int>(),
+      ring_k_.as<__half>() + lk, ring_v_.as<__half>() + lv, cap_k_, cap_v_, scratch_k_.as<__half>(),
+      scratch_v_.as<__half>(), cap);
+  KVCOMP_LAUNCH_CHECK();
+  return cap;
+}
+
+void FixedBitCacheCuda::attend(int layer, const QkvView& x, const StepLayout& step, DType act,
+                               void* out) {
+  const int n = int(step.chunks.size()), hd = shape_.head_dim;
+  const int cap = dequantize(layer, step.chunks, step.chunk_seq);
+  if (identity_.bytes() < size_t(n) * 4) {
+    const int m = std::max(n, 64);
+    identity_ = DeviceBuffer(size_t(m) * 4, "chunk ids");
+    iota_kernel<<<(m + 255) / 256, 256, 0, ctx_.stream()>>>(identity_.as<int>(), m);
+    KVCOMP_LAUNCH_CHECK();
+  }
+  // The scratch holds chunk i's cache at "sequence" i.
+  StepLayout local = step;
+  for (int i = 0; i < n; ++i) local.chunks[i].seq = i;
+  local.chunk_seq = identity_.as<int>();
+  KvShape sh = shape_;
+  sh.n_seqs = n;
+  const DenseAttentionArgs args{scratch_k_.get(), scratch_v_.get(), int64_t(cap) * hd, cap};
+  dense_attention_cuda(ctx_, sh, args, x, local, act, out, q16_, scores_, probs_, out32_, ptrs_);
+}
+
+void FixedBitCacheCuda::commit(const StepLayout& step) {
+  (void)step;
+  const int L = shape_.n_layers, S = shape_.n_seqs, KV = shape_.n_kv_heads, hd = shape_.head_dim;
+  for (int part = 0; part < 2; ++part) {
+    const int B = block_tokens(part);
+    const int W = part == 0 ? opts_.window_k : opts_.window_v;
+    auto& done = part == 0 ? done_k_ : done_v_;
+    const int cap = part == 0 ? cap_k_ : cap_v_;
+    const int max_b = part == 0 ? max_kb_ : max_vb_;
+    const DeviceBuffer& ring = part == 0 ? ring_k_ : ring_v_;
+    const DeviceBuffer& store = part == 0 ? store_k_ : store_v_;
+    const FormatArgs f = format_args(part == 0 ? fmt_.k : fmt_.v, B, hd);
+    std::vector<QuantJob> jobs;
+    for (int s = 0; s < S; ++s)
+      for (; len_[s] - done[s] >= W + B; done[s] += B)
+        for (int l = 0; l < L; ++l)
+          for (int h = 0; h < KV; ++h) {
+            const size_t head = (size_t(l) * S + s) * KV + h;
+            QuantJob j;
+            j.src = ring.as<__half>() + head * cap * hd;
+            j.cap = cap;
+            j.first = done[s] % cap;
+            j.dst =
+                store.as<uint8_t>() + (head * max_b + size_t(done[s] / B)) * size_t(f.block_bytes);
+            jobs.push_back(j);
+          }
+    if (jobs.empty()) continue;
+    DeviceBuffer& d_jobs = jobs_[part];  // one per part: K's launch may still read its own
+    d_jobs.ensure(jobs.size() * sizeof(QuantJob), "quantize jobs");
+    d_jobs.upload(jobs.data(), jobs.size() * sizeof(QuantJob));
+    quantize_blocks_kernel<<<int(jobs.size()), kQuantThreads, size_t(B) * hd, ctx_.stream()>>>(
+        d_jobs.as<QuantJob>(), f);
+    KVCOMP_LAUNCH_CHECK();
+  }
+  d_done_k_.upload(done_k_.data(), done_k_.size() * 4);
+  d_done_v_.upload(done_v_.data(), done_v_.size() * 4);
+}
+
+KvStats FixedBitCacheCuda::stats() const {
+  KvStats st;
+  st.compressed = true;
+  const int L = shape_.n_layers, S = shape_.n_seqs, KV = shape_.n_kv_heads, hd = shape_.head_dim;
+  uint64_t kb = 0, vb = 0;
+  for (int s = 0; s < S; ++s) {
+    kb += uint64_t(done_k_[s] / opts_.block_k) * L * KV;
+    vb += uint64_t(done_v_[s] / opts_.block_v) * L * KV;
+    st.window_k_values += uint64_t(len_[s] - done_k_[s]) * L * KV * hd;
+    st.window_v_values += uint64_t(len_[s] - done_v_[s]) * L * KV * hd;
+  }
+  st.k = fixedbit_block_bytes(fmt_.k, opts_.block_k, hd, kb);
+  st.v = fixedbit_block_bytes(fmt_.v, opts_.block_v, hd, vb);
+  return st;
+}
+
+int64_t FixedBitCacheCuda::bytes() const {
+  return int64_t(stats().total_bytes());
+}
+
+int64_t FixedBitCacheCuda::allocated_bytes() const {
+  return int64_t(ring_k_.bytes() + ring_v_.bytes() + store_k_.bytes() + store_v_.bytes() +
+                 scratch_k_.bytes() + scratch_v_.bytes());
+}
+
+bool FixedBitCacheCuda::read(int layer, int seq, std::vector<float>& k,
+                             std::vector<float>& v) const {
+  const int KV = shape_.n_kv_heads, hd = shape_.head_dim, len = len_.at(seq);
+  DeviceBuffer one(4, "sequence id");
+  one.upload(&seq, 4);
+  std::vector<StepLayout::Chunk> chunks = {{seq, 0, len, 0}};
+  const int cap = dequantize(layer, chunks, one.as<int>());
+  ctx_.synchronize();
+  std::vector<uint16_t> hk(size_t(KV) * cap * hd), hv(hk.size());
+  scratch_k_.download(hk.data(), hk.size() * 2);
+  scratch_v_.download(hv.data(), hv.size() * 2);
+  k.resize(size_t(len) * KV * hd);
+  v.resize(k.size());
+  for (int t = 0; t < len; ++t)
+    for (int g = 0; g < KV; ++g)
+      for (int c = 0; c < hd; ++c) {
+        k[(size_t(t) * KV + g) * hd + c] = fp16_to_float(hk[(size_t(g) * cap + t) * hd + c]);
+        v[(size_t(t) * KV + g) * hd + c] = fp16_to_float(hv[(size_t(g) * cap + t) * hd + c]);
+      }
+  return true;
+}
+
+std::vector<uint8_t> FixedBitCacheCuda::block(KvPart p, int layer, int seq, int head, int b) const {
+  const int part = int(p);
+  const int max_b = part == 0 ? max_kb_ : max_vb_;
+  check(b >= 0 && b < done(p, seq) / block_tokens(part), "fixed-bit cache: block ", b,
+        " of sequence ", seq, " does not exist");
+  const size_t bb = size_t(block_bytes(part));
+  const size_t head_index = (size_t(layer) * shape_.n_seqs + seq) * shape_.n_kv_heads + head;
+  std::vector<uint8_t> out(bb);
+  ctx_.synchronize();
+  (part == 0 ? store_k_ : store_v_).download(out.data(), bb, (head_index * max_b + b) * bb);
+  return out;
+}
+
+void e4m3_encode_cuda(const CudaContext& ctx, const float* x, int64_t n, uint8_t* ours,
+                      uint8_t* theirs) {
+  if (n <= 0) return;
+  const int blocks = int(std::min<int64_t>((n + 255) / 256, 4096));
+  e4m3_encode_kernel<<<blocks, 256, 0, ctx.stream()>>>(x, n, ours, theirs);
+  KVCOMP_LAUNCH_CHECK();
+}
+
+}  // namespace kvcomp

@@ -1,0 +1,160 @@
+// kvcomp sweep on the demo model with a tiny setting (ctx 128, one window, two modes): the
+// table, CSV and JSON, the summary, the plot or a clear message when gnuplot is missing; and
+// tools/plot_attention.py on the benchmark fixtures when python3 and gnuplot are there.
+#include <sys/wait.h>
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "tests/catch.h"
+
+namespace {
+
+struct Run {
+  int code;
+  std::string out;  // stdout and stderr together
+};
+
+Run shell(const std::string& cmd) {
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  std::array<char, 4096> buf;
+  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+std::filesystem::path temp_dir(const std::string& name) {
+  auto d = std::filesystem::temp_directory_path() / ("kvcomp_sweep_" + name);
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(d);
+  return d;
+}
+
+// The first 20000 characters of the demo model's held-out text.
+std::filesystem::path small_text(const std::filesystem::path& dir) {
+  std::ifstream in(std::filesystem::path(KVCOMP_DEMO_MODEL_DIR) / "heldout.txt", std::ios::binary);
+  std::string text(20000, '\0');
+  in.read(text.data(), std::streamsize(text.size()));
+  text.resize(size_t(in.gcount()));
+  const auto p = dir / "text.txt";
+  std::ofstream(p, std::ios::binary) << text;
+  return p;
+}
+
+const std::string kBinary = KVCOMP_BINARY;
+const std::filesystem::path kFixtures = KVCOMP_TEST_FIXTURES;
+
+}  // namespace
+
+TEST_CASE("sweep writes the table, CSV, JSON and the summary") {
+  const auto d = temp_dir("demo");
+  const auto text = small_text(d);
+  // Small windows and V blocks so that ctx 128 compresses something.
+  const std::string args = " sweep --device cpu --text " + text.string() +
+                           " --ctx 128 --max-windows 1 --modes kvcomp,int8 --eb 0.1 "
+                           "--window-k 16 --window-v 16 --block-v 64 --out " +
+                           (d / "out").string();
+  const Run r = shell(kBinary + args);
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  REQUIRE(r.out.find("| kvcomp") != std::string::npos);
+  REQUIRE(r.out.find("| int8") != std::string::npos);
+  REQUIRE(r.out.find("smallest cache per method") != std::string::npos);
+  REQUIRE(std::filesystem::exists(d / "out" / "sweep.csv"));
+  REQUIRE(std::filesystem::exists(d / "out" / "sweep.gp"));
+  std::ifstream csv(d / "out" / "sweep.csv");
+  std::string line;
+  int lines = 0;
+  while (std::getline(csv, line)) ++lines;
+  REQUIRE(lines == 4);  // header + fp16 (always run first) + kvcomp + int8
+
+  std::ifstream js(d / "out" / "sweep.json");
+  const nlohmann::json j = nlohmann::json::parse(js);
+  REQUIRE(j["ctx"] == 128);
+  REQUIRE(j["prefill"] == 32);
+  REQUIRE(j["windows"] == 1);
+  const auto& rows = j["rows"];
+  REQUIRE(rows.size() == 3);
+  REQUIRE(rows[0]["mode"] == "fp16");
+  REQUIRE(rows[0]["bits"] == 16.0);
+  REQUIRE(rows[0]["delta_pct"] == 0.0);
+  REQUIRE(rows[1]["mode"] == "kvcomp");
+  REQUIRE(rows[1]["eb_k"].get<double>() == Approx(0.05));
+  REQUIRE(rows[1]["eb_v"].get<double>() == Approx(0.1));
+  REQUIRE(rows[1]["ratio"].get<double>() > 2.0);
+  REQUIRE(rows[2]["mode"] == "int8");
+  REQUIRE(rows[2]["k_bits"] == 8.25);
+  REQUIRE(rows[2]["v_bits"] == 8.25);
+  REQUIRE(rows[2]["eb_k"].is_null());
+  for (const auto& row : rows) {
+    REQUIRE(std::isfinite(row["ppl"].get<double>()));
+    REQUIRE(row["tokens"] == 127);
+  }
+  REQUIRE(j["summary"]["methods"].size() == 2);
+  // The plot: drawn when gnuplot is installed, else a message; never an error.
+  if (shell("command -v gnuplot").code == 0) {
+    REQUIRE(std::filesystem::exists(d / "out" / "sweep.png"));
+  } else {
+    REQUIRE(r.out.find("PNG skipped") != std::string::npos);
+  }
+}
+
+TEST_CASE("sweep without gnuplot still writes CSV and JSON and says why the PNG is missing") {
+  const auto d = temp_dir("nognuplot");
+  const auto text = small_text(d);
+  const Run r =
+      shell("KVCOMP_GNUPLOT=/nonexistent/gnuplot " + kBinary + " sweep --device cpu " + "--text " +
+            text.string() + " --ctx 64 --max-windows 1 --modes fp8 " +
+            "--window-k 0 --window-v 0 --block-k 16 --block-v 16 --out " + (d / "out").string());
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  REQUIRE(r.out.find("PNG skipped: '/nonexistent/gnuplot' was not found") != std::string::npos);
+  REQUIRE(r.out.find("gnuplot-nox") != std::string::npos);
+  REQUIRE(std::filesystem::exists(d / "out" / "sweep.csv"));
+  REQUIRE(std::filesystem::exists(d / "out" / "sweep.json"));
+  REQUIRE(!std::filesystem::exists(d / "out" / "sweep.png"));
+}
+
+TEST_CASE("sweep rejects bad modes and error bounds") {
+  const auto d = temp_dir("bad");
+  const auto text = small_text(d);
+  const std::string base = kBinary + " sweep --device cpu --text " + text.string() +
+                           " --ctx 64 --out " + (d / "out").string();
+  Run r = shell(base + " --modes fp16,kivi3");
+  REQUIRE(r.code != 0);
+  REQUIRE(r.out.find("unknown mode 'kivi3'") != std::string::npos);
+  r = shell(base + " --eb 0.1,abc");
+  REQUIRE(r.code != 0);
+  REQUIRE(r.out.find("--eb: 'abc' is not a number") != std::string::npos);
+  r = shell(base + " --eb 0.001");
+  REQUIRE(r.code != 0);
+  REQUIRE(r.out.find("--eb: '0.001' gives eb_K 0.0005") != std::string::npos);
+}
+
+TEST_CASE("plot_attention.py draws the benchmark fixtures") {
+  if (shell("command -v python3 && command -v gnuplot").code != 0) {
+    std::printf("plot_attention.py: skipped (python3 or gnuplot not installed)\n");
+    return;
+  }
+  const auto d = temp_dir("attention");
+  const auto script = kFixtures.parent_path().parent_path() / "tools" / "plot_attention.py";
+  const Run r =
+      shell("python3 " + script.string() + " --bench " +
+            (kFixtures / "bench" / "attention.json").string() + " --torch " +
+            (kFixtures / "bench" / "attention_torch.json").string() + " --out " + d.string());
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  REQUIRE(r.out.find("4 panels") != std::string::npos);
+  REQUIRE(std::filesystem::file_size(d / "attention.png") > 1000);
+  const Run bad = shell("python3 " + script.string() + " --bench " + (d / "none.json").string());
+  REQUIRE(bad.code != 0);
+  REQUIRE(bad.out.find("none.json") != std::string::npos);
+}
