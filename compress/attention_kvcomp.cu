@@ -30,7 +30,9 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__device__ __forceinline__ uint32_t bswap32(uint32_t x) { return __byte_perm(x, 0, 0x0123); }
+__device__ __forceinline__ uint32_t bswap32(uint32_t x) {
+  return __byte_perm(x, 0, 0x0123);
+}
 
 // A unit's bits, MSB first, through a 64-bit window. After refill() at least 32 bits are
 // buffered; group() then decodes SPR codes (SPR * max_code_len <= 32) from the window's top 32
@@ -92,7 +94,9 @@ __device__ __forceinline__ uint32_t unit_offset(const uint8_t* lengths, int u) {
   return sum;
 }
 
-__device__ __forceinline__ float h2f(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+__device__ __forceinline__ float h2f(uint16_t h) {
+  return __half2float(__ushort_as_half(h));
+}
 
 template <int HD, int G, int R, int SPR>
 struct Fused {
@@ -172,8 +176,8 @@ __device__ void k_scores_one(const KvcompAttentionParams& p, int64_t head_off, i
 #pragma unroll
         for (int g = 0; g < G; ++g) dot[g] = (dot[g] + float(h.k_m0) * qsum[g]) * h.k_d;
       } else {  // K channel-wise: a step and offset per channel
-        const QuantParams16* qp = reinterpret_cast<const QuantParams16*>(
-            blk + block_params_offset(kind, h.n_tokens, HD));
+        const QuantParams16* qp =
+            reinterpret_cast<const QuantParams16*>(blk + block_params_offset(kind, h.n_tokens, HD));
         for (int c0 = 0; c0 < HD; c0 += SPR) {
           br.refill();
           br.template group<R, SPR>(tab, shift, lane, [&](int j, float s) {
@@ -234,13 +238,13 @@ __device__ __forceinline__ bool k_fast(const KvcompAttentionParams& p, int64_t h
 // One channel of one V block into acc (Huffman: sum_t w_t s_t + bias; raw: sum_t w_t x_t).
 template <int HD, int G, int R, int SPR>
 __device__ __forceinline__ void v_unit(const uint8_t* blk, int c, const float* w, int split,
-                                       const float* bias, const uint32_t* tab, int shift,
-                                       int lane, float* acc) {
+                                       const float* bias, const uint32_t* tab, int shift, int lane,
+                                       float* acc) {
   const BlockHeader h = *reinterpret_cast<const BlockHeader*>(blk);
   if (h.mode == uint8_t(BlockMode::kHuffman)) {
     BitReader br;
-    br.init(reinterpret_cast<const uint32_t*>(
-                blk + block_payload_offset(BlockKind::kV, h.n_tokens, HD)),
+    br.init(reinterpret_cast<const uint32_t*>(blk +
+                                              block_payload_offset(BlockKind::kV, h.n_tokens, HD)),
             unit_offset(blk + block_lengths_offset(), c));
     for (int tt = 0; tt < h.n_tokens; tt += SPR) {
       br.refill();
@@ -269,7 +273,7 @@ __global__ void __launch_bounds__(kThreads, R == 32 ? 2 : 4)
   extern __shared__ __align__(16) unsigned char smem_raw[];
   auto& S = *reinterpret_cast<typename F::Smem*>(smem_raw);
   float* sc = reinterpret_cast<float*>(smem_raw + sizeof(typename F::Smem));  // [G][split]
-  float* wm = sc + size_t(G) * split;                                           // [G][split]
+  float* wm = sc + size_t(G) * split;                                         // [G][split]
   float* bias = wm + size_t(G) * split;  // [split / block_v][G]
   uint32_t* ktab = reinterpret_cast<uint32_t*>(bias + size_t(split / p.block_v) * G);
   uint32_t* vtab = ktab + (size_t(1) << p.k_bits) * R;
@@ -336,7 +340,8 @@ __global__ void __launch_bounds__(kThreads, R == 32 ? 2 : 4)
         }
       } else {
         k_scores_one<HD, G, R, SPR>(p, head_off, ta, k_done, S.q, S.qsum, ktab, lane, da);
-        if (has_b) k_scores_one<HD, G, R, SPR>(p, head_off, tb, k_done, S.q, S.qsum, ktab, lane, db);
+        if (has_b)
+          k_scores_one<HD, G, R, SPR>(p, head_off, tb, k_done, S.q, S.qsum, ktab, lane, db);
       }
 #pragma unroll
       for (int g = 0; g < G; ++g) {
@@ -436,8 +441,8 @@ __global__ void __launch_bounds__(kThreads, R == 32 ? 2 : 4)
         }
       } else {
         v_unit<HD, G, R, SPR>(ba, c, sc + jb * BV, split, bias + jb * G, vtab, vshift, lane, acc);
-        v_unit<HD, G, R, SPR>(bb, c, sc + (jb + F::kSub) * BV, split,
-                              bias + (jb + F::kSub) * G, vtab, vshift, lane, acc2);
+        v_unit<HD, G, R, SPR>(bb, c, sc + (jb + F::kSub) * BV, split, bias + (jb + F::kSub) * G,
+                              vtab, vshift, lane, acc2);
       }
     }
     if (jb < nvb) {
@@ -473,7 +478,9 @@ __global__ void __launch_bounds__(kThreads, R == 32 ? 2 : 4)
 template <typename T>
 __device__ __forceinline__ T from_f(float x);
 template <>
-__device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
+__device__ __forceinline__ __half from_f<__half>(float x) {
+  return __float2half_rn(x);
+}
 template <>
 __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) {
   return __float2bfloat16_rn(x);
@@ -542,10 +549,14 @@ template <int HD>
 void launch_group(const CudaContext& ctx, const KvcompAttentionParams& p, int max_len, int split,
                   int replicas, float* ml, float* acc) {
   switch (p.n_heads / p.n_kv_heads) {
-    case 1: return launch_tables<HD, 1>(ctx, p, max_len, split, replicas, ml, acc);
-    case 2: return launch_tables<HD, 2>(ctx, p, max_len, split, replicas, ml, acc);
-    case 4: return launch_tables<HD, 4>(ctx, p, max_len, split, replicas, ml, acc);
-    case 8: return launch_tables<HD, 8>(ctx, p, max_len, split, replicas, ml, acc);
+    case 1:
+      return launch_tables<HD, 1>(ctx, p, max_len, split, replicas, ml, acc);
+    case 2:
+      return launch_tables<HD, 2>(ctx, p, max_len, split, replicas, ml, acc);
+    case 4:
+      return launch_tables<HD, 4>(ctx, p, max_len, split, replicas, ml, acc);
+    case 8:
+      return launch_tables<HD, 8>(ctx, p, max_len, split, replicas, ml, acc);
     default:
       fail("kvcomp attention: query heads per KV head must be 1, 2, 4 or 8, got ",
            p.n_heads / p.n_kv_heads);
@@ -598,7 +609,8 @@ void kvcomp_attention_cuda(const CudaContext& ctx, const KvcompAttentionParams& 
       merge_kernel<__nv_bfloat16><<<p.n_chunks * p.n_heads, threads, 0, ctx.stream()>>>(
           p, split, max_splits, ml, acc, static_cast<__nv_bfloat16*>(p.out));
       break;
-    default: fail("kvcomp attention: output must be F16 or BF16");
+    default:
+      fail("kvcomp attention: output must be F16 or BF16");
   }
   KVCOMP_LAUNCH_CHECK();
 }

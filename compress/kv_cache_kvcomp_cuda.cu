@@ -20,10 +20,12 @@ uint64_t worst_block_bytes(BlockKind kind, int n_tokens, int head_dim, int max_c
   const uint32_t payload = std::min<uint32_t>(
       units * uint32_t(kMaxUnitBytes),
       units * ((block_unit_symbols(kind, uint32_t(n_tokens), uint32_t(head_dim)) *
-                    uint32_t(max_code_len) + 7) / 8));
-  return std::max<uint64_t>(raw_block_bytes(uint32_t(n_tokens), uint32_t(head_dim)),
-                            huffman_block_bytes(kind, uint32_t(n_tokens), uint32_t(head_dim),
-                                                payload));
+                    uint32_t(max_code_len) +
+                7) /
+               8));
+  return std::max<uint64_t>(
+      raw_block_bytes(uint32_t(n_tokens), uint32_t(head_dim)),
+      huffman_block_bytes(kind, uint32_t(n_tokens), uint32_t(head_dim), payload));
 }
 
 // New tokens' k and v (fp32 projection rows) -> rings[seq][head][pos % cap] in fp16.
@@ -149,7 +151,8 @@ KvCompCacheCuda::KvCompCacheCuda(const CudaContext& ctx, const KvShape& shape, i
     p.n_kv_heads = KV;
     p.head_dim = hd;
     p.n_chunks = S;
-    fused_scratch_ = DeviceBuffer(kvcomp_attention_scratch_bytes(p, max_tokens), "attention scratch");
+    fused_scratch_ =
+        DeviceBuffer(kvcomp_attention_scratch_bytes(p, max_tokens), "attention scratch");
   }
   // Placeholder codebooks (uniform) until the real ones are built from data.
   codebooks_.reserve(size_t(L) * 2 * n_cb_heads());
@@ -225,8 +228,8 @@ int KvCompCacheCuda::decompress(int layer, const std::vector<StepLayout::Chunk>&
   const size_t lk = size_t(layer) * S * KV * cap_k_ * hd, lv = size_t(layer) * S * KV * cap_v_ * hd;
   window_copy_kernel<<<dim3(8, n, KV), 256, 0, ctx_.stream()>>>(
       d_chunk_seq, KV, hd, d_len_.as<int>(), d_done_k_.as<int>(), d_done_v_.as<int>(),
-      ring_k_.as<__half>() + lk, ring_v_.as<__half>() + lv, cap_k_, cap_v_,
-      scratch_k_.as<__half>(), scratch_v_.as<__half>(), cap);
+      ring_k_.as<__half>() + lk, ring_v_.as<__half>() + lv, cap_k_, cap_v_, scratch_k_.as<__half>(),
+      scratch_v_.as<__half>(), cap);
   KVCOMP_LAUNCH_CHECK();
   return cap;
 }
@@ -279,7 +282,7 @@ void KvCompCacheCuda::attend(int layer, const QkvView& x, const StepLayout& step
   if (identity_.bytes() < size_t(n) * 4) {
     identity_ = DeviceBuffer(size_t(std::max(n, 64)) * 4, "chunk ids");
     iota_kernel<<<(std::max(n, 64) + 255) / 256, 256, 0, ctx_.stream()>>>(identity_.as<int>(),
-                                                                         std::max(n, 64));
+                                                                          std::max(n, 64));
     KVCOMP_LAUNCH_CHECK();
   }
   StepLayout local = step;
@@ -344,8 +347,10 @@ void KvCompCacheCuda::build_codebooks(int part) {
   for (int l = 0; l < L; ++l)
     for (int h = 0; h < n_cb_heads(); ++h) {
       std::vector<uint64_t> hh(alphabet);
-      for (int a = 0; a < alphabet; ++a) hh[a] = hist[(size_t(l) * n_cb_heads() + h) * kMaxAlphabet + a];
-      codebooks_[cb_index(part, l, h)] = Codebook::from_histogram(hh.data(), alphabet, codec_.max_code_len);
+      for (int a = 0; a < alphabet; ++a)
+        hh[a] = hist[(size_t(l) * n_cb_heads() + h) * kMaxAlphabet + a];
+      codebooks_[cb_index(part, l, h)] =
+          Codebook::from_histogram(hh.data(), alphabet, codec_.max_code_len);
     }
   built_part_[part] = true;
   upload_codebooks();
@@ -389,7 +394,8 @@ void KvCompCacheCuda::commit(const StepLayout& step) {
     // Room for the blocks: the bytes per block seen so far with a margin (the first time, the
     // worst case). If they still do not fit, the launch says how many bytes it needed; the
     // blocks are then encoded again into a new arena of that size.
-    const uint64_t worst = uint64_t(jobs.size()) * worst_block_bytes(kind, B, hd, gpu_codebooks_->max_len());
+    const uint64_t worst =
+        uint64_t(jobs.size()) * worst_block_bytes(kind, B, hd, gpu_codebooks_->max_len());
     const uint64_t expect =
         blocks_[part] > 0
             ? std::min(worst, uint64_t(jobs.size()) * (bytes_[part] / blocks_[part] * 5 / 4 + 64))
@@ -453,7 +459,8 @@ KvStats KvCompCacheCuda::stats() const {
     for (const auto& x : h)
       if (x.mode != 0) cb.add_header(x);
     if (built_part_[part])
-      cb.codebooks += uint64_t(L) * n_cb_heads() * (part == 0 ? codec_.k_alphabet() : codec_.v_alphabet());
+      cb.codebooks +=
+          uint64_t(L) * n_cb_heads() * (part == 0 ? codec_.k_alphabet() : codec_.v_alphabet());
   }
   for (int s = 0; s < S; ++s) {
     st.window_k_values += uint64_t(len_[s] - done_k_[s]) * L * KV * hd;

@@ -57,7 +57,8 @@ class KvCompCacheCuda : public KvCacheCuda {
   void upload_codebooks();
   // Decodes every block and copies the window of the given chunks (one layer) into the fp16
   // scratch [chunk][kv_head][cap][head_dim]; returns cap.
-  int decompress(int layer, const std::vector<StepLayout::Chunk>& chunks, const int* d_chunk_seq) const;
+  int decompress(int layer, const std::vector<StepLayout::Chunk>& chunks,
+                 const int* d_chunk_seq) const;
   // The current arena if it has expect_bytes free, else a new one.
   Arena& arena_for(uint64_t expect_bytes);
 
@@ -66,14 +67,14 @@ class KvCompCacheCuda : public KvCacheCuda {
   KvOptions opts_;
   CodecOptions codec_;
   int max_tokens_;
-  int cap_k_, cap_v_;        // ring rows
-  int max_kb_, max_vb_;      // blocks per (layer, seq, head)
-  std::vector<int> len_, done_k_, done_v_;  // [n_seqs]
+  int cap_k_, cap_v_;                         // ring rows
+  int max_kb_, max_vb_;                       // blocks per (layer, seq, head)
+  std::vector<int> len_, done_k_, done_v_;    // [n_seqs]
   DeviceBuffer d_len_, d_done_k_, d_done_v_;  // device copies, refreshed each step
-  DeviceBuffer ring_k_, ring_v_;      // [L][S][KV][cap][hd] fp16
-  DeviceBuffer index_k_, index_v_;    // [L][S][KV][max_blocks] block addresses
-  std::vector<Codebook> codebooks_;   // [L][K|V][cb heads]; placeholders until built
-  std::vector<char> built_;           // [2][L] (the same token counts for every layer)
+  DeviceBuffer ring_k_, ring_v_;              // [L][S][KV][cap][hd] fp16
+  DeviceBuffer index_k_, index_v_;            // [L][S][KV][max_blocks] block addresses
+  std::vector<Codebook> codebooks_;           // [L][K|V][cb heads]; placeholders until built
+  std::vector<char> built_;                   // [2][L] (the same token counts for every layer)
   bool built_part_[2] = {false, false};
   std::unique_ptr<GpuCodebooks> gpu_codebooks_;
   std::vector<Arena> arenas_;

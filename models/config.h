@@ -13,9 +13,9 @@ enum class RopeType { kDefault, kLinear, kLlama3 };
 struct RopeConfig {
   RopeType type = RopeType::kDefault;
   float theta = 10000.0f;
-  float factor = 1.0f;                 // linear and llama3
-  float low_freq_factor = 1.0f;        // llama3
-  float high_freq_factor = 4.0f;       // llama3
+  float factor = 1.0f;                          // linear and llama3
+  float low_freq_factor = 1.0f;                 // llama3
+  float high_freq_factor = 4.0f;                // llama3
   int original_max_position_embeddings = 8192;  // llama3
 };
 
@@ -33,9 +33,9 @@ struct LlamaConfig {
   float rms_norm_eps = 1e-6f;
   RopeConfig rope;
   bool tie_word_embeddings = false;
-  int bos_token_id = -1;            // -1: none
-  std::vector<int> eos_token_ids;   // may be empty
-  std::string torch_dtype;          // as written in the config ("bfloat16", ...), may be empty
+  int bos_token_id = -1;           // -1: none
+  std::vector<int> eos_token_ids;  // may be empty
+  std::string torch_dtype;         // as written in the config ("bfloat16", ...), may be empty
 
   int q_dim() const { return n_heads * head_dim; }
   int kv_dim() const { return n_kv_heads * head_dim; }

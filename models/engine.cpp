@@ -32,8 +32,9 @@ std::unique_ptr<Engine> make_engine(const std::filesystem::path& model_dir, Devi
   if (device == Device::kAuto) device = cuda_available() ? Device::kCuda : Device::kCpu;
   if (device == Device::kCuda) {
 #ifndef KVCOMP_HAVE_CUDA
-    fail("--device cuda: this build of kvcomp has no CUDA backend (configured with "
-         "-DKVCOMP_CUDA=OFF)");
+    fail(
+        "--device cuda: this build of kvcomp has no CUDA backend (configured with "
+        "-DKVCOMP_CUDA=OFF)");
 #else
     check(cuda_available(), "--device cuda: no usable CUDA GPU found");
     return make_cuda_engine(open_model_files(model_dir));

@@ -62,7 +62,7 @@ class Engine {
 
 enum class Device { kAuto, kCpu, kCuda };
 Device parse_device(const std::string& s);  // "auto" | "cpu" | "cuda"; Error otherwise
-bool cuda_available();                       // a usable GPU and a build with the CUDA backend
+bool cuda_available();                      // a usable GPU and a build with the CUDA backend
 
 // Opens the model directory (config, tensors checked, weights loaded) on the device.
 std::unique_ptr<Engine> make_engine(const std::filesystem::path& model_dir, Device device);

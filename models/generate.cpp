@@ -7,8 +7,9 @@
 
 namespace kvcomp {
 
-GenerateStats generate(Engine& engine, const Tokenizer& tok, const std::vector<std::string>& prompts,
-                       const GenerateOptions& opts, const TextCallback& on_text) {
+GenerateStats generate(Engine& engine, const Tokenizer& tok,
+                       const std::vector<std::string>& prompts, const GenerateOptions& opts,
+                       const TextCallback& on_text) {
   using Clock = std::chrono::steady_clock;
   const LlamaConfig& cfg = engine.config();
   check(!prompts.empty(), "generate: no prompt given");

@@ -31,7 +31,8 @@ struct GenerateStats {
 // Text pieces arrive through on_text(seq, text) as they become final.
 using TextCallback = std::function<void(int seq, const std::string& text)>;
 
-GenerateStats generate(Engine& engine, const Tokenizer& tok, const std::vector<std::string>& prompts,
-                       const GenerateOptions& opts, const TextCallback& on_text);
+GenerateStats generate(Engine& engine, const Tokenizer& tok,
+                       const std::vector<std::string>& prompts, const GenerateOptions& opts,
+                       const TextCallback& on_text);
 
 }  // namespace kvcomp

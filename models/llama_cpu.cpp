@@ -68,8 +68,12 @@ class CpuEngine : public Engine {
     dense_k_.clear();
     dense_v_.clear();
     switch (kv.mode) {
-      case KvMode::kFp32: cache_ = std::make_unique<DenseKvCacheRef>(shape, false); break;
-      case KvMode::kFp16: cache_ = std::make_unique<DenseKvCacheRef>(shape, true); break;
+      case KvMode::kFp32:
+        cache_ = std::make_unique<DenseKvCacheRef>(shape, false);
+        break;
+      case KvMode::kFp16:
+        cache_ = std::make_unique<DenseKvCacheRef>(shape, true);
+        break;
       case KvMode::kKvcomp:
       case KvMode::kKvcompUnfused: {
         // One compressed cache for both: fused or not is a choice of GPU kernels, the values
@@ -88,7 +92,8 @@ class CpuEngine : public Engine {
         cache_ = std::move(c);
         break;
       }
-      default: fail("--kv ", kv_mode_name(kv.mode), ": not available on the CPU");
+      default:
+        fail("--kv ", kv_mode_name(kv.mode), ": not available on the CPU");
     }
     if (dense()) {
       dense_round_fp16_ = kv.mode == KvMode::kFp16;
@@ -145,8 +150,12 @@ class CpuEngine : public Engine {
     }
   }
 
-  int length(int seq) const override { return len_.at(seq); }
-  int64_t kv_bytes() const override { return cache_ ? cache_->bytes() : 0; }
+  int length(int seq) const override {
+    return len_.at(seq);
+  }
+  int64_t kv_bytes() const override {
+    return cache_ ? cache_->bytes() : 0;
+  }
   KvStats kv_stats() const override {
     if (kvcomp_) return kvcomp_->stats();
     if (fixedbit_) return fixedbit_->stats();
@@ -174,7 +183,9 @@ class CpuEngine : public Engine {
   }
 
  private:
-  bool dense() const { return !kvcomp_ && !fixedbit_; }
+  bool dense() const {
+    return !kvcomp_ && !fixedbit_;
+  }
 
   const float* head() const {
     return cfg_.tie_word_embeddings ? embed_.data() : lm_head_.data();
@@ -189,8 +200,8 @@ class CpuEngine : public Engine {
       check(!seen[c.seq]++, "sequence ", c.seq, " appears twice in one step");
       check(!c.tokens.empty(), "sequence ", c.seq, ": empty chunk");
       const int total = len_[c.seq] + int(c.tokens.size());
-      check(total <= max_tokens_, "sequence ", c.seq, ": ", total,
-            " tokens exceed the context of ", max_tokens_);
+      check(total <= max_tokens_, "sequence ", c.seq, ": ", total, " tokens exceed the context of ",
+            max_tokens_);
       check(cfg_.sliding_window <= 0 || total <= cfg_.sliding_window, "sequence ", c.seq, ": ",
             total, " tokens exceed the model's sliding window of ", cfg_.sliding_window,
             " (sliding-window attention is not implemented)");

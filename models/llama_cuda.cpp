@@ -142,7 +142,8 @@ class CudaEngine : public Engine {
       case KvMode::kFp8:
         cache_ = std::make_unique<FixedBitCacheCuda>(ctx_, shape, max_tokens, kv);
         break;
-      default: fail("--kv ", kv_mode_name(kv.mode), ": not available on the GPU");
+      default:
+        fail("--kv ", kv_mode_name(kv.mode), ": not available on the GPU");
     }
     len_.assign(n_seqs, 0);
     max_tokens_ = max_tokens;
@@ -154,10 +155,9 @@ class CudaEngine : public Engine {
     const int V = cfg_.vocab_size;
     logits.clear();
     for_each_step(chunks, [&](const std::vector<SeqChunk>& part, bool last) {
-      NvtxRange range(part.size() == size_t(std::count_if(part.begin(), part.end(),
-                                                           [](const SeqChunk& c) {
-                                                             return c.tokens.size() == 1;
-                                                           }))
+      NvtxRange range(part.size() == size_t(std::count_if(
+                                         part.begin(), part.end(),
+                                         [](const SeqChunk& c) { return c.tokens.size() == 1; }))
                           ? "decode step"
                           : "prefill");
       const StepLayout step = prepare(part);
@@ -214,9 +214,9 @@ class CudaEngine : public Engine {
     size_t target_at = 0;
     for_each_step(chunks, [&](const std::vector<SeqChunk>& part, bool) {
       NvtxRange range(part.size() * 1 == size_t(std::count_if(part.begin(), part.end(),
-                                                               [](const SeqChunk& c) {
-                                                                 return c.tokens.size() == 1;
-                                                               }))
+                                                              [](const SeqChunk& c) {
+                                                                return c.tokens.size() == 1;
+                                                              }))
                           ? "decode step"
                           : "prefill");
       const StepLayout step = prepare(part);
@@ -268,8 +268,8 @@ class CudaEngine : public Engine {
   }
 
  private:
-  static constexpr size_t kLogitRows = 512;   // logits computed per slice of rows
-  static constexpr int kMaxStepTokens = 4096; // longer prefills run in pieces
+  static constexpr size_t kLogitRows = 512;    // logits computed per slice of rows
+  static constexpr int kMaxStepTokens = 4096;  // longer prefills run in pieces
 
   void init_common() {
     inv_freq_ = DeviceBuffer(size_t(cfg_.head_dim / 2) * 4, "RoPE frequencies");
@@ -293,8 +293,8 @@ class CudaEngine : public Engine {
       check(!seen[c.seq]++, "sequence ", c.seq, " appears twice in one step");
       check(!c.tokens.empty(), "sequence ", c.seq, ": empty chunk");
       const int total = len_[c.seq] + int(c.tokens.size());
-      check(total <= max_tokens_, "sequence ", c.seq, ": ", total,
-            " tokens exceed the context of ", max_tokens_);
+      check(total <= max_tokens_, "sequence ", c.seq, ": ", total, " tokens exceed the context of ",
+            max_tokens_);
       check(cfg_.sliding_window <= 0 || total <= cfg_.sliding_window, "sequence ", c.seq, ": ",
             total, " tokens exceed the model's sliding window of ", cfg_.sliding_window,
             " (sliding-window attention is not implemented)");
@@ -326,8 +326,9 @@ class CudaEngine : public Engine {
         const size_t left = chunks[i].tokens.size() - done[i];
         if (left == 0) continue;
         const size_t take = std::min({left, budget, per_seq});
-        part.push_back({chunks[i].seq, std::vector<int>(chunks[i].tokens.begin() + done[i],
-                                                        chunks[i].tokens.begin() + done[i] + take)});
+        part.push_back(
+            {chunks[i].seq, std::vector<int>(chunks[i].tokens.begin() + done[i],
+                                             chunks[i].tokens.begin() + done[i] + take)});
         done[i] += take;
         budget -= take;
       }
@@ -388,8 +389,8 @@ class CudaEngine : public Engine {
       // so one captured graph serves kGraphKeyBucket consecutive steps.
       int longest = 0;
       for (const auto& c : step.chunks) longest = std::max(longest, c.start + 1);
-      step.decode_keys =
-          std::min(max_tokens_, (longest + kGraphKeyBucket - 1) / kGraphKeyBucket * kGraphKeyBucket);
+      step.decode_keys = std::min(
+          max_tokens_, (longest + kGraphKeyBucket - 1) / kGraphKeyBucket * kGraphKeyBucket);
     }
     cache_->begin_step(step);
     return step;
@@ -405,8 +406,8 @@ class CudaEngine : public Engine {
     for (int l = 0; l < cfg_.n_layers; ++l) {
       NvtxRange layer_range("layer");
       const GpuLayer& L = layers_[l];
-      rmsnorm_cuda(ctx_, act_, x_.as<float>(), L.attn_norm.get(), nullptr, T, H,
-                   cfg_.rms_norm_eps, h_.get());
+      rmsnorm_cuda(ctx_, act_, x_.as<float>(), L.attn_norm.get(), nullptr, T, H, cfg_.rms_norm_eps,
+                   h_.get());
       linear_cuda(ctx_, act_, h_.get(), L.wqkv.get(), T, H, QKV, qkv_.as<float>());
       rope_cuda(ctx_, qkv_.as<float>(), QKV, step.pos, T, cfg_.n_heads, cfg_.n_kv_heads, hd,
                 inv_freq_.as<float>());
@@ -419,8 +420,8 @@ class CudaEngine : public Engine {
         cache_->attend(l, view, step, act_, h_.get());
       }
       linear_cuda(ctx_, act_, h_.get(), L.wo.get(), T, QD, H, x_.as<float>(), 1.0f);
-      rmsnorm_cuda(ctx_, act_, x_.as<float>(), L.mlp_norm.get(), nullptr, T, H,
-                   cfg_.rms_norm_eps, h_.get());
+      rmsnorm_cuda(ctx_, act_, x_.as<float>(), L.mlp_norm.get(), nullptr, T, H, cfg_.rms_norm_eps,
+                   h_.get());
       linear_cuda(ctx_, act_, h_.get(), L.w_gate_up.get(), T, H, 2 * I, gu_.as<float>());
       swiglu_cuda(ctx_, act_, gu_.as<float>(), T, I, m_.get());
       linear_cuda(ctx_, act_, m_.get(), L.w_down.get(), T, I, H, x_.as<float>(), 1.0f);

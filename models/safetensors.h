@@ -50,8 +50,8 @@ class SafetensorsFile {
 // bytes whose data section starts at `data_offset`; checks every entry. `base` may be null
 // (for fuzzing: offsets are checked, no data is read). Throws Error naming `source`.
 std::map<std::string, TensorInfo> parse_safetensors_header(const std::string& header_json,
-                                                           const uint8_t* base,
-                                                           size_t data_offset, size_t file_size,
+                                                           const uint8_t* base, size_t data_offset,
+                                                           size_t file_size,
                                                            const std::string& source);
 
 // A checkpoint: every tensor of a model directory, from model.safetensors or from the shards

@@ -21,7 +21,9 @@ namespace {
 template <typename T>
 __device__ __forceinline__ T from_f(float x);
 template <>
-__device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
+__device__ __forceinline__ __half from_f<__half>(float x) {
+  return __float2half_rn(x);
+}
 template <>
 __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) {
   return __float2bfloat16_rn(x);
@@ -116,9 +118,14 @@ __global__ void decode_ptrs_kernel(const int* chunk_seq, int n_items, int n_kv, 
 template <typename F>
 void dispatch_act(DType t, F&& f) {
   switch (t) {
-    case DType::kF16: f(static_cast<__half*>(nullptr)); return;
-    case DType::kBF16: f(static_cast<__nv_bfloat16*>(nullptr)); return;
-    default: fail("GPU activations must be F16 or BF16, got ", dtype_name(t));
+    case DType::kF16:
+      f(static_cast<__half*>(nullptr));
+      return;
+    case DType::kBF16:
+      f(static_cast<__nv_bfloat16*>(nullptr));
+      return;
+    default:
+      fail("GPU activations must be F16 or BF16, got ", dtype_name(t));
   }
 }
 
@@ -155,8 +162,8 @@ void dense_attention_cuda(const CudaContext& ctx, const KvShape& shape, const De
     probs.ensure(size_t(n) * H * ld * 2, "attention probabilities");
     out32.ensure(size_t(n) * H * hd * 4, "attention output");
     ptrs.ensure(size_t(items) * 6 * sizeof(void*), "attention pointers");
-    q_gather_kernel<<<dim3(1, n), 256, 0, ctx.stream()>>>(x.qkv, x.row_stride, x.q_col, 0, 1, H,
-                                                          hd, q16.as<__half>());
+    q_gather_kernel<<<dim3(1, n), 256, 0, ctx.stream()>>>(x.qkv, x.row_stride, x.q_col, 0, 1, H, hd,
+                                                          q16.as<__half>());
     KVCOMP_LAUNCH_CHECK();
     decode_ptrs_kernel<<<(items + 127) / 128, 128, 0, ctx.stream()>>>(
         step.chunk_seq, items, KV, G, hd, ld, k, v, a.seq_stride, q16.as<__half>(),
@@ -190,17 +197,16 @@ void dense_attention_cuda(const CudaContext& ctx, const KvShape& shape, const De
       scores.ensure(size_t(H) * nq * L * 4, "attention scores");
       probs.ensure(size_t(H) * nq * L * 2, "attention probabilities");
       out32.ensure(size_t(H) * nq * hd * 4, "attention output");
-      q_gather_kernel<<<dim3(nq, 1), 256, 0, ctx.stream()>>>(x.qkv, x.row_stride, x.q_col,
-                                                             c.row + t0, nq, H, hd,
-                                                             q16.as<__half>());
+      q_gather_kernel<<<dim3(nq, 1), 256, 0, ctx.stream()>>>(
+          x.qkv, x.row_stride, x.q_col, c.row + t0, nq, H, hd, q16.as<__half>());
       KVCOMP_LAUNCH_CHECK();
       KVCOMP_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
-          ctx.cublas(), CUBLAS_OP_T, CUBLAS_OP_N, L, G * nq, hd, &scale, k + kv_off, CUDA_R_16F,
-          hd, a.seq_stride, q16.as<__half>(), CUDA_R_16F, hd, int64_t(G) * nq * hd, &zero,
+          ctx.cublas(), CUBLAS_OP_T, CUBLAS_OP_N, L, G * nq, hd, &scale, k + kv_off, CUDA_R_16F, hd,
+          a.seq_stride, q16.as<__half>(), CUDA_R_16F, hd, int64_t(G) * nq * hd, &zero,
           scores.as<float>(), CUDA_R_32F, L, int64_t(G) * nq * L, KV, CUBLAS_COMPUTE_32F,
           CUBLAS_GEMM_DEFAULT));
-      softmax_rows_kernel<<<H * nq, 256, 0, ctx.stream()>>>(scores.as<float>(), L, nullptr,
-                                                            c.start, 1, t0, nq, probs.as<__half>());
+      softmax_rows_kernel<<<H * nq, 256, 0, ctx.stream()>>>(scores.as<float>(), L, nullptr, c.start,
+                                                            1, t0, nq, probs.as<__half>());
       KVCOMP_LAUNCH_CHECK();
       KVCOMP_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
           ctx.cublas(), CUBLAS_OP_N, CUBLAS_OP_N, hd, G * nq, L, &one, v + kv_off, CUDA_R_16F, hd,
@@ -225,8 +231,8 @@ DenseKvCacheCuda::DenseKvCacheCuda(const CudaContext& ctx, const KvShape& shape,
     out32_ = DeviceBuffer(S * H * hd * 4, "attention output");
     ptrs_ = DeviceBuffer(S * shape.n_kv_heads * 6 * sizeof(void*), "attention pointers");
   }
-  const size_t n = size_t(shape.n_layers) * shape.n_seqs * shape.n_kv_heads * max_tokens *
-                   shape.head_dim;
+  const size_t n =
+      size_t(shape.n_layers) * shape.n_seqs * shape.n_kv_heads * max_tokens * shape.head_dim;
   k_ = DeviceBuffer(n * 2, "the fp16 K cache");
   v_ = DeviceBuffer(n * 2, "the fp16 V cache");
   // Positions past a sequence's length are read (with probability 0) by the batched decode
@@ -239,8 +245,8 @@ void DenseKvCacheCuda::append(int layer, const QkvView& x, const StepLayout& ste
   const size_t layer_off =
       size_t(layer) * shape_.n_seqs * shape_.n_kv_heads * max_tokens_ * shape_.head_dim;
   dense_append_kernel<<<step.n_tokens, 256, 0, ctx_.stream()>>>(
-      x.qkv, x.row_stride, x.k_col, x.v_col, step.seq, step.pos, shape_.n_kv_heads,
-      shape_.head_dim, max_tokens_, k_.as<__half>() + layer_off, v_.as<__half>() + layer_off);
+      x.qkv, x.row_stride, x.k_col, x.v_col, step.seq, step.pos, shape_.n_kv_heads, shape_.head_dim,
+      max_tokens_, k_.as<__half>() + layer_off, v_.as<__half>() + layer_off);
   KVCOMP_LAUNCH_CHECK();
 }
 

@@ -20,8 +20,12 @@ CudaContext::~CudaContext() {
   if (stream_) cudaStreamDestroy(stream_);
 }
 
-std::string CudaContext::name() const { return props_.name; }
+std::string CudaContext::name() const {
+  return props_.name;
+}
 
-void CudaContext::synchronize() const { KVCOMP_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+void CudaContext::synchronize() const {
+  KVCOMP_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
 
 }  // namespace kvcomp

@@ -72,22 +72,32 @@ void DeviceBuffer::ensure(size_t bytes, const std::string& what) {
 void DeviceBuffer::upload(const void* src, size_t bytes, size_t offset) {
   check(offset + bytes <= bytes_, "DeviceBuffer::upload: ", bytes, " bytes at ", offset,
         " exceed the buffer of ", bytes_);
-  KVCOMP_CUDA_CHECK(cudaMemcpy(static_cast<char*>(ptr_) + offset, src, bytes, cudaMemcpyHostToDevice));
+  KVCOMP_CUDA_CHECK(
+      cudaMemcpy(static_cast<char*>(ptr_) + offset, src, bytes, cudaMemcpyHostToDevice));
 }
 
 void DeviceBuffer::download(void* dst, size_t bytes, size_t offset) const {
   check(offset + bytes <= bytes_, "DeviceBuffer::download: ", bytes, " bytes at ", offset,
         " exceed the buffer of ", bytes_);
-  KVCOMP_CUDA_CHECK(cudaMemcpy(dst, static_cast<const char*>(ptr_) + offset, bytes, cudaMemcpyDeviceToHost));
+  KVCOMP_CUDA_CHECK(
+      cudaMemcpy(dst, static_cast<const char*>(ptr_) + offset, bytes, cudaMemcpyDeviceToHost));
 }
 
 void DeviceBuffer::zero() {
   if (ptr_) KVCOMP_CUDA_CHECK(cudaMemset(ptr_, 0, bytes_));
 }
 
-size_t device_bytes_allocated() { return g_allocated.load(); }
-size_t device_bytes_peak() { return g_peak.load(); }
-uint64_t device_alloc_epoch() { return g_epoch.load(); }
-void device_reset_peak() { g_peak.store(g_allocated.load()); }
+size_t device_bytes_allocated() {
+  return g_allocated.load();
+}
+size_t device_bytes_peak() {
+  return g_peak.load();
+}
+uint64_t device_alloc_epoch() {
+  return g_epoch.load();
+}
+void device_reset_peak() {
+  g_peak.store(g_allocated.load());
+}
 
 }  // namespace kvcomp

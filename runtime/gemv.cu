@@ -33,10 +33,9 @@ __device__ __forceinline__ void to_float8(const uint4& u, const __nv_bfloat16*, 
 }
 
 template <typename T, int NT>
-__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* __restrict__ x,
-                                                           const T* __restrict__ w, int in,
-                                                           int out, float* __restrict__ y,
-                                                           float beta) {
+__global__ void __launch_bounds__(kWarps * 32)
+    gemv_kernel(const T* __restrict__ x, const T* __restrict__ w, int in, int out,
+                float* __restrict__ y, float beta) {
   const int lane = threadIdx.x & 31;
   const int row = blockIdx.x * kWarps + (threadIdx.x >> 5);
   if (row >= out) return;
@@ -99,15 +98,24 @@ template <typename T>
 void dispatch(const CudaContext& ctx, int n, const void* x, const void* w, int in, int out,
               float* y, float beta) {
   switch (n) {
-    case 1: return launch<T, 1>(ctx, x, w, in, out, y, beta);
-    case 2: return launch<T, 2>(ctx, x, w, in, out, y, beta);
-    case 3: return launch<T, 3>(ctx, x, w, in, out, y, beta);
-    case 4: return launch<T, 4>(ctx, x, w, in, out, y, beta);
-    case 5: return launch<T, 5>(ctx, x, w, in, out, y, beta);
-    case 6: return launch<T, 6>(ctx, x, w, in, out, y, beta);
-    case 7: return launch<T, 7>(ctx, x, w, in, out, y, beta);
-    case 8: return launch<T, 8>(ctx, x, w, in, out, y, beta);
-    default: fail("gemv: at most ", kGemvMaxTokens, " tokens, got ", n);
+    case 1:
+      return launch<T, 1>(ctx, x, w, in, out, y, beta);
+    case 2:
+      return launch<T, 2>(ctx, x, w, in, out, y, beta);
+    case 3:
+      return launch<T, 3>(ctx, x, w, in, out, y, beta);
+    case 4:
+      return launch<T, 4>(ctx, x, w, in, out, y, beta);
+    case 5:
+      return launch<T, 5>(ctx, x, w, in, out, y, beta);
+    case 6:
+      return launch<T, 6>(ctx, x, w, in, out, y, beta);
+    case 7:
+      return launch<T, 7>(ctx, x, w, in, out, y, beta);
+    case 8:
+      return launch<T, 8>(ctx, x, w, in, out, y, beta);
+    default:
+      fail("gemv: at most ", kGemvMaxTokens, " tokens, got ", n);
   }
 }
 

@@ -17,7 +17,9 @@ inline uint32_t float_to_bits(float f) {
   return u;
 }
 
-inline float bf16_to_float(uint16_t h) { return bits_to_float(uint32_t(h) << 16); }
+inline float bf16_to_float(uint16_t h) {
+  return bits_to_float(uint32_t(h) << 16);
+}
 
 inline uint16_t float_to_bf16(float f) {
   uint32_t u = float_to_bits(f);
@@ -43,7 +45,7 @@ inline uint16_t float_to_fp16(float f) {
   const uint32_t u = float_to_bits(f);
   const uint16_t sign = uint16_t((u >> 16) & 0x8000u);
   const uint32_t a = u & 0x7fffffffu;
-  if (a > 0x7f800000u) return uint16_t(sign | 0x7e00u);  // NaN
+  if (a > 0x7f800000u) return uint16_t(sign | 0x7e00u);   // NaN
   if (a >= 0x477ff000u) return uint16_t(sign | 0x7c00u);  // rounds to >= 65520: Inf
   if (a < 0x38800000u) {
     // Result is subnormal or zero: round a * 2^24 to an integer, ties to even.
@@ -59,7 +61,11 @@ inline uint16_t float_to_fp16(float f) {
   return uint16_t(sign | (r >> 13));
 }
 
-inline float round_fp16(float f) { return fp16_to_float(float_to_fp16(f)); }
-inline float round_bf16(float f) { return bf16_to_float(float_to_bf16(f)); }
+inline float round_fp16(float f) {
+  return fp16_to_float(float_to_fp16(f));
+}
+inline float round_bf16(float f) {
+  return bf16_to_float(float_to_bf16(f));
+}
 
 }  // namespace kvcomp

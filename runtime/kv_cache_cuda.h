@@ -22,12 +22,12 @@ struct StepLayout {
   };
   std::vector<Chunk> chunks;
   int n_tokens = 0;
-  bool decode = false;    // every chunk has exactly one token
+  bool decode = false;  // every chunk has exactly one token
   // Decode steps: when > 0, attention runs over this many keys per sequence (at least every
   // chunk's length; the rest masked), so that consecutive steps launch identical work.
   int decode_keys = 0;
-  const int* pos = nullptr;    // [n_tokens] position of each row
-  const int* seq = nullptr;    // [n_tokens] sequence of each row
+  const int* pos = nullptr;          // [n_tokens] position of each row
+  const int* seq = nullptr;          // [n_tokens] sequence of each row
   const int* chunk_start = nullptr;  // [chunks] Chunk::start
   const int* chunk_seq = nullptr;    // [chunks] Chunk::seq
 };
@@ -95,10 +95,10 @@ class DenseKvCacheCuda : public KvCacheCuda {
 // The pieces of the baseline attention, shared by every cache that ends in an fp16 [n_kv,
 // tokens, head_dim] layout per sequence (the dense cache, and decompress-then-attend paths).
 struct DenseAttentionArgs {
-  const void* k;        // fp16; sequence s, kv head g at k + (s * n_kv + g) * seq_stride
-  const void* v;        // same layout as k
-  int64_t seq_stride;   // elements between (s, g) and (s, g + 1): tokens_cap * head_dim
-  int tokens_cap;       // rows per (s, g): no attention reads past it
+  const void* k;       // fp16; sequence s, kv head g at k + (s * n_kv + g) * seq_stride
+  const void* v;       // same layout as k
+  int64_t seq_stride;  // elements between (s, g) and (s, g + 1): tokens_cap * head_dim
+  int tokens_cap;      // rows per (s, g): no attention reads past it
 };
 void dense_attention_cuda(const CudaContext& ctx, const KvShape& shape, const DenseAttentionArgs& a,
                           const QkvView& x, const StepLayout& step, DType act, void* out,

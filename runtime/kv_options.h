@@ -31,12 +31,12 @@ inline bool kv_mode_fixedbit(KvMode m) {
 struct KvOptions {
   KvMode mode = KvMode::kFp16;
   // KVComp parameters (DESIGN.md; defaults are the paper's).
-  float eb_k = 0.05f;  // relative error bound of K
-  float eb_v = 0.1f;   // relative error bound of V
-  int block_k = 64;    // tokens per K block
-  int block_v = 128;   // tokens per V block
-  int window_k = 128;  // recent K tokens kept uncompressed
-  int window_v = 256;  // recent V tokens kept uncompressed
+  float eb_k = 0.05f;          // relative error bound of K
+  float eb_v = 0.1f;           // relative error bound of V
+  int block_k = 64;            // tokens per K block
+  int block_v = 128;           // tokens per V block
+  int window_k = 128;          // recent K tokens kept uncompressed
+  int window_v = 256;          // recent V tokens kept uncompressed
   int max_code_len = 8;        // longest Huffman code (bits)
   bool k_channelwise = false;  // K quantized per channel within a block (for comparison)
   bool codebook_per_head = false;

@@ -11,8 +11,12 @@ namespace kvcomp {
 class NvtxRange {
  public:
 #ifdef KVCOMP_HAVE_CUDA
-  explicit NvtxRange(const char* name) { nvtxRangePushA(name); }
-  ~NvtxRange() { nvtxRangePop(); }
+  explicit NvtxRange(const char* name) {
+    nvtxRangePushA(name);
+  }
+  ~NvtxRange() {
+    nvtxRangePop();
+  }
 #else
   explicit NvtxRange(const char*) {}
 #endif

@@ -9,14 +9,22 @@
 namespace kvcomp {
 namespace {
 
-__device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
-__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_f(__half x) {
+  return __half2float(x);
+}
+__device__ __forceinline__ float to_f(__nv_bfloat16 x) {
+  return __bfloat162float(x);
+}
 template <typename T>
 __device__ __forceinline__ T from_f(float x);
 template <>
-__device__ __forceinline__ float from_f<float>(float x) { return x; }
+__device__ __forceinline__ float from_f<float>(float x) {
+  return x;
+}
 template <>
-__device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
+__device__ __forceinline__ __half from_f<__half>(float x) {
+  return __float2half_rn(x);
+}
 template <>
 __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) {
   return __float2bfloat16_rn(x);
@@ -148,9 +156,14 @@ int grid_for(int64_t n, int threads) {
 template <typename F>
 void dispatch16(DType t, F&& f) {
   switch (t) {
-    case DType::kF16: f(static_cast<__half*>(nullptr)); return;
-    case DType::kBF16: f(static_cast<__nv_bfloat16*>(nullptr)); return;
-    default: fail("GPU activations must be F16 or BF16, got ", dtype_name(t));
+    case DType::kF16:
+      f(static_cast<__half*>(nullptr));
+      return;
+    case DType::kBF16:
+      f(static_cast<__nv_bfloat16*>(nullptr));
+      return;
+    default:
+      fail("GPU activations must be F16 or BF16, got ", dtype_name(t));
   }
 }
 
@@ -193,7 +206,7 @@ void swiglu_cuda(const CudaContext& ctx, DType t, const float* gate_up, int n, i
   dispatch16(t, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     swiglu_kernel<T><<<grid_for(total, 256), 256, 0, ctx.stream()>>>(gate_up, total, inter,
-                                                                      static_cast<T*>(out));
+                                                                     static_cast<T*>(out));
   });
   KVCOMP_LAUNCH_CHECK();
 }

@@ -8,8 +8,8 @@
 namespace kvcomp {
 
 void embedding_ref(const float* table, const int* ids, int n, int dim, float* out) {
-  for (int i = 0; i < n; ++i) std::memcpy(out + int64_t(i) * dim, table + int64_t(ids[i]) * dim,
-                                          sizeof(float) * dim);
+  for (int i = 0; i < n; ++i)
+    std::memcpy(out + int64_t(i) * dim, table + int64_t(ids[i]) * dim, sizeof(float) * dim);
 }
 
 void rmsnorm_ref(const float* x, const float* w, int n, int dim, float eps, float* out) {

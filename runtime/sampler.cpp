@@ -22,7 +22,9 @@ int argmax(const float* logits, int vocab) {
   return best;
 }
 
-Sampler::Sampler(const SamplingOptions& opts) : opts_(opts), rng_(opts.seed) { validate(opts); }
+Sampler::Sampler(const SamplingOptions& opts) : opts_(opts), rng_(opts.seed) {
+  validate(opts);
+}
 
 int Sampler::sample(const float* logits, int vocab) {
   if (opts_.temperature <= 0.0f) return argmax(logits, vocab);

@@ -45,9 +45,13 @@ std::string Tokenizer::decode(const std::vector<int>& ids) const {
   return text;
 }
 
-std::string Tokenizer::piece(int id) const { return sp_->IdToPiece(id); }
+std::string Tokenizer::piece(int id) const {
+  return sp_->IdToPiece(id);
+}
 
-int Tokenizer::vocab_size() const { return sp_->GetPieceSize(); }
+int Tokenizer::vocab_size() const {
+  return sp_->GetPieceSize();
+}
 
 Tokenizer load_tokenizer(const std::filesystem::path& model_dir, int bos_id) {
   bool add_bos = true;
@@ -70,8 +74,7 @@ bool ends_incomplete(const std::string& s) {
 }
 }  // namespace
 
-StreamDecoder::StreamDecoder(const Tokenizer& tok, const std::vector<int>& context)
-    : tok_(tok) {
+StreamDecoder::StreamDecoder(const Tokenizer& tok, const std::vector<int>& context) : tok_(tok) {
   // Keep a few context tokens so that the decoder sees the word boundary before the first
   // generated token (sentencepiece drops the leading space of the first piece it decodes).
   const size_t keep = std::min<size_t>(context.size(), 4);

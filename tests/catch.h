@@ -5,8 +5,12 @@
 #include <catch2/catch_all.hpp>
 using Catch::Approx;
 // Matcher for REQUIRE_THROWS_WITH(expr, HasSubstr("...")).
-inline auto HasSubstr(const std::string& s) { return Catch::Matchers::ContainsSubstring(s); }
+inline auto HasSubstr(const std::string& s) {
+  return Catch::Matchers::ContainsSubstring(s);
+}
 #else
 #include <catch2/catch.hpp>
-inline auto HasSubstr(const std::string& s) { return Catch::Matchers::Contains(s); }
+inline auto HasSubstr(const std::string& s) {
+  return Catch::Matchers::Contains(s);
+}
 #endif

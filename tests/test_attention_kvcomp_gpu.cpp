@@ -34,7 +34,8 @@ HostKv synthetic_kv(int n_seqs, int n_kv, int hd, const std::vector<int>& len, u
   for (int s = 0; s < n_seqs; ++s)
     for (int h = 0; h < n_kv; ++h) {
       std::vector<float> scale(hd), k(size_t(len[s]) * hd), v(size_t(len[s]) * hd);
-      for (int c = 0; c < hd; ++c) scale[c] = std::exp(0.5f * nd(rng)) * (c % 37 == 5 ? 8.0f : 1.0f);
+      for (int c = 0; c < hd; ++c)
+        scale[c] = std::exp(0.5f * nd(rng)) * (c % 37 == 5 ? 8.0f : 1.0f);
       for (int t = 0; t < len[s]; ++t)
         for (int c = 0; c < hd; ++c) {
           k[size_t(t) * hd + c] = round_fp16(scale[c] * nd(rng) + 0.3f * scale[c]);

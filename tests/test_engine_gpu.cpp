@@ -74,7 +74,8 @@ TEST_CASE("GPU logits match the CPU reference on real checkpoints", "[gpu]") {
     // Three decode steps.
     for (int step = 0; step < 3; ++step) {
       std::vector<SeqChunk> d;
-      for (size_t s = 0; s < lens.size(); ++s) d.push_back({int(s), random_ids(1, V, 7 * step + s)});
+      for (size_t s = 0; s < lens.size(); ++s)
+        d.push_back({int(s), random_ids(1, V, 7 * step + s)});
       cpu->forward(d, false, lc);
       gpu->forward(d, false, lg);
       const double ed = rel_err(lg.data(), lc.data(), lc.size());
@@ -202,10 +203,11 @@ TEST_CASE("the GPU KVComp cache matches the CPU one", "[gpu]") {
   const auto rf = perplexity(*gpu, ids, o, nullptr);
   std::printf("kvcomp perplexity: cpu %.4f gpu fused %.4f gpu unfused %.4f (gpu fp16 %.4f)\n",
               rc.ppl, rg.ppl, ru.ppl, rf.ppl);
-  std::printf("kvcomp last window: cpu k %.3f v %.3f bits, ratio %.2f | gpu k %.3f v %.3f bits, "
-              "ratio %.2f, raw blocks %llu\n",
-              sc.k_bits(), sc.v_bits(), sc.ratio(), sg.k_bits(), sg.v_bits(), sg.ratio(),
-              static_cast<unsigned long long>(sg.raw_blocks()));
+  std::printf(
+      "kvcomp last window: cpu k %.3f v %.3f bits, ratio %.2f | gpu k %.3f v %.3f bits, "
+      "ratio %.2f, raw blocks %llu\n",
+      sc.k_bits(), sc.v_bits(), sc.ratio(), sg.k_bits(), sg.v_bits(), sg.ratio(),
+      static_cast<unsigned long long>(sg.raw_blocks()));
   REQUIRE(std::fabs(rg.ppl / rc.ppl - 1.0) < 0.005);
   REQUIRE(std::fabs(ru.ppl / rg.ppl - 1.0) < 1e-3);
   REQUIRE(std::fabs(rg.ppl / rf.ppl - 1.0) < 0.01);

@@ -157,7 +157,8 @@ TEST_CASE("an fp16 cache and decode-step perplexity stay close to the fp32 singl
   const double p16 = perplexity(*engine, ids, o, nullptr).ppl;
   o.prefill = 64;
   const double p16d = perplexity(*engine, ids, o, nullptr).ppl;
-  std::printf("demo ctx 256: fp32 %.5f, fp16 %.5f, fp16 prefill 64 + decode %.5f\n", p32, p16, p16d);
+  std::printf("demo ctx 256: fp32 %.5f, fp16 %.5f, fp16 prefill 64 + decode %.5f\n", p32, p16,
+              p16d);
   REQUIRE(std::fabs(p16 / p32 - 1) < 1e-3);
   REQUIRE(std::fabs(p16d / p16 - 1) < 1e-4);  // same math in another order
 }

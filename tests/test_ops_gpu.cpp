@@ -77,8 +77,8 @@ double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
   return std::sqrt(num / std::max(den, 1e-30));
 }
 
-constexpr double kTolFp32 = 1e-5;  // fp32 arithmetic, different summation order
-constexpr double kTolBf16 = 1e-2;  // one rounding to bf16
+constexpr double kTolFp32 = 1e-5;      // fp32 arithmetic, different summation order
+constexpr double kTolBf16 = 1e-2;      // one rounding to bf16
 constexpr double kTolFp16Attn = 3e-3;  // q and probabilities rounded to fp16
 
 }  // namespace
@@ -159,7 +159,8 @@ TEST_CASE("rope_cuda equals rope_ref", "[gpu]") {
     double max_err = 0;
     for (int t = 0; t < n; ++t) {
       for (int e = 0; e < heads * hd; ++e)
-        max_err = std::max(max_err, double(std::fabs(got[size_t(t) * stride + e] - q[size_t(t) * heads * hd + e])));
+        max_err = std::max(max_err, double(std::fabs(got[size_t(t) * stride + e] -
+                                                     q[size_t(t) * heads * hd + e])));
       for (int e = 0; e < kv_heads * hd; ++e)
         max_err = std::max(max_err, double(std::fabs(got[size_t(t) * stride + heads * hd + e] -
                                                      k[size_t(t) * kv_heads * hd + e])));
@@ -206,7 +207,8 @@ TEST_CASE("nll_cuda equals nll_ref", "[gpu]") {
     ctx.synchronize();
     const auto got = download<float>(out, n);
     for (int i = 0; i < n; ++i) {
-      const double ref = targets[i] < 0 ? 0.0 : nll_ref(logits.data() + size_t(i) * vocab, vocab, targets[i]);
+      const double ref =
+          targets[i] < 0 ? 0.0 : nll_ref(logits.data() + size_t(i) * vocab, vocab, targets[i]);
       REQUIRE(got[i] == Approx(ref).margin(1e-4).epsilon(1e-5));
     }
   }
@@ -258,7 +260,8 @@ TEST_CASE("dense cuBLAS attention equals attention_ref", "[gpu]") {
         ctx.synchronize();
         const auto got16 = download<uint16_t>(d_out, size_t(T) * QD);
         for (const auto& c : step.chunks) {
-          std::vector<float> q(size_t(c.count) * QD), k(size_t(c.count) * KD), v(size_t(c.count) * KD);
+          std::vector<float> q(size_t(c.count) * QD), k(size_t(c.count) * KD),
+              v(size_t(c.count) * KD);
           for (int i = 0; i < c.count; ++i) {
             const float* row = x.data() + size_t(c.row + i) * stride;
             for (int e = 0; e < QD; ++e) q[size_t(i) * QD + e] = round_fp16(row[e]);
@@ -268,13 +271,16 @@ TEST_CASE("dense cuBLAS attention equals attention_ref", "[gpu]") {
           ref.append(0, c.seq, k.data(), v.data(), c.count);
           std::vector<float> want(size_t(c.count) * QD), got(size_t(c.count) * QD);
           ref.attend(0, c.seq, q.data(), c.count, want.data());
-          for (size_t e = 0; e < got.size(); ++e) got[e] = fp16_to_float(got16[size_t(c.row) * QD + e]);
+          for (size_t e = 0; e < got.size(); ++e)
+            got[e] = fp16_to_float(got16[size_t(c.row) * QD + e]);
           worst = std::max(worst, rel_err(got, want));
           len[c.seq] += c.count;
         }
       }
-      INFO("head_dim " << hd << " heads " << heads << "/" << kv_heads << " worst rel err " << worst);
-      std::printf("dense attention hd=%d heads=%d/%d: worst rel err %.2e\n", hd, heads, kv_heads, worst);
+      INFO("head_dim " << hd << " heads " << heads << "/" << kv_heads << " worst rel err "
+                       << worst);
+      std::printf("dense attention hd=%d heads=%d/%d: worst rel err %.2e\n", hd, heads, kv_heads,
+                  worst);
       REQUIRE(worst < kTolFp16Attn);
     }
 }

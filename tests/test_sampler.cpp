@@ -39,7 +39,8 @@ TEST_CASE("temperature sampling follows softmax(logits / T); seeds reproduce") {
   }
   double z = 0;
   for (float x : l) z += std::exp(x / T);
-  for (int j = 0; j < 3; ++j) REQUIRE(count[j] / double(n) == Approx(std::exp(l[j] / T) / z).margin(0.015));
+  for (int j = 0; j < 3; ++j)
+    REQUIRE(count[j] / double(n) == Approx(std::exp(l[j] / T) / z).margin(0.015));
   Sampler again({T, 0, 1.0f, 42});
   for (int i = 0; i < 20; ++i) REQUIRE(again.sample(l.data(), 3) == first[i]);
 }

@@ -37,8 +37,8 @@ TEST_CASE("text outside the vocabulary round-trips through byte-fallback pieces"
 TEST_CASE("streaming detokenization emits exactly the decoded text, never half a character") {
   const Tokenizer tok = load_tokenizer(default_model_dir(), 1);
   const std::vector<int> prompt = tok.encode("The word was");
-  for (const std::string gen : {" 日本語 and more", " plain words, with punctuation!", " \xF0\x9F\x9A\x80\xF0\x9F\x9A\x80 x",
-                                "\n\nA new paragraph."}) {
+  for (const std::string gen : {" 日本語 and more", " plain words, with punctuation!",
+                                " \xF0\x9F\x9A\x80\xF0\x9F\x9A\x80 x", "\n\nA new paragraph."}) {
     const auto ids = tok.encode_raw(gen);
     StreamDecoder sd(tok, prompt);
     std::string out;
@@ -60,6 +60,7 @@ TEST_CASE("streaming detokenization emits exactly the decoded text, never half a
 TEST_CASE("a missing or bad tokenizer is a clear error") {
   REQUIRE_THROWS_WITH(Tokenizer("/nonexistent/tokenizer.model", 1, true),
                       HasSubstr("tokenizer not found"));
-  REQUIRE_THROWS_WITH(Tokenizer(std::string(KVCOMP_TEST_FIXTURES) + "/tiny-gqa/config.json", 1, true),
-                      HasSubstr("not a sentencepiece model"));
+  REQUIRE_THROWS_WITH(
+      Tokenizer(std::string(KVCOMP_TEST_FIXTURES) + "/tiny-gqa/config.json", 1, true),
+      HasSubstr("not a sentencepiece model"));
 }

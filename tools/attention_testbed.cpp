@@ -51,9 +51,9 @@ KvcompImage build_kvcomp_image(const HostKv& kv, int n_heads, const ImageOptions
         histogram_add(quantize_block(kkind, k.data() + size_t(t) * hd, BK, hd, hd, co.eb_k, ka - 1),
                       kh.data(), ka);
       for (int t = 0; t + BV <= kv.len[u]; t += BV)
-        histogram_add(quantize_block(BlockKind::kV, v.data() + size_t(t) * hd, BV, hd, hd, co.eb_v,
-                                     va - 1),
-                      vh.data(), va);
+        histogram_add(
+            quantize_block(BlockKind::kV, v.data() + size_t(t) * hd, BV, hd, hd, co.eb_v, va - 1),
+            vh.data(), va);
     }
   const Codebook kcb = Codebook::from_histogram(kh.data(), ka, co.max_code_len);
   const Codebook vcb = Codebook::from_histogram(vh.data(), va, co.max_code_len);
@@ -77,8 +77,8 @@ KvcompImage build_kvcomp_image(const HostKv& kv, int n_heads, const ImageOptions
       encode_block_ref(kkind, k.data() + size_t(t) * hd, BK, hd, hd, raw ? co.eb_k / 16 : co.eb_k,
                        kcb, e.bytes, &e.k_acct);
       e.k_off.push_back(at);
-      decode_block_ref(e.bytes.data() + at, e.bytes.size() - at, kcb, e.k_dec.data() + size_t(t) * hd,
-                       hd);
+      decode_block_ref(e.bytes.data() + at, e.bytes.size() - at, kcb,
+                       e.k_dec.data() + size_t(t) * hd, hd);
     }
     nb = 0;
     for (int t = 0; t < img.h_v_done[u]; t += BV, ++nb) {
@@ -87,8 +87,8 @@ KvcompImage build_kvcomp_image(const HostKv& kv, int n_heads, const ImageOptions
       encode_block_ref(BlockKind::kV, v.data() + size_t(t) * hd, BV, hd, hd,
                        raw ? co.eb_v / 16 : co.eb_v, vcb, e.bytes, &e.v_acct);
       e.v_off.push_back(at);
-      decode_block_ref(e.bytes.data() + at, e.bytes.size() - at, vcb, e.v_dec.data() + size_t(t) * hd,
-                       hd);
+      decode_block_ref(e.bytes.data() + at, e.bytes.size() - at, vcb,
+                       e.v_dec.data() + size_t(t) * hd, hd);
     }
   }
   // Arena: every sequence gets its own copy of its unique sequence's blocks.
@@ -125,11 +125,14 @@ KvcompImage build_kvcomp_image(const HostKv& kv, int n_heads, const ImageOptions
       const auto& v = kv.vh(s, h);
       for (int t = img.h_k_done[s]; t < kv.len[s]; ++t)
         for (int c = 0; c < hd; ++c)
-          rk[((size_t(s) * KV + h) * cap_k + t % cap_k) * hd + c] = float_to_fp16(k[size_t(t) * hd + c]);
+          rk[((size_t(s) * KV + h) * cap_k + t % cap_k) * hd + c] =
+              float_to_fp16(k[size_t(t) * hd + c]);
       for (int t = img.h_v_done[s]; t < kv.len[s]; ++t)
         for (int c = 0; c < hd; ++c)
-          rv[((size_t(s) * KV + h) * cap_v + t % cap_v) * hd + c] = float_to_fp16(v[size_t(t) * hd + c]);
-      img.window_bytes += int64_t(kv.len[s] - img.h_k_done[s] + kv.len[s] - img.h_v_done[s]) * hd * 2;
+          rv[((size_t(s) * KV + h) * cap_v + t % cap_v) * hd + c] =
+              float_to_fp16(v[size_t(t) * hd + c]);
+      img.window_bytes +=
+          int64_t(kv.len[s] - img.h_k_done[s] + kv.len[s] - img.h_v_done[s]) * hd * 2;
     }
   img.ring_k = upload(rk, "K window");
   img.ring_v = upload(rv, "V window");

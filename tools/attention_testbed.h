@@ -40,7 +40,7 @@ struct KvcompImage {
   std::vector<int> h_k_done, h_v_done;
   // Decoded values as attention sees them: [unique * n_kv + h] -> [len][head_dim].
   std::vector<std::vector<float>> k_dec, v_dec;
-  CodecBytes k_bytes, v_bytes;  // one sequence of each unique one (no copies)
+  CodecBytes k_bytes, v_bytes;   // one sequence of each unique one (no copies)
   int64_t compressed_bytes = 0;  // the whole batch, blocks only (window excluded)
   int64_t window_bytes = 0;      // the whole batch
   int64_t symbols = 0;           // Huffman-coded values of the batch

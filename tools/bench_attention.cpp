@@ -159,8 +159,8 @@ int main(int argc, char** argv) {
     Timer timer(ctx);
     DeviceBuffer c1(size_t(1) << 31, "copy test"), c2(size_t(1) << 31, "copy test");
     const double copy_ms = timer.median_ms(10, [&] {
-      KVCOMP_CUDA_CHECK(cudaMemcpyAsync(c2.get(), c1.get(), c1.bytes(), cudaMemcpyDeviceToDevice,
-                                        ctx.stream()));
+      KVCOMP_CUDA_CHECK(
+          cudaMemcpyAsync(c2.get(), c1.get(), c1.bytes(), cudaMemcpyDeviceToDevice, ctx.stream()));
     });
     const double copy_gbs = 2.0 * c1.bytes() / (copy_ms * 1e-3) / 1e9;
     c1 = DeviceBuffer();
@@ -168,11 +168,14 @@ int main(int argc, char** argv) {
     const auto& pr = ctx.props();
     int clock_khz = 0;
     cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, 0);
-    const double instr_rate = double(pr.multiProcessorCount) * 4 * 32 * clock_khz * 1e3;  // thread-instr/s
-    std::printf("%s: copy %.0f GB/s (read+write); %d SMs at %.2f GHz: %.1f T thread-instructions/s\n\n",
-                pr.name, copy_gbs, pr.multiProcessorCount, clock_khz / 1e6, instr_rate / 1e12);
-    std::printf("| kv heads | ctx | batch | cuBLAS us | cuBLAS GB/s | qK^T us | fused us | fused GB/s "
-                "(%% copy) | Gsym/s | instr/sym | speedup | bits/val | rel err |\n");
+    const double instr_rate =
+        double(pr.multiProcessorCount) * 4 * 32 * clock_khz * 1e3;  // thread-instr/s
+    std::printf(
+        "%s: copy %.0f GB/s (read+write); %d SMs at %.2f GHz: %.1f T thread-instructions/s\n\n",
+        pr.name, copy_gbs, pr.multiProcessorCount, clock_khz / 1e6, instr_rate / 1e12);
+    std::printf(
+        "| kv heads | ctx | batch | cuBLAS us | cuBLAS GB/s | qK^T us | fused us | fused GB/s "
+        "(%% copy) | Gsym/s | instr/sym | speedup | bits/val | rel err |\n");
     std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     nlohmann::json rows = nlohmann::json::array();
     for (int KV : parse_list(kvh))
@@ -219,8 +222,8 @@ int main(int argc, char** argv) {
           dense.args.tokens_cap = dense.cap;
           DeviceBuffer q16, sc, pb, o32, ptrs;
           const double cublas_ms = timer.median_ms(reps, [&] {
-            dense_attention_cuda(ctx, shape, dense.args, view, step, DType::kF16, dout.get(), q16, sc,
-                                 pb, o32, ptrs);
+            dense_attention_cuda(ctx, shape, dense.args, view, step, DType::kF16, dout.get(), q16,
+                                 sc, pb, o32, ptrs);
           });
           // q.K^T alone, as cuBLAS runs it inside the baseline.
           const float scale = 1.0f / std::sqrt(float(hd)), zero = 0.0f;
@@ -270,29 +273,37 @@ int main(int argc, char** argv) {
           const double comp_bytes = double(img.compressed_bytes + img.window_bytes);
           const double sym_per_s = img.symbols / (fused_ms * 1e-3);
           const double bits = 8.0 * img.compressed_bytes / double(int64_t(B) * KV * 2 * C * hd);
-          std::printf("| %d | %d | %d | %.1f | %.0f | %.1f | %.1f | %.0f (%.0f%%) | %.0f | %.1f | "
-                      "%.2fx | %.2f | %.1e |\n",
-                      KV, C, B, cublas_ms * 1e3, fp16_bytes / (cublas_ms * 1e-3) / 1e9, qk_ms * 1e3,
-                      fused_ms * 1e3, comp_bytes / (fused_ms * 1e-3) / 1e9,
-                      100.0 * comp_bytes / (fused_ms * 1e-3) / 1e9 / copy_gbs, sym_per_s / 1e9,
-                      instr_rate / sym_per_s, cublas_ms / fused_ms, bits, err);
+          std::printf(
+              "| %d | %d | %d | %.1f | %.0f | %.1f | %.1f | %.0f (%.0f%%) | %.0f | %.1f | "
+              "%.2fx | %.2f | %.1e |\n",
+              KV, C, B, cublas_ms * 1e3, fp16_bytes / (cublas_ms * 1e-3) / 1e9, qk_ms * 1e3,
+              fused_ms * 1e3, comp_bytes / (fused_ms * 1e-3) / 1e9,
+              100.0 * comp_bytes / (fused_ms * 1e-3) / 1e9 / copy_gbs, sym_per_s / 1e9,
+              instr_rate / sym_per_s, cublas_ms / fused_ms, bits, err);
           std::fflush(stdout);
-          nlohmann::json row = {{"kv_heads", KV},        {"heads", heads},
-                                {"ctx", C},              {"batch", B},
-                                {"cublas_ms", cublas_ms}, {"cublas_qk_ms", qk_ms},
-                                {"fused_ms", fused_ms},   {"fp16_bytes", fp16_bytes},
+          nlohmann::json row = {{"kv_heads", KV},
+                                {"heads", heads},
+                                {"ctx", C},
+                                {"batch", B},
+                                {"cublas_ms", cublas_ms},
+                                {"cublas_qk_ms", qk_ms},
+                                {"fused_ms", fused_ms},
+                                {"fp16_bytes", fp16_bytes},
                                 {"compressed_bytes", img.compressed_bytes},
                                 {"window_bytes", img.window_bytes},
-                                {"symbols", img.symbols}, {"bits_per_value", bits},
-                                {"raw_blocks", img.raw_blocks}, {"rel_err", err},
+                                {"symbols", img.symbols},
+                                {"bits_per_value", bits},
+                                {"raw_blocks", img.raw_blocks},
+                                {"rel_err", err},
                                 {"copy_gbs", copy_gbs}};
           row.update(variants);
           rows.push_back(row);
         }
     if (!json_out.empty()) {
-      std::ofstream(json_out) << nlohmann::json{{"device", pr.name}, {"copy_gbs", copy_gbs},
-                                                {"rows", rows}}
-                                     .dump(2);
+      std::ofstream(json_out) << nlohmann::json{
+          {"device", pr.name},
+          {"copy_gbs", copy_gbs},
+          {"rows", rows}}.dump(2);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kvcomp_bench_attention: error: %s\n", e.what());

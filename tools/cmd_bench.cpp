@@ -217,15 +217,15 @@ void add_bench_command(CLI::App& app) {
                           mode.c_str(), b, c, "-", "-", "-", "-", "-", "-",
                           row["error"].get<std::string>().c_str());
             } else {
-              std::printf("| %-8s | %5d | %7d | %12.0f | %12.1f | %11.3f | %10.1f | %6.2fx | %10s |\n",
-                          mode.c_str(), b, c, row["prefill_tokens_per_s"].get<double>(),
-                          row["decode_tokens_per_s"].get<double>(),
-                          row["decode_step_ms_median"].get<double>(),
-                          row["kv_bytes"].get<int64_t>() / 1048576.0,
-                          row["kv_ratio"].get<double>(),
-                          row.contains("peak_gpu_bytes")
-                              ? std::to_string(row["peak_gpu_bytes"].get<size_t>() >> 20).c_str()
-                              : "-");
+              std::printf(
+                  "| %-8s | %5d | %7d | %12.0f | %12.1f | %11.3f | %10.1f | %6.2fx | %10s |\n",
+                  mode.c_str(), b, c, row["prefill_tokens_per_s"].get<double>(),
+                  row["decode_tokens_per_s"].get<double>(),
+                  row["decode_step_ms_median"].get<double>(),
+                  row["kv_bytes"].get<int64_t>() / 1048576.0, row["kv_ratio"].get<double>(),
+                  row.contains("peak_gpu_bytes")
+                      ? std::to_string(row["peak_gpu_bytes"].get<size_t>() >> 20).c_str()
+                      : "-");
             }
             std::fflush(stdout);
           }

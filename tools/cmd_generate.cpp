@@ -17,7 +17,8 @@ void add_generate_command(CLI::App& app) {
     bool ignore_eos = false;
   };
   auto o = std::make_shared<Opts>();
-  CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt (or a file of prompts)");
+  CLI::App* cmd =
+      app.add_subcommand("generate", "Generate text from a prompt (or a file of prompts)");
   add_model_options(cmd, o->common);
   add_kv_options(cmd, o->common);
   auto* p = cmd->add_option("--prompt,-p", o->prompt, "Prompt text");
@@ -28,7 +29,8 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("-n,--n-predict", o->gen.n_predict, "Tokens to generate per prompt")
       ->capture_default_str();
   cmd->add_option("--ctx", o->gen.ctx, "Context limit in tokens (default: the model's)");
-  cmd->add_option("--temperature,-t", o->gen.sampling.temperature, "Sampling temperature; 0 = greedy")
+  cmd->add_option("--temperature,-t", o->gen.sampling.temperature,
+                  "Sampling temperature; 0 = greedy")
       ->capture_default_str();
   cmd->add_option("--top-k", o->gen.sampling.top_k, "Sample from the k most likely tokens; 0 = all")
       ->capture_default_str();
@@ -74,14 +76,13 @@ void add_generate_command(CLI::App& app) {
         std::printf("%s%s\n\n", prompts[s].c_str(), texts[s].c_str());
     }
     std::fflush(stdout);
-    std::fprintf(stderr,
-                 "\n%s | kv %s | %d sequence%s | prompt %d tokens, %.1f tok/s | generated %d "
-                 "tokens, %.1f tok/s\n",
-                 engine->device_name().c_str(), o->common.kv.c_str(), st.n_seqs,
-                 st.n_seqs == 1 ? "" : "s", st.prompt_tokens,
-                 st.prefill_seconds > 0 ? st.prompt_tokens / st.prefill_seconds : 0.0,
-                 st.generated_tokens,
-                 st.decode_seconds > 0 ? st.generated_tokens / st.decode_seconds : 0.0);
+    std::fprintf(
+        stderr,
+        "\n%s | kv %s | %d sequence%s | prompt %d tokens, %.1f tok/s | generated %d "
+        "tokens, %.1f tok/s\n",
+        engine->device_name().c_str(), o->common.kv.c_str(), st.n_seqs, st.n_seqs == 1 ? "" : "s",
+        st.prompt_tokens, st.prefill_seconds > 0 ? st.prompt_tokens / st.prefill_seconds : 0.0,
+        st.generated_tokens, st.decode_seconds > 0 ? st.generated_tokens / st.decode_seconds : 0.0);
   });
 }
 

@@ -28,7 +28,8 @@ void add_perplexity_command(CLI::App& app) {
   add_kv_options(cmd, o->common);
   cmd->add_option("--text", o->text, "Text file to evaluate")->required();
   cmd->add_option("--ctx", o->ppl.ctx, "Tokens per window")->required();
-  cmd->add_option("--max-windows", o->ppl.max_windows, "Evaluate at most this many windows (0: all)")
+  cmd->add_option("--max-windows", o->ppl.max_windows,
+                  "Evaluate at most this many windows (0: all)")
       ->capture_default_str();
   cmd->add_option("--prefill", o->prefill,
                   "Tokens of each window run as one prefill; the rest are teacher-forced decode "
@@ -53,22 +54,17 @@ void add_perplexity_command(CLI::App& app) {
     ids.insert(ids.end(), body.begin(), body.end());
 
     ProgressBar bar("perplexity");
-    const PerplexityResult r = perplexity(*engine, ids, o->ppl, [&](int done, int total) {
-      bar.update(done, total, "windows");
-    });
+    const PerplexityResult r = perplexity(
+        *engine, ids, o->ppl, [&](int done, int total) { bar.update(done, total, "windows"); });
     bar.finish();
     if (o->json) {
-      nlohmann::json j = {{"ppl", r.ppl},
-                          {"mean_nll", r.mean_nll},
-                          {"tokens", r.tokens},
-                          {"windows", r.windows},
-                          {"ctx", o->ppl.ctx},
-                          {"prefill", o->ppl.prefill > 0 ? o->ppl.prefill : o->ppl.ctx},
-                          {"kv", o->common.kv},
-                          {"device", engine->device_name()},
-                          {"model", dir.string()},
-                          {"text", o->text},
-                          {"seconds", r.seconds}};
+      nlohmann::json j = {
+          {"ppl", r.ppl},          {"mean_nll", r.mean_nll},
+          {"tokens", r.tokens},    {"windows", r.windows},
+          {"ctx", o->ppl.ctx},     {"prefill", o->ppl.prefill > 0 ? o->ppl.prefill : o->ppl.ctx},
+          {"kv", o->common.kv},    {"device", engine->device_name()},
+          {"model", dir.string()}, {"text", o->text},
+          {"seconds", r.seconds}};
       if (r.kv.compressed) {
         j["k_bits"] = r.kv.k_bits();
         j["v_bits"] = r.kv.v_bits();
@@ -78,11 +74,11 @@ void add_perplexity_command(CLI::App& app) {
       }
       std::printf("%s\n", j.dump().c_str());
     } else {
-      std::printf("perplexity %.4f  (mean NLL %.5f over %lld tokens, %d windows of %d, prefill "
-                  "%d, kv %s, %.1f s)\n",
-                  r.ppl, r.mean_nll, static_cast<long long>(r.tokens), r.windows, o->ppl.ctx,
-                  o->ppl.prefill > 0 ? o->ppl.prefill : o->ppl.ctx, o->common.kv.c_str(),
-                  r.seconds);
+      std::printf(
+          "perplexity %.4f  (mean NLL %.5f over %lld tokens, %d windows of %d, prefill "
+          "%d, kv %s, %.1f s)\n",
+          r.ppl, r.mean_nll, static_cast<long long>(r.tokens), r.windows, o->ppl.ctx,
+          o->ppl.prefill > 0 ? o->ppl.prefill : o->ppl.ctx, o->common.kv.c_str(), r.seconds);
       if (r.kv.compressed) {
         std::printf(
             "KV cache at the end of each window (summed over windows): K %.3f, V %.3f bits "
