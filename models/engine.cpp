@@ -12,6 +12,26 @@
 
 namespace kvcomp {
 
+void check_step(const LlamaConfig& cfg, const std::vector<int>& len, int max_tokens,
+                const std::vector<SeqChunk>& chunks) {
+  std::vector<int> seen(len.size(), 0);
+  for (const auto& c : chunks) {
+    check(c.seq >= 0 && c.seq < int(len.size()), "sequence ", c.seq, " is outside the batch of ",
+          len.size());
+    check(!seen[c.seq]++, "sequence ", c.seq, " appears twice in one step");
+    check(!c.tokens.empty(), "sequence ", c.seq, ": empty chunk");
+    const int total = len[c.seq] + int(c.tokens.size());
+    check(total <= max_tokens, "sequence ", c.seq, ": ", total, " tokens exceed the context of ",
+          max_tokens);
+    check(cfg.sliding_window <= 0 || total <= cfg.sliding_window, "sequence ", c.seq, ": ", total,
+          " tokens exceed the model's sliding window of ", cfg.sliding_window,
+          " (sliding-window attention is not implemented)");
+    for (int t : c.tokens)
+      check(t >= 0 && t < cfg.vocab_size, "token id ", t, " is outside the vocabulary of ",
+            cfg.vocab_size);
+  }
+}
+
 Device parse_device(const std::string& s) {
   if (s == "auto") return Device::kAuto;
   if (s == "cpu") return Device::kCpu;

@@ -60,6 +60,12 @@ class Engine {
   }
 };
 
+// Checks a step against the batch: every sequence in range and at most once, chunks not empty,
+// lengths within max_tokens (and a Mistral sliding window), token ids within the vocabulary.
+// len: [n_seqs] tokens each sequence holds. Throws Error naming the sequence or token.
+void check_step(const LlamaConfig& cfg, const std::vector<int>& len, int max_tokens,
+                const std::vector<SeqChunk>& chunks);
+
 enum class Device { kAuto, kCpu, kCuda };
 Device parse_device(const std::string& s);  // "auto" | "cpu" | "cuda"; Error otherwise
 bool cuda_available();                      // a usable GPU and a build with the CUDA backend

@@ -191,25 +191,6 @@ class CpuEngine : public Engine {
     return cfg_.tie_word_embeddings ? embed_.data() : lm_head_.data();
   }
 
-  void check_chunks(const std::vector<SeqChunk>& chunks) const {
-    check(cache_ != nullptr, "engine: start() must come before forward()");
-    std::vector<int> seen(len_.size(), 0);
-    for (const auto& c : chunks) {
-      check(c.seq >= 0 && c.seq < int(len_.size()), "sequence ", c.seq, " is outside the batch of ",
-            len_.size());
-      check(!seen[c.seq]++, "sequence ", c.seq, " appears twice in one step");
-      check(!c.tokens.empty(), "sequence ", c.seq, ": empty chunk");
-      const int total = len_[c.seq] + int(c.tokens.size());
-      check(total <= max_tokens_, "sequence ", c.seq, ": ", total, " tokens exceed the context of ",
-            max_tokens_);
-      check(cfg_.sliding_window <= 0 || total <= cfg_.sliding_window, "sequence ", c.seq, ": ",
-            total, " tokens exceed the model's sliding window of ", cfg_.sliding_window,
-            " (sliding-window attention is not implemented)");
-      for (int t : c.tokens)
-        check(t >= 0 && t < cfg_.vocab_size, "token id ", t, " is outside the vocabulary of ",
-              cfg_.vocab_size);
-    }
-  }
 
   // A copy of what a dense cache holds, for read_kv (DenseKvCacheRef keeps its values private).
   void keep_dense(std::vector<float>& dst, const float* src, size_t count) const {
@@ -221,7 +202,8 @@ class CpuEngine : public Engine {
 
   // Runs every layer over all chunks' tokens; x ends as the final-normed hidden states.
   void run_layers(const std::vector<SeqChunk>& chunks, std::vector<float>& x) {
-    check_chunks(chunks);
+    check(cache_ != nullptr, "engine: start() must come before forward()");
+    check_step(cfg_, len_, max_tokens_, chunks);
     const int H = cfg_.hidden_size, QD = cfg_.q_dim(), KD = cfg_.kv_dim();
     const int I = cfg_.intermediate_size, hd = cfg_.head_dim;
     std::vector<int> ids, pos;

@@ -151,7 +151,8 @@ class CudaEngine : public Engine {
 
   void forward(const std::vector<SeqChunk>& chunks, bool all_logits,
                std::vector<float>& logits) override {
-    check_chunks(chunks);
+    check(cache_ != nullptr, "engine: start() must come before forward()");
+    check_step(cfg_, len_, max_tokens_, chunks);
     const int V = cfg_.vocab_size;
     logits.clear();
     for_each_step(chunks, [&](const std::vector<SeqChunk>& part, bool last) {
@@ -204,7 +205,8 @@ class CudaEngine : public Engine {
 
   void forward_nll(const std::vector<SeqChunk>& chunks, const std::vector<int>& targets,
                    std::vector<double>& nll) override {
-    check_chunks(chunks);
+    check(cache_ != nullptr, "engine: start() must come before forward()");
+    check_step(cfg_, len_, max_tokens_, chunks);
     size_t total = 0;
     for (const auto& c : chunks) total += c.tokens.size();
     check(targets.size() == total, "forward_nll: expected one target per token");
@@ -284,25 +286,6 @@ class CudaEngine : public Engine {
 
   const void* head() const { return cfg_.tie_word_embeddings ? embed_.get() : lm_head_.get(); }
 
-  void check_chunks(const std::vector<SeqChunk>& chunks) const {
-    check(cache_ != nullptr, "engine: start() must come before forward()");
-    std::vector<int> seen(len_.size(), 0);
-    for (const auto& c : chunks) {
-      check(c.seq >= 0 && c.seq < int(len_.size()), "sequence ", c.seq, " is outside the batch of ",
-            len_.size());
-      check(!seen[c.seq]++, "sequence ", c.seq, " appears twice in one step");
-      check(!c.tokens.empty(), "sequence ", c.seq, ": empty chunk");
-      const int total = len_[c.seq] + int(c.tokens.size());
-      check(total <= max_tokens_, "sequence ", c.seq, ": ", total, " tokens exceed the context of ",
-            max_tokens_);
-      check(cfg_.sliding_window <= 0 || total <= cfg_.sliding_window, "sequence ", c.seq, ": ",
-            total, " tokens exceed the model's sliding window of ", cfg_.sliding_window,
-            " (sliding-window attention is not implemented)");
-      for (int t : c.tokens)
-        check(t >= 0 && t < cfg_.vocab_size, "token id ", t, " is outside the vocabulary of ",
-              cfg_.vocab_size);
-    }
-  }
 
   // Splits a step with more than kMaxStepTokens tokens into consecutive pieces (each chunk's
   // tokens in order), so that activation scratch stays bounded; f(part, is_last_piece).

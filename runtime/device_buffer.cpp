@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "runtime/cuda_check.h"
+#include "runtime/units.h"
 
 namespace kvcomp {
 
@@ -13,14 +14,6 @@ std::atomic<size_t> g_peak{0};
 std::atomic<uint64_t> g_epoch{0};
 }  // namespace
 
-std::string format_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024 && u < 4) b /= 1024, ++u;
-  char buf[64];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", b, units[u]);
-  return buf;
-}
 
 DeviceBuffer::DeviceBuffer(size_t bytes, const std::string& what) {
   if (bytes == 0) return;

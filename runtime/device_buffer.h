@@ -6,6 +6,8 @@
 #include <string>
 #include <utility>
 
+#include "runtime/units.h"  // format_bytes
+
 namespace kvcomp {
 
 class DeviceBuffer {
@@ -49,6 +51,5 @@ size_t device_bytes_peak();
 uint64_t device_alloc_epoch();
 void device_reset_peak();
 
-std::string format_bytes(double bytes);
 
 }  // namespace kvcomp

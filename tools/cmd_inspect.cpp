@@ -7,6 +7,7 @@
 #include "models/model_files.h"
 #include "runtime/error.h"
 #include "runtime/tokenizer.h"
+#include "runtime/units.h"
 #include "tools/cli_common.h"
 #include "tools/commands.h"
 
@@ -25,14 +26,6 @@ const char* rope_name(RopeType t) {
   return "?";
 }
 
-std::string human_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024 && u < 4) b /= 1024, ++u;
-  char buf[64];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", b, units[u]);
-  return buf;
-}
 }  // namespace
 
 void add_inspect_command(CLI::App& app) {
@@ -94,10 +87,10 @@ void add_inspect_command(CLI::App& app) {
     std::printf("\n");
     if (c.sliding_window > 0) std::printf("sliding window %d\n", c.sliding_window);
     std::printf("parameters     %.2f M (%s)\n", c.n_params() / 1e6, dtypes.c_str());
-    std::printf("weights        %s on disk\n", human_bytes(double(weight_bytes)).c_str());
+    std::printf("weights        %s on disk\n", format_bytes(double(weight_bytes)).c_str());
     std::printf("KV cache       %s per token in fp16 (%s at %d tokens)\n",
-                human_bytes(double(kv_tok)).c_str(),
-                human_bytes(double(kv_tok) * c.max_position_embeddings).c_str(),
+                format_bytes(double(kv_tok)).c_str(),
+                format_bytes(double(kv_tok) * c.max_position_embeddings).c_str(),
                 c.max_position_embeddings);
     std::printf("tokenizer      %s\n", has_tok ? "tokenizer.model" : "missing (tokenizer.model)");
   });
