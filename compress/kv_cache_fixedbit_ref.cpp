@@ -9,50 +9,18 @@
 namespace kvcomp {
 
 FixedBitCacheRef::FixedBitCacheRef(const KvShape& shape, const KvOptions& opts)
-    : shape_(shape),
+    : DenseKvCacheRef(shape, /*round_to_fp16=*/true),
       block_k_(opts.block_k),
       block_v_(opts.block_v),
       window_k_(opts.window_k),
       window_v_(opts.window_v) {
   validate(opts);
-  check(shape.n_layers >= 1 && shape.n_seqs >= 1 && shape.n_kv_heads >= 1 && shape.n_heads >= 1 &&
-            shape.n_heads % shape.n_kv_heads == 0,
-        "fixed-bit cache: bad shape: ", shape.n_layers, " layers, ", shape.n_seqs, " sequences, ",
-        shape.n_heads, " heads, ", shape.n_kv_heads, " KV heads");
-  check(shape.head_dim >= 1, "fixed-bit cache: head_dim ", shape.head_dim, " out of range");
   fmt_ = fixedbit_formats(opts, shape.head_dim);
   const size_t slots = size_t(shape.n_layers) * shape.n_seqs;
-  len_.assign(slots, 0);
   for (int p = 0; p < 2; ++p) {
     done_[p].assign(slots, 0);
-    values_[p].assign(slots, {});
     streams_[p].assign(slots * shape.n_kv_heads, {});
   }
-}
-
-void FixedBitCacheRef::append(int layer, int seq, const float* k, const float* v, int n) {
-  check(layer >= 0 && layer < shape_.n_layers && seq >= 0 && seq < shape_.n_seqs,
-        "fixed-bit cache: layer ", layer, " / sequence ", seq, " outside the cache");
-  const size_t s = slot(layer, seq);
-  const size_t count = size_t(n) * shape_.n_kv_heads * shape_.head_dim;
-  auto put = [&](std::vector<float>& dst, const float* src) {
-    const size_t at = dst.size();
-    dst.resize(at + count);
-    for (size_t i = 0; i < count; ++i) dst[at + i] = round_fp16(src[i]);
-  };
-  put(values_[0][s], k);
-  put(values_[1][s], v);
-  len_[s] += n;
-}
-
-void FixedBitCacheRef::attend(int layer, int seq, const float* q, int n, float* out) {
-  const size_t s = slot(layer, seq);
-  const int64_t row = int64_t(shape_.n_kv_heads) * shape_.head_dim;
-  const int n_k = len_[s];
-  std::vector<int> pos(n);
-  for (int i = 0; i < n; ++i) pos[i] = n_k - n + i;
-  attention_ref(q, pos.data(), n, values_[0][s].data(), values_[1][s].data(), n_k, row,
-                shape_.n_heads, shape_.n_kv_heads, shape_.head_dim, out);
 }
 
 void FixedBitCacheRef::quantize_due(KvPart p, int layer) {

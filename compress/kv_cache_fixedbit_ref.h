@@ -23,13 +23,11 @@
 
 namespace kvcomp {
 
-class FixedBitCacheRef : public KvCacheRef {
+class FixedBitCacheRef : public DenseKvCacheRef {
  public:
   // Throws Error when an option is out of range or the mode is not a fixed-bit one.
   FixedBitCacheRef(const KvShape& shape, const KvOptions& opts);
 
-  void append(int layer, int seq, const float* k, const float* v, int n) override;
-  void attend(int layer, int seq, const float* q, int n, float* out) override;
   void commit() override;
   int64_t bytes() const override;
 
@@ -56,18 +54,14 @@ class FixedBitCacheRef : public KvCacheRef {
   }
 
  private:
-  size_t slot(int layer, int seq) const { return size_t(layer) * shape_.n_seqs + seq; }
   size_t stream_index(int layer, int seq, int head) const {
     return slot(layer, seq) * shape_.n_kv_heads + head;
   }
   void quantize_due(KvPart p, int layer);
 
-  KvShape shape_;
   FixedBitFormats fmt_;
   int block_k_, block_v_, window_k_, window_v_;
-  std::vector<int> len_;                          // [n_layers * n_seqs]
   std::vector<int> done_[2];                      // [K|V][n_layers * n_seqs]
-  std::vector<std::vector<float>> values_[2];     // [K|V][n_layers * n_seqs] -> [len, n_kv, hd]
   std::vector<std::vector<uint8_t>> streams_[2];  // [K|V][layer, seq, head] -> blocks back to back
 };
 

@@ -69,13 +69,11 @@ struct KvStats {
 
 enum class KvPart { kK = 0, kV = 1 };
 
-class KvCompCacheRef : public KvCacheRef {
+class KvCompCacheRef : public DenseKvCacheRef {
  public:
   // Throws Error when an option is out of range (validate, validate_codec_options).
   KvCompCacheRef(const KvShape& shape, const KvOptions& opts);
 
-  void append(int layer, int seq, const float* k, const float* v, int n) override;
-  void attend(int layer, int seq, const float* q, int n, float* out) override;
   void commit() override;
   int64_t bytes() const override;
 
@@ -120,7 +118,6 @@ class KvCompCacheRef : public KvCacheRef {
     CodecBytes acct;              // its blocks and their symbols (no codebooks)
   };
 
-  size_t slot(int layer, int seq) const { return size_t(layer) * shape_.n_seqs + seq; }
   size_t stream_index(int layer, int seq, int head) const {
     return slot(layer, seq) * shape_.n_kv_heads + head;
   }
@@ -128,15 +125,12 @@ class KvCompCacheRef : public KvCacheRef {
   void build_codebooks(KvPart p, int layer);
   void compress_due(KvPart p, int layer);
 
-  KvShape shape_;
   CodecOptions codec_;
   int window_k_, window_v_;
-  std::vector<int> len_;                       // [n_layers * n_seqs]
-  std::vector<int> done_[2];                   // [K|V][n_layers * n_seqs]
-  std::vector<std::vector<float>> values_[2];  // [K|V][n_layers * n_seqs] -> [len, n_kv, hd]
-  std::vector<Stream> streams_[2];             // [K|V][n_layers * n_seqs * n_kv_heads]
-  std::vector<Codebook> codebooks_[2];         // [K|V][n_layers * n_codebook_heads]
-  std::vector<char> built_[2];                 // [K|V][n_layers]
+  std::vector<int> done_[2];            // [K|V][n_layers * n_seqs]
+  std::vector<Stream> streams_[2];      // [K|V][n_layers * n_seqs * n_kv_heads]
+  std::vector<Codebook> codebooks_[2];  // [K|V][n_layers * n_codebook_heads]
+  std::vector<char> built_[2];          // [K|V][n_layers]
 };
 
 }  // namespace kvcomp

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "models/json_kind.h"
 #include "runtime/error.h"
 
 namespace kvcomp {
@@ -31,28 +32,6 @@ constexpr int64_t kMaxHeads = 4096;
 constexpr int64_t kMaxHeadDim = 4096;
 constexpr int64_t kMaxPositions = int64_t(1) << 30;
 constexpr double kPi = 3.14159265358979323846;
-
-const char* json_kind(const json& j) {
-  switch (j.type()) {
-    case json::value_t::null:
-      return "null";
-    case json::value_t::object:
-      return "an object";
-    case json::value_t::array:
-      return "an array";
-    case json::value_t::string:
-      return "a string";
-    case json::value_t::boolean:
-      return "a boolean";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned:
-      return "an integer";
-    case json::value_t::number_float:
-      return "a floating-point number";
-    default:
-      return "an invalid value";
-  }
-}
 
 // Reads fields of one JSON object; `prefix` names the object in messages ("rope_scaling.").
 class Fields {

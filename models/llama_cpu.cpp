@@ -65,8 +65,6 @@ class CpuEngine : public Engine {
     KvShape shape{cfg_.n_layers, n_seqs, cfg_.n_heads, cfg_.n_kv_heads, cfg_.head_dim};
     kvcomp_ = nullptr;
     fixedbit_ = nullptr;
-    dense_k_.clear();
-    dense_v_.clear();
     switch (kv.mode) {
       case KvMode::kFp32:
         cache_ = std::make_unique<DenseKvCacheRef>(shape, false);
@@ -94,11 +92,6 @@ class CpuEngine : public Engine {
       }
       default:
         fail("--kv ", kv_mode_name(kv.mode), ": not available on the CPU");
-    }
-    if (dense()) {
-      dense_round_fp16_ = kv.mode == KvMode::kFp16;
-      dense_k_.assign(size_t(cfg_.n_layers) * n_seqs, {});
-      dense_v_.assign(size_t(cfg_.n_layers) * n_seqs, {});
     }
     len_.assign(n_seqs, 0);
     max_tokens_ = max_tokens;
@@ -168,36 +161,12 @@ class CpuEngine : public Engine {
           cfg_.n_layers - 1);
     check(seq >= 0 && seq < int(len_.size()), "read_kv: sequence ", seq, " outside the batch of ",
           len_.size());
-    const size_t slot = size_t(layer) * len_.size() + seq;
-    if (kvcomp_) {
-      k = kvcomp_->values(KvPart::kK, layer, seq);
-      v = kvcomp_->values(KvPart::kV, layer, seq);
-    } else if (fixedbit_) {
-      k = fixedbit_->values(KvPart::kK, layer, seq);
-      v = fixedbit_->values(KvPart::kV, layer, seq);
-    } else {
-      k = dense_k_[slot];
-      v = dense_v_[slot];
-    }
-    return true;
+    return cache_->read(layer, seq, k, v);
   }
 
  private:
-  bool dense() const {
-    return !kvcomp_ && !fixedbit_;
-  }
-
   const float* head() const {
     return cfg_.tie_word_embeddings ? embed_.data() : lm_head_.data();
-  }
-
-
-  // A copy of what a dense cache holds, for read_kv (DenseKvCacheRef keeps its values private).
-  void keep_dense(std::vector<float>& dst, const float* src, size_t count) const {
-    const size_t at = dst.size();
-    dst.resize(at + count);
-    for (size_t i = 0; i < count; ++i)
-      dst[at + i] = dense_round_fp16_ ? round_fp16(src[i]) : src[i];
   }
 
   // Runs every layer over all chunks' tokens; x ends as the final-normed hidden states.
@@ -230,12 +199,6 @@ class CpuEngine : public Engine {
       for (const auto& c : chunks) {
         const int n = int(c.tokens.size());
         cache_->append(l, c.seq, k.data() + size_t(at) * KD, v.data() + size_t(at) * KD, n);
-        if (dense()) {
-          keep_dense(dense_k_[size_t(l) * len_.size() + c.seq], k.data() + size_t(at) * KD,
-                     size_t(n) * KD);
-          keep_dense(dense_v_[size_t(l) * len_.size() + c.seq], v.data() + size_t(at) * KD,
-                     size_t(n) * KD);
-        }
         cache_->attend(l, c.seq, q.data() + size_t(at) * QD, n, att.data() + size_t(at) * QD);
         at += n;
       }
@@ -263,8 +226,6 @@ class CpuEngine : public Engine {
   KvCompCacheRef* kvcomp_ = nullptr;      // cache_ when it is compressed
   FixedBitCacheRef* fixedbit_ = nullptr;  // cache_ when it is a fixed-bit baseline
   // Dense modes: the cache's values again, [n_layers * n_seqs] -> [len, n_kv_heads, head_dim].
-  std::vector<std::vector<float>> dense_k_, dense_v_;
-  bool dense_round_fp16_ = false;
   std::vector<int> len_;  // [n_seqs] tokens per sequence
   int max_tokens_ = 0;
 };

@@ -286,7 +286,6 @@ class CudaEngine : public Engine {
 
   const void* head() const { return cfg_.tie_word_embeddings ? embed_.get() : lm_head_.get(); }
 
-
   // Splits a step with more than kMaxStepTokens tokens into consecutive pieces (each chunk's
   // tokens in order), so that activation scratch stays bounded; f(part, is_last_piece).
   template <typename F>

@@ -4,19 +4,6 @@
 
 namespace kvcomp {
 
-namespace {
-
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i) s += ", ";
-    s += std::to_string(shape[i]);
-  }
-  return s + "]";
-}
-
-}  // namespace
-
 std::vector<TensorSpec> llama_tensor_specs(const LlamaConfig& cfg) {
   const int64_t vocab = cfg.vocab_size, hidden = cfg.hidden_size, inter = cfg.intermediate_size;
   const int64_t q_dim = cfg.q_dim(), kv_dim = cfg.kv_dim();
@@ -61,13 +48,13 @@ void check_llama_tensors(const LlamaConfig& cfg, const Checkpoint& ckpt) {
       hint = "; config.json has tie_word_embeddings = false, so an lm_head is expected";
     }
     fail("model directory '", dir, "': tensor '", first_missing->name, "' is missing (expected ",
-         shape_str(first_missing->shape), " from config.json)", more, hint);
+         shape_string(first_missing->shape), " from config.json)", more, hint);
   }
 
   for (const TensorSpec& s : specs) {
     const TensorInfo& t = *ckpt.find(s.name);
     check(t.shape == s.shape, "model directory '", dir, "': tensor '", s.name, "' in ", t.file,
-          " has shape ", shape_str(t.shape), ", expected ", shape_str(s.shape),
+          " has shape ", shape_string(t.shape), ", expected ", shape_string(s.shape),
           " from config.json");
     // The reader admits only dtypes the runtime converts; this guards against that set growing.
     check(t.dtype == DType::kF32 || t.dtype == DType::kF16 || t.dtype == DType::kBF16,

@@ -8,6 +8,14 @@
 
 namespace kvcomp {
 
+std::vector<int> perplexity_ids(const Tokenizer& tok, int bos_token_id, const std::string& text) {
+  std::vector<int> ids;
+  if (bos_token_id >= 0) ids.push_back(bos_token_id);
+  const auto body = tok.encode_raw(text);
+  ids.insert(ids.end(), body.begin(), body.end());
+  return ids;
+}
+
 PerplexityResult perplexity(Engine& engine, const std::vector<int>& ids,
                             const PerplexityOptions& opts, const ProgressCallback& progress) {
   const int N = opts.ctx;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "models/engine.h"
+#include "runtime/tokenizer.h"
 
 namespace kvcomp {
 
@@ -41,6 +42,9 @@ struct PerplexityResult {
 inline int perplexity_default_prefill(int ctx) {
   return ctx / 4 > 1 ? ctx / 4 : 1;
 }
+
+// The token stream the windows are cut from: [BOS] (when the model has one) + encode(text).
+std::vector<int> perplexity_ids(const Tokenizer& tok, int bos_token_id, const std::string& text);
 
 // progress(windows_done, windows_total) after each batch of windows.
 using ProgressCallback = std::function<void(int, int)>;

@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "models/json_kind.h"
 #include "runtime/error.h"
 #include "runtime/half.h"
 
@@ -32,29 +33,6 @@ using nlohmann::json;
 
 constexpr const char* kSingleFile = "model.safetensors";
 constexpr const char* kIndexFile = "model.safetensors.index.json";
-
-// Short description of a JSON value's type for messages (never dumps the value: it may be huge).
-const char* json_kind(const json& j) {
-  switch (j.type()) {
-    case json::value_t::null:
-      return "null";
-    case json::value_t::object:
-      return "an object";
-    case json::value_t::array:
-      return "an array";
-    case json::value_t::string:
-      return "a string";
-    case json::value_t::boolean:
-      return "a boolean";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned:
-      return "an integer";
-    case json::value_t::number_float:
-      return "a floating-point number";
-    default:
-      return "an invalid value";
-  }
-}
 
 bool parse_dtype(const std::string& s, DType* out) {
   if (s == "F32") {
@@ -86,7 +64,9 @@ bool json_to_nonneg_i64(const json& j, int64_t* out) {
   return false;
 }
 
-std::string shape_str(const std::vector<int64_t>& shape) {
+}  // namespace
+
+std::string shape_string(const std::vector<int64_t>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) {
     if (i) s += ", ";
@@ -94,8 +74,6 @@ std::string shape_str(const std::vector<int64_t>& shape) {
   }
   return s + "]";
 }
-
-}  // namespace
 
 const char* dtype_name(DType t) {
   switch (t) {
@@ -218,10 +196,10 @@ std::map<std::string, TensorInfo> parse_tensor_entries(const json& header, const
       if (!too_big) numel *= uint64_t(v);
     }
     check(!too_big, where, ": data_offsets [", begin, ", ", end, "] span ", nbytes,
-          " bytes but shape ", shape_str(t.shape), " of ", dtype_str, " needs more");
+          " bytes but shape ", shape_string(t.shape), " of ", dtype_str, " needs more");
     const uint64_t expected = numel * dtype_size(t.dtype);
     check(nbytes == expected, where, ": data_offsets [", begin, ", ", end, "] span ", nbytes,
-          " bytes but shape ", shape_str(t.shape), " of ", dtype_str, " needs ", expected);
+          " bytes but shape ", shape_string(t.shape), " of ", dtype_str, " needs ", expected);
 
     t.nbytes = size_t(nbytes);
     t.data = base ? base + data_offset + size_t(begin) : nullptr;

@@ -16,6 +16,7 @@ enum class DType { kF32, kF16, kBF16 };
 
 const char* dtype_name(DType t);  // "F32", "F16", "BF16"
 size_t dtype_size(DType t);
+std::string shape_string(const std::vector<int64_t>& shape);  // "[4096, 32000]"
 
 struct TensorInfo {
   std::string name;

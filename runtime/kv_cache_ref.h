@@ -29,20 +29,34 @@ class KvCacheRef {
   virtual void commit() {}
   // Bytes the cache holds now.
   virtual int64_t bytes() const = 0;
+  // The cache of one layer and sequence as attention reads it: k (after RoPE) and v, both
+  // [len, n_kv_heads, head_dim] fp32. False when this cache cannot be read back.
+  virtual bool read(int /*layer*/, int /*seq*/, std::vector<float>& /*k*/,
+                    std::vector<float>& /*v*/) const {
+    return false;
+  }
 };
 
 // Uncompressed cache: fp32 values, or values rounded to fp16 (what a GPU fp16 cache holds).
+// The compressed CPU caches derive from it: they keep what attention reads (decoded values of
+// their blocks, then the raw window) in the same arrays and overwrite a block's values when
+// they compress it, so append, attend and read are this class's.
 class DenseKvCacheRef : public KvCacheRef {
  public:
+  // Throws Error on a shape with a non-positive size or heads not a multiple of KV heads.
   DenseKvCacheRef(const KvShape& shape, bool round_to_fp16);
   void append(int layer, int seq, const float* k, const float* v, int n) override;
   void attend(int layer, int seq, const float* q, int n, float* out) override;
   int64_t bytes() const override;
+  bool read(int layer, int seq, std::vector<float>& k, std::vector<float>& v) const override;
 
- private:
+ protected:
+  size_t slot(int layer, int seq) const { return size_t(layer) * shape_.n_seqs + seq; }
+
   KvShape shape_;
   bool round_fp16_;
-  std::vector<std::vector<float>> k_, v_;  // [layer * n_seqs + seq] -> [len, n_kv_heads, head_dim]
+  std::vector<int> len_;                       // [n_layers * n_seqs] tokens held
+  std::vector<std::vector<float>> values_[2];  // [K|V][n_layers * n_seqs] -> [len, n_kv, hd]
 };
 
 }  // namespace kvcomp

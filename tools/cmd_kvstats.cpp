@@ -17,6 +17,7 @@
 
 #include "compress/kv_cache_kvcomp_ref.h"
 #include "models/engine.h"
+#include "models/perplexity.h"
 #include "runtime/error.h"
 #include "runtime/half.h"
 #include "runtime/tokenizer.h"
@@ -236,10 +237,7 @@ void add_kvstats_command(CLI::App& app) {
     check(N <= cfg.max_position_embeddings, "--ctx: ", N,
           " tokens exceed the model's max_position_embeddings of ", cfg.max_position_embeddings);
     const Tokenizer tok = load_tokenizer(dir, cfg.bos_token_id);
-    std::vector<int> ids;
-    if (cfg.bos_token_id >= 0) ids.push_back(cfg.bos_token_id);
-    const auto body = tok.encode_raw(text);
-    ids.insert(ids.end(), body.begin(), body.end());
+    const std::vector<int> ids = perplexity_ids(tok, cfg.bos_token_id, text);
     const int available = int(ids.size() / size_t(N));
     check(available >= o->windows, "--windows ", o->windows, ": the text has ", ids.size(),
           " tokens (with BOS), ", available, " full windows of ", N);

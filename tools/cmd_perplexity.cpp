@@ -48,10 +48,7 @@ void add_perplexity_command(CLI::App& app) {
     auto engine = make_engine(dir, parse_device(o->common.device));
     const LlamaConfig& cfg = engine->config();
     const Tokenizer tok = load_tokenizer(dir, cfg.bos_token_id);
-    std::vector<int> ids;
-    if (cfg.bos_token_id >= 0) ids.push_back(cfg.bos_token_id);
-    const auto body = tok.encode_raw(text);
-    ids.insert(ids.end(), body.begin(), body.end());
+    const std::vector<int> ids = perplexity_ids(tok, cfg.bos_token_id, text);
 
     ProgressBar bar("perplexity");
     const PerplexityResult r = perplexity(

@@ -263,10 +263,7 @@ void add_sweep_command(CLI::App& app) {
     auto engine = make_engine(dir, parse_device(o->common.device));
     const LlamaConfig& cfg = engine->config();
     const Tokenizer tok = load_tokenizer(dir, cfg.bos_token_id);
-    std::vector<int> ids;
-    if (cfg.bos_token_id >= 0) ids.push_back(cfg.bos_token_id);
-    const auto body = tok.encode_raw(text);
-    ids.insert(ids.end(), body.begin(), body.end());
+    const std::vector<int> ids = perplexity_ids(tok, cfg.bos_token_id, text);
     PerplexityOptions po = o->ppl;
     po.prefill = o->prefill >= 0 ? o->prefill : perplexity_default_prefill(po.ctx);
     check(po.ctx >= 2, "--ctx: expected a window of at least 2 tokens, got ", po.ctx);
