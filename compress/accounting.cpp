@@ -24,8 +24,8 @@ void CodecBytes::add_header(const BlockHeader& h) {
     return;
   }
   const uint64_t n_units = block_n_units(kind, h.n_tokens, h.head_dim);
-  const uint64_t param_bytes =
-      sizeof(QuantParams16) * uint64_t(block_n_params(kind, h.n_tokens, h.head_dim));
+  const uint64_t param_bytes = block_params_bytes(kind, h.n_tokens, h.head_dim);
+  if (kind == BlockKind::kVCompact) ++n_compact_blocks;
   unit_lengths += n_units;
   params += param_bytes;
   payload += h.payload_bytes;
@@ -52,6 +52,7 @@ CodecBytes& CodecBytes::operator+=(const CodecBytes& o) {
   n_blocks += o.n_blocks;
   n_raw_blocks += o.n_raw_blocks;
   n_raw_values += o.n_raw_values;
+  n_compact_blocks += o.n_compact_blocks;
   for (int s = 0; s < kMaxAlphabet; ++s) hist[s] += o.hist[s];
   return *this;
 }

@@ -17,7 +17,8 @@ struct CodecBytes {
   // Parts of the blocks; they sum to the blocks' block_bytes exactly.
   uint64_t headers = 0;       // one BlockHeader per block (raw blocks too)
   uint64_t unit_lengths = 0;  // the offset index: one byte per unit
-  uint64_t params = 0;        // per-token (V) / per-channel (K channel-wise) {fp16 d, int16 m0}
+  uint64_t params = 0;        // per-token (V: {fp16 d, int16 m0}, or {uint8 e, int8 m0} in
+                              // compact blocks) / per-channel (K channel-wise) params
   uint64_t payload = 0;       // Huffman units (their final-byte padding included)
   uint64_t padding = 0;       // section alignment to 4 bytes and the payload's 4-byte slack
   uint64_t raw = 0;           // fp16 values of raw blocks
@@ -28,6 +29,8 @@ struct CodecBytes {
   uint64_t n_blocks = 0;
   uint64_t n_raw_blocks = 0;
   uint64_t n_raw_values = 0;  // values held by raw blocks
+  // Huffman V blocks with compact params (kVCompact); the other Huffman V blocks hold kV params.
+  uint64_t n_compact_blocks = 0;
 
   // Symbols of Huffman blocks (add_symbols / encode_block_ref), for the entropy.
   uint64_t hist[kMaxAlphabet] = {};

@@ -23,6 +23,7 @@
 
 #include "compress/attention_kvcomp.h"
 #include "compress/format.h"
+#include "compress/format_cuda.cuh"
 #include "runtime/cuda_check.h"
 
 namespace kvcomp {
@@ -174,7 +175,7 @@ __device__ void k_scores_one(const KvcompAttentionParams& p, int64_t head_off, i
           });
         }
 #pragma unroll
-        for (int g = 0; g < G; ++g) dot[g] = (dot[g] + float(h.k_m0) * qsum[g]) * h.k_d;
+        for (int g = 0; g < G; ++g) dot[g] = (dot[g] + float(h.m0) * qsum[g]) * h.d;
       } else {  // K channel-wise: a step and offset per channel
         const QuantParams16* qp =
             reinterpret_cast<const QuantParams16*>(blk + block_params_offset(kind, h.n_tokens, HD));
@@ -230,8 +231,8 @@ __device__ __forceinline__ bool k_fast(const KvcompAttentionParams& p, int64_t h
   k.words = reinterpret_cast<const uint32_t*>(
       blk + block_payload_offset(BlockKind::kKBlock, h.n_tokens, HD));
   k.off = unit_offset(blk + block_lengths_offset(), u);
-  k.d = h.k_d;
-  k.m0 = float(h.k_m0);
+  k.d = h.d;
+  k.m0 = float(h.m0);
   return true;
 }
 
@@ -243,8 +244,8 @@ __device__ __forceinline__ void v_unit(const uint8_t* blk, int c, const float* w
   const BlockHeader h = *reinterpret_cast<const BlockHeader*>(blk);
   if (h.mode == uint8_t(BlockMode::kHuffman)) {
     BitReader br;
-    br.init(reinterpret_cast<const uint32_t*>(blk +
-                                              block_payload_offset(BlockKind::kV, h.n_tokens, HD)),
+    br.init(reinterpret_cast<const uint32_t*>(
+                blk + block_payload_offset(BlockKind(h.kind), h.n_tokens, HD)),
             unit_offset(blk + block_lengths_offset(), c));
     for (int tt = 0; tt < h.n_tokens; tt += SPR) {
       br.refill();
@@ -368,17 +369,17 @@ __global__ void __launch_bounds__(kThreads, R == 32 ? 2 : 4)
     __syncthreads();
 
     // ---- V weights of the compressed tokens: w = p * d (Huffman) or p (raw), and w * m0.
+    // (d, m0) of a token: v_token_params (format.h), for kV and kVCompact blocks alike.
     const int BV = p.block_v;
     const int nvc = max(0, min(t1, v_done) - t0);  // compressed V tokens of the split
     for (int tl = tid; tl < nvc; tl += kThreads) {
       const int t = t0 + tl;
       const uint8_t* blk = p.v_blocks[head_off * p.max_v_blocks + t / BV];
-      const BlockHeader* h = reinterpret_cast<const BlockHeader*>(blk);
+      const BlockHeader h = *reinterpret_cast<const BlockHeader*>(blk);
       float d = 1.0f, m0 = 0.0f;
-      if (h->mode == uint8_t(BlockMode::kHuffman)) {
-        const QuantParams16 prm = reinterpret_cast<const QuantParams16*>(
-            blk + block_params_offset(BlockKind::kV, h->n_tokens, HD))[t % BV];
-        d = h2f(prm.d);
+      if (h.mode == uint8_t(BlockMode::kHuffman)) {
+        const GroupParams prm = v_token_params(h, blk, uint32_t(t % BV), kVStepTableDev);
+        d = prm.d;
         m0 = float(prm.m0);
       }
 #pragma unroll
@@ -415,10 +416,10 @@ __global__ void __launch_bounds__(kThreads, R == 32 ? 2 : 4)
       if (ha.mode == uint8_t(BlockMode::kHuffman) && hb.mode == uint8_t(BlockMode::kHuffman)) {
         BitReader ra, rb;
         ra.init(reinterpret_cast<const uint32_t*>(
-                    ba + block_payload_offset(BlockKind::kV, ha.n_tokens, HD)),
+                    ba + block_payload_offset(BlockKind(ha.kind), ha.n_tokens, HD)),
                 unit_offset(ba + block_lengths_offset(), c));
         rb.init(reinterpret_cast<const uint32_t*>(
-                    bb + block_payload_offset(BlockKind::kV, hb.n_tokens, HD)),
+                    bb + block_payload_offset(BlockKind(hb.kind), hb.n_tokens, HD)),
                 unit_offset(bb + block_lengths_offset(), c));
         const float* wa = sc + jb * BV;
         const float* wb = sc + (jb + F::kSub) * BV;

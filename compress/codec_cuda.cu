@@ -12,7 +12,9 @@
 //
 // Encode, one CTA of 256 threads per block (one thread per unit: units <= 256):
 //   1. scan the rows (fp16, coalesced): non-finite flag, min/max per group
-//   2. step per group (quant_group_step), raw-reason flags ORed in shared memory
+//   2. step per group (quant_group_step), raw-reason flags ORed in shared memory; for a
+//      kVCompact request, each token's compact (e, m0) under the block's base step (a thread per
+//      token; the kV form when one token does not allow them)
 //   3. symbols into shared memory, [n_tokens][head_dim + 4] bytes (the pad keeps a thread's row
 //      reads conflict-free when a thread walks a K unit)
 //   4. per-unit byte lengths (bits summed in 3), CTA prefix sum -> unit offsets
@@ -24,8 +26,9 @@
 // written once.
 //
 // Decode, one CTA of 128 threads per block (a CTA takes a run of consecutive jobs and reloads the
-// decode table only when the codebook changes): header, params, unit offsets (prefix sum of the
-// lengths), a thread per unit decodes with the table lookup of huffman_cuda.cuh into a shared
+// decode table only when the codebook changes): header, params ((d, m0) per group from
+// block_param of format.h: kV and kVCompact alike), unit offsets (prefix sum of the lengths), a
+// thread per unit decodes with the table lookup of huffman_cuda.cuh into a shared
 // [n_tokens][head_dim + 2] fp16 tile (row pad: conflict-free K-unit writes), then a coalesced copy
 // to the destination rows. The decode loop is bound by instructions per symbol, not bytes (a
 // block of 8K values is ~3 KB compressed, 16 KB decoded): the table is widened to 8 or 12 bits
@@ -41,6 +44,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "compress/format_cuda.cuh"
 #include "compress/huffman_cuda.cuh"
 #include "compress/quantize.h"
 #include "runtime/cuda_check.h"
@@ -51,12 +55,14 @@ namespace kvcomp {
 static_assert(offsetof(BlockHeader, mode) == 0 && offsetof(BlockHeader, kind) == 1 &&
                   offsetof(BlockHeader, raw_reason) == 2 &&
                   offsetof(BlockHeader, packed_bits) == 3 && offsetof(BlockHeader, n_tokens) == 4 &&
-                  offsetof(BlockHeader, head_dim) == 6 && offsetof(BlockHeader, k_d) == 8 &&
-                  offsetof(BlockHeader, k_m0) == 12 && offsetof(BlockHeader, block_bytes) == 16 &&
+                  offsetof(BlockHeader, head_dim) == 6 && offsetof(BlockHeader, d) == 8 &&
+                  offsetof(BlockHeader, m0) == 12 && offsetof(BlockHeader, block_bytes) == 16 &&
                   offsetof(BlockHeader, payload_bytes) == 20,
               "the kernels write BlockHeader as six little-endian 32-bit words");
 static_assert(offsetof(QuantParams16, d) == 0 && offsetof(QuantParams16, m0) == 2,
               "the kernels write QuantParams16 as one 32-bit word: d | m0 << 16");
+static_assert(offsetof(QuantParams8, e) == 0 && offsetof(QuantParams8, m0) == 1,
+              "the kernels write QuantParams8 as one 16-bit half-word: e | m0 << 8");
 
 namespace {
 
@@ -216,7 +222,7 @@ __device__ __forceinline__ int32_t quant_symbol_dev(float x, float d, int32_t m0
 // Word i (0..5) of a block header.
 __device__ __forceinline__ uint32_t header_word(int i, BlockMode mode, BlockKind kind,
                                                 RawReason reason, uint32_t n_tokens,
-                                                uint32_t head_dim, float k_d, int32_t k_m0,
+                                                uint32_t head_dim, float d, int32_t m0,
                                                 uint32_t block_bytes, uint32_t payload_bytes) {
   switch (i) {
     case 0:
@@ -224,9 +230,9 @@ __device__ __forceinline__ uint32_t header_word(int i, BlockMode mode, BlockKind
     case 1:
       return n_tokens | (head_dim << 16);
     case 2:
-      return __float_as_uint(k_d);
+      return __float_as_uint(d);
     case 3:
-      return uint32_t(k_m0);
+      return uint32_t(m0);
     case 4:
       return block_bytes;
     default:
@@ -255,14 +261,15 @@ struct EncodeSmem {
   float pmax[kEncodeThreads];
   float d[kMaxUnits];             // per group: step
   int32_t m0[kMaxUnits];          // per group: offset
-  uint32_t qp[kMaxUnits];         // per group: QuantParams16 as a word
+  uint32_t qp[kMaxUnits];         // per group: QuantParams16 (or, compact V, QuantParams8) bits
   uint32_t unit_bits[kMaxUnits];  // per unit: bits of its codes (summed while quantizing)
   uint32_t unit_len[kMaxUnits];   // per unit: bytes
   uint32_t unit_off[kMaxUnits];
   float wmin[kEncodeWarps];
   float wmax[kEncodeWarps];
   uint32_t scan[kEncodeWarps + 1];
-  uint32_t flags;  // bit r - 1: RawReason r holds for some group
+  uint32_t flags;       // bit r - 1: RawReason r holds for some group
+  uint32_t vbase_bits;  // compact V: bits of the largest step of a non-constant token (0: none)
   uint8_t* dst;
 };
 
@@ -285,7 +292,8 @@ __global__ void __launch_bounds__(kEncodeThreads)
     }
     return;
   }
-  const BlockKind kind = BlockKind(job.kind);
+  const BlockKind req = BlockKind(job.kind);  // the request: kVCompact may become kV
+  const bool v_kind = block_kind_is_v(req);
   const int n = job.n_tokens, hd = job.head_dim;
   int max_symbol;
   if constexpr (kHistogram) {
@@ -297,11 +305,11 @@ __global__ void __launch_bounds__(kEncodeThreads)
     for (int i = tid; i <= max_symbol; i += kEncodeThreads) s.enc[i] = cb.encode[i];
     for (int i = tid; i < kMaxUnits; i += kEncodeThreads) s.unit_bits[i] = 0;
   }
-  if (tid == 0) s.flags = 0;
+  if (tid == 0) s.flags = 0, s.vbase_bits = 0;
 
   // 1. Scan: non-finite values, min/max per group.
   bool nonfinite = false;
-  if (kind == BlockKind::kKChannel) {
+  if (req == BlockKind::kKChannel) {
     // Thread (slice, c): channel c over tokens slice, slice + slices, ...
     const int slices = kEncodeThreads / hd;
     const int c = tid % hd, slice = tid / hd;
@@ -330,7 +338,7 @@ __global__ void __launch_bounds__(kEncodeThreads)
         rmn = fminf(rmn, x);
         rmx = fmaxf(rmx, x);
       }
-      if (kind == BlockKind::kV) {
+      if (v_kind) {
         rmn = warp_min(rmn);
         rmx = warp_max(rmx);
         if (lane == 0) {
@@ -341,7 +349,7 @@ __global__ void __launch_bounds__(kEncodeThreads)
       mn = fminf(mn, rmn);
       mx = fmaxf(mx, rmx);
     }
-    if (kind == BlockKind::kKBlock) {
+    if (req == BlockKind::kKBlock) {
       mn = warp_min(mn);
       mx = warp_max(mx);
       if (lane == 0) {
@@ -356,7 +364,7 @@ __global__ void __launch_bounds__(kEncodeThreads)
   if (!any_nonfinite) {
     int group = -1;
     float mn = 0.0f, mx = 0.0f;
-    if (kind == BlockKind::kKBlock) {
+    if (req == BlockKind::kKBlock) {
       if (tid == 0) {
         group = 0;
         mn = s.wmin[0];
@@ -366,7 +374,7 @@ __global__ void __launch_bounds__(kEncodeThreads)
           mx = fmaxf(mx, s.wmax[w]);
         }
       }
-    } else if (kind == BlockKind::kKChannel) {
+    } else if (req == BlockKind::kKChannel) {
       if (tid < hd) {
         group = tid;
         const int slices = kEncodeThreads / hd;
@@ -387,15 +395,53 @@ __global__ void __launch_bounds__(kEncodeThreads)
       uint16_t d_bits = 0x3c00u;
       int32_t m0 = 0;
       const RawReason r =
-          group_step(mn, mx, job.eb, /*int16_m0=*/kind != BlockKind::kKBlock, &d, &d_bits, &m0);
+          group_step(mn, mx, job.eb, /*int16_m0=*/req != BlockKind::kKBlock, &d, &d_bits, &m0);
       if (r != RawReason::kNone) atomicOr(&s.flags, kReasonBit(r));
       s.d[group] = d;
       s.m0[group] = m0;
       s.qp[group] = uint32_t(d_bits) | (uint32_t(uint16_t(int16_t(m0))) << 16);
+      // Compact V: the base step b is the largest step of a non-constant token (positive
+      // floats order as their bits).
+      if (req == BlockKind::kVCompact && mx != mn) atomicMax(&s.vbase_bits, __float_as_uint(d));
     }
   }
   __syncthreads();
   uint32_t reasons = any_nonfinite ? kReasonBit(RawReason::kNonFinite) : s.flags;
+
+  // 2b. Compact V params (v_compact_params of compress/quantize.cpp): every token's (e, m0) under
+  // the base b, or the kV form when one token does not allow them. Thread t: token t.
+  bool compact = false;
+  float vbase = 0.0f;
+  if (req == BlockKind::kVCompact && reasons == 0) {  // uniform
+    vbase = s.vbase_bits != 0 ? __uint_as_float(s.vbase_bits) : 1.0f;
+    bool bad = false;
+    float dc = 0.0f;
+    int32_t mc = 0;
+    uint32_t e = 0;
+    if (tid < n) {
+      const float mn = s.gmin[tid], mx = s.gmax[tid];
+      if (mx == mn) {
+        bad = s.m0[tid] != 0;  // a nonzero constant: kV keeps its fp16 value exactly
+      } else {
+        e = v_compact_code(vbase, s.d[tid], kVStepTableDev);
+        bad = e > kVCompactMaxCode;
+      }
+      if (!bad) {
+        dc = v_compact_step(vbase, e, kVStepTableDev);
+        mc = mx == mn ? 0 : int32_t(rintf(__fdiv_rn(mn, dc)));
+        bad = mc < -128 || mc > 127 || int32_t(rintf(__fdiv_rn(mx, dc))) - mc > max_symbol;
+      }
+    }
+    compact = __syncthreads_or(bad) == 0;
+    if (compact && tid < n) {
+      s.d[tid] = dc;
+      s.m0[tid] = mc;
+      s.qp[tid] = e | (uint32_t(uint8_t(int8_t(mc))) << 8);
+    }
+    __syncthreads();
+  }
+  // The block's kind from here on.
+  const BlockKind kind = compact ? BlockKind::kVCompact : block_kind_widest(req);
 
   // 3. Symbols (or counts), and the code bits of every unit: K units are rows (a warp sums its
   // row), V units are columns (lanes of a warp hold distinct columns: shared atomics).
@@ -407,7 +453,7 @@ __global__ void __launch_bounds__(kEncodeThreads)
       const uint16_t* row = job_row(job, t);
       uint32_t row_bits = 0;
       for (int c = lane; c < hd; c += 32) {
-        const int g = kind == BlockKind::kV ? t : kind == BlockKind::kKChannel ? c : 0;
+        const int g = v_kind ? t : kind == BlockKind::kKChannel ? c : 0;
         const int32_t q = quant_symbol_dev(fp16_bits_value(row[c]), s.d[g], s.m0[g]);
         if (q < 0 || q > max_symbol) {
           over = true;
@@ -418,7 +464,7 @@ __global__ void __launch_bounds__(kEncodeThreads)
         } else {
           sym[t * sym_stride + c] = uint8_t(q);
           const uint32_t len = s.enc[q] & 0xffu;
-          if (kind == BlockKind::kV) {
+          if (v_kind) {
             atomicAdd(&s.unit_bits[c], len);
           } else {
             row_bits += len;
@@ -426,7 +472,7 @@ __global__ void __launch_bounds__(kEncodeThreads)
         }
       }
       if constexpr (!kHistogram) {
-        if (kind != BlockKind::kV) {
+        if (!v_kind) {
           row_bits = warp_sum(row_bits);
           if (lane == 0) s.unit_bits[t] = row_bits;
         }
@@ -487,8 +533,8 @@ __global__ void __launch_bounds__(kEncodeThreads)
       const RawReason reason = RawReason(__ffs(int(reasons)));
       const uint32_t n_values = uint32_t(n) * uint32_t(hd);
       if (tid < 6) {
-        dst32[tid] = header_word(tid, BlockMode::kRaw, kind, reason, uint32_t(n), uint32_t(hd),
-                                 0.0f, 0, block_bytes, 2u * n_values);
+        dst32[tid] = header_word(tid, BlockMode::kRaw, block_kind_widest(kind), reason, uint32_t(n),
+                                 uint32_t(hd), 0.0f, 0, block_bytes, 2u * n_values);
       }
       const uint32_t n_words = (n_values + 1u) / 2u;
       uint32_t* out = dst32 + raw_block_values_offset() / 4u;
@@ -511,20 +557,29 @@ __global__ void __launch_bounds__(kEncodeThreads)
     if (tid < 6) {
       img32[tid] =
           header_word(tid, BlockMode::kHuffman, kind, RawReason::kNone, uint32_t(n), uint32_t(hd),
-                      k_block ? s.d[0] : 0.0f, k_block ? s.m0[0] : 0, block_bytes, payload_bytes);
+                      k_block   ? s.d[0]
+                      : compact ? vbase
+                                : 0.0f,
+                      k_block ? s.m0[0] : 0, block_bytes, payload_bytes);
     }
     if (uint32_t(tid) < round_up4(n_units)) {
       img[block_lengths_offset() + tid] = uint32_t(tid) < n_units ? uint8_t(s.unit_len[tid]) : 0;
     }
-    if (uint32_t(tid) < n_params) img32[params_off / 4u + tid] = s.qp[tid];
+    if (compact) {  // two QuantParams8 per word, the section zero-padded to 4 bytes
+      const uint32_t i = 2u * uint32_t(tid);
+      if (i < n_params) {
+        img32[params_off / 4u + tid] = s.qp[i] | (i + 1u < n_params ? s.qp[i + 1u] << 16 : 0u);
+      }
+    } else if (uint32_t(tid) < n_params) {
+      img32[params_off / 4u + tid] = s.qp[tid];
+    }
     if (uint32_t(tid) < n_units) {
       // This unit's codes MSB-first into its own bytes; the last byte zero-padded.
       uint8_t* p = img + payload_off + s.unit_off[tid];
       uint64_t acc = 0;  // only the low nb bits are pending
       int nb = 0;
       for (uint32_t i = 0; i < unit_syms; ++i) {
-        const uint8_t sy =
-            kind == BlockKind::kV ? sym[i * sym_stride + tid] : sym[tid * sym_stride + i];
+        const uint8_t sy = v_kind ? sym[i * sym_stride + tid] : sym[tid * sym_stride + i];
         const uint32_t e = s.enc[sy];
         const int len = int(e & 0xffu);
         acc = (acc << len) | (e >> 8);
@@ -661,13 +716,11 @@ __global__ void __launch_bounds__(kDecodeThreads)
     if (kind == BlockKind::kKBlock) {
       const float2 p = make_float2(__uint_as_float(w2), float(int32_t(w3)));
       for (uint32_t i = tid; i < unit_syms; i += kDecodeThreads) s.dm[i] = p;
-    } else {
-      const uint32_t* qp = reinterpret_cast<const uint32_t*>(
-          job.block + block_params_offset(kind, uint32_t(n), uint32_t(hd)));
+    } else {  // K channel-wise, V, V compact: entry i of the params section
+      const uint8_t* params = job.block + block_params_offset(kind, uint32_t(n), uint32_t(hd));
       for (uint32_t i = tid; i < unit_syms; i += kDecodeThreads) {
-        const uint32_t p = qp[i];
-        s.dm[i] =
-            make_float2(fp16_bits_value(uint16_t(p & 0xffffu)), float(int16_t(uint16_t(p >> 16))));
+        const GroupParams p = block_param(kind, __uint_as_float(w2), params, i, kVStepTableDev);
+        s.dm[i] = make_float2(p.d, float(p.m0));
       }
     }
     // Unit offsets: two lengths per thread.
@@ -686,7 +739,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
     __syncthreads();
 
     const uint8_t* payload = job.block + block_payload_offset(kind, uint32_t(n), uint32_t(hd));
-    const bool v_kind = kind == BlockKind::kV;
+    const bool v_kind = block_kind_is_v(kind);
     const int tile_stride = hd + kTileRowPad;
     for (uint32_t u = tid; u < n_units; u += kDecodeThreads) {
       // Unit u: token u (K: symbol i is channel i) or channel u (V: symbol i is token i).
@@ -876,7 +929,7 @@ BlockArena BlockArenaBuffer::view() const {
 
 void check_encode_job(const EncodeJob& j, int n_codebooks, int max_block_values) {
   check(j.src != nullptr, "encode job: no source");
-  check(block_kind_valid(j.kind), "encode job: block kind ", int(j.kind), ", expected 1..3");
+  check(block_kind_valid(j.kind), "encode job: block kind ", int(j.kind), ", expected 1..4");
   check(j.n_tokens >= 1 && j.n_tokens <= kCodecMaxTokens, "encode job: n_tokens = ", j.n_tokens,
         ", expected 1..", kCodecMaxTokens);
   check(j.head_dim >= 1 && j.head_dim <= kCodecMaxHeadDim, "encode job: head_dim = ", j.head_dim,

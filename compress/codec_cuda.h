@@ -130,7 +130,7 @@ struct EncodeJob {
   int32_t first = 0;         // ring row of the block's first token (ring_cap > 0), >= 0
   int32_t n_tokens = 0;      // 1..kCodecMaxTokens
   int32_t head_dim = 0;      // 1..kCodecMaxHeadDim
-  uint8_t kind = 0;          // BlockKind
+  uint8_t kind = 0;          // BlockKind requested (kVCompact: compact V params, else kV)
   float eb = 0.0f;           // relative error bound, finite > 0
   int32_t codebook = 0;      // encode: index into the codebooks; histogram: histogram index
   uint8_t** slot = nullptr;  // encode: receives the block's address (nullptr if it did not fit)

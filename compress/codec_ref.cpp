@@ -42,13 +42,15 @@ const char* kind_name(BlockKind k) {
       return "K channel-wise";
     case BlockKind::kV:
       return "V";
+    case BlockKind::kVCompact:
+      return "V compact";
   }
   return "?";
 }
 
 // The symbol of unit u, position i, in a [n_tokens, head_dim] symbol array.
 size_t unit_symbol_index(BlockKind kind, int head_dim, uint32_t u, uint32_t i) {
-  return kind == BlockKind::kV ? size_t(i) * size_t(head_dim) + u
+  return block_kind_is_v(kind) ? size_t(i) * size_t(head_dim) + u
                                : size_t(u) * size_t(head_dim) + i;
 }
 
@@ -56,7 +58,7 @@ void write_raw(const QuantBlock& q, std::vector<uint8_t>& out) {
   const uint32_t n = uint32_t(q.n_tokens) * uint32_t(q.head_dim);
   BlockHeader h{};
   h.mode = uint8_t(BlockMode::kRaw);
-  h.kind = uint8_t(q.kind);
+  h.kind = uint8_t(block_kind_widest(q.kind));  // a raw V block records kV
   h.raw_reason = uint8_t(q.raw_reason);
   h.n_tokens = uint16_t(q.n_tokens);
   h.head_dim = uint16_t(q.head_dim);
@@ -85,9 +87,12 @@ bool encode_quantized_ref(const QuantBlock& q, const Codebook& cb, std::vector<u
   const uint32_t n_tokens = uint32_t(q.n_tokens), head_dim = uint32_t(q.head_dim);
   check(q.symbols.size() == size_t(n_tokens) * head_dim, "encode: block holds ", q.symbols.size(),
         " symbols, expected ", size_t(n_tokens) * head_dim);
+  const bool compact = q.kind == BlockKind::kVCompact;
   const uint32_t n_params = block_n_params(q.kind, n_tokens, head_dim);
-  check(q.params.size() == n_params, "encode: block holds ", q.params.size(), " params, expected ",
-        n_params);
+  const size_t have = compact ? q.params8.size() : q.params.size();
+  check(have == n_params, "encode: block holds ", have, " params, expected ", n_params);
+  check(!compact || (std::isfinite(q.v_base) && q.v_base > 0.0f),
+        "encode: compact V block with base step ", q.v_base);
   for (uint8_t s : q.symbols) {
     check(s <= cb.max_symbol(), "encode: symbol ", int(s), " outside the codebook's alphabet [0, ",
           cb.max_symbol(), "]");
@@ -116,8 +121,10 @@ bool encode_quantized_ref(const QuantBlock& q, const Codebook& cb, std::vector<u
   h.n_tokens = uint16_t(n_tokens);
   h.head_dim = uint16_t(head_dim);
   if (q.kind == BlockKind::kKBlock) {
-    h.k_d = q.k_step.d;
-    h.k_m0 = q.k_step.m0;
+    h.d = q.k_step.d;
+    h.m0 = q.k_step.m0;
+  } else if (compact) {
+    h.d = q.v_base;
   }
   h.block_bytes = huffman_block_bytes(q.kind, n_tokens, head_dim, payload_bytes);
   h.payload_bytes = payload_bytes;
@@ -127,7 +134,13 @@ bool encode_quantized_ref(const QuantBlock& q, const Codebook& cb, std::vector<u
   append(out, &h, sizeof h);
   append(out, unit_len.data(), n_units);
   append_zeros(out, round_up4(n_units) - n_units);
-  append(out, q.params.data(), sizeof(QuantParams16) * n_params);
+  const uint32_t params_bytes = block_params_bytes(q.kind, n_tokens, head_dim);
+  if (compact) {
+    append(out, q.params8.data(), params_bytes);
+  } else {
+    append(out, q.params.data(), params_bytes);
+  }
+  append_zeros(out, round_up4(params_bytes) - params_bytes);
 
   // Payload: each unit's codes MSB-first, the last byte zero-padded.
   for (uint32_t u = 0; u < n_units; ++u) {
@@ -160,9 +173,12 @@ EncodedBlock encode_block_ref(BlockKind kind, const float* x, int n_tokens, int 
   if (!encode_quantized_ref(q, cb, out)) {
     // A unit too long for its uint8 length: store the input values raw.
     q.raw_reason = RawReason::kUnitOverflow;
+    q.kind = block_kind_widest(q.kind);
     q.params.clear();
+    q.params8.clear();
     q.symbols.clear();
     q.k_step = QuantStep{};
+    q.v_base = 0.0f;
     q.raw_values.resize(size_t(n_tokens) * size_t(head_dim));
     for (int t = 0; t < n_tokens; ++t) {
       for (int c = 0; c < head_dim; ++c) {
@@ -201,6 +217,10 @@ BlockHeader read_block_header(const uint8_t* data, size_t avail) {
   if (h.mode == uint8_t(BlockMode::kRaw)) {
     check(h.raw_reason >= 1 && h.raw_reason <= 4, "KV block: raw block with raw reason ",
           int(h.raw_reason));
+    check(kind != BlockKind::kVCompact,
+          "KV block: raw block of kind 'V compact' (raw V blocks "
+          "record kind V)");
+    check(h.d == 0.0f && h.m0 == 0, "KV block: raw block with step or offset set");
     check(h.payload_bytes == 2u * n_values &&
               h.block_bytes == raw_block_bytes(h.n_tokens, h.head_dim),
           "KV block: raw block of ", h.n_tokens, " x ", h.head_dim, " with payload ",
@@ -217,14 +237,19 @@ BlockHeader read_block_header(const uint8_t* data, size_t avail) {
           kind_name(kind), " block of ", h.n_tokens, " x ", h.head_dim, " with ", h.payload_bytes,
           " payload bytes");
     if (kind == BlockKind::kKBlock) {
-      check(std::isfinite(h.k_d) && h.k_d > 0.0f && round_fp16(h.k_d) == h.k_d, "KV block: K step ",
-            h.k_d, " is not a positive finite fp16 value");
+      check(std::isfinite(h.d) && h.d > 0.0f && round_fp16(h.d) == h.d, "KV block: K step ", h.d,
+            " is not a positive finite fp16 value");
       // The encoder keeps |min / d| <= kQuantMaxRatio, so |m0| <= 2^20.
-      check(h.k_m0 >= -(1 << 20) && h.k_m0 <= (1 << 20), "KV block: K offset m0 = ", h.k_m0,
+      check(h.m0 >= -(1 << 20) && h.m0 <= (1 << 20), "KV block: K offset m0 = ", h.m0,
             " out of range (|m0| <= 2^20)");
+    } else if (kind == BlockKind::kVCompact) {
+      // b >= 2^-24 keeps every compact step a normal fp32 (format.h).
+      check(std::isfinite(h.d) && h.d > 0.0f && round_fp16(h.d) == h.d && h.m0 == 0,
+            "KV block: compact V base step ", h.d, " (offset ", h.m0,
+            ") is not a positive finite fp16 value with offset 0");
     } else {
-      check(h.k_d == 0.0f && h.k_m0 == 0, "KV block: ", kind_name(kind),
-            " block with K params set");
+      check(h.d == 0.0f && h.m0 == 0, "KV block: ", kind_name(kind),
+            " block with header step or offset set");
     }
   }
   check(h.block_bytes <= avail, "KV block: ", h.block_bytes, " bytes, only ", avail, " available");
@@ -252,16 +277,21 @@ QuantBlock decode_block_symbols_ref(const uint8_t* data, size_t avail, const Cod
   const uint8_t* lengths = data + block_lengths_offset();
   const uint8_t* payload = data + block_payload_offset(q.kind, h.n_tokens, h.head_dim);
 
-  if (q.kind == BlockKind::kKBlock) q.k_step = QuantStep{h.k_d, h.k_m0};
-  q.params.resize(n_params);
-  if (n_params > 0) {
-    std::memcpy(q.params.data(), data + block_params_offset(q.kind, h.n_tokens, h.head_dim),
-                sizeof(QuantParams16) * n_params);
-  }
-  for (uint32_t i = 0; i < n_params; ++i) {
-    const uint16_t d = q.params[i].d;
-    check((d & 0x8000u) == 0 && d != 0 && d < 0x7c00u, "KV block: param ", i, " has step bits ", d,
-          ", not a positive finite fp16 value");
+  if (q.kind == BlockKind::kKBlock) q.k_step = QuantStep{h.d, h.m0};
+  const uint8_t* params = data + block_params_offset(q.kind, h.n_tokens, h.head_dim);
+  if (q.kind == BlockKind::kVCompact) {
+    // Every (e, m0) byte pair is valid; the base step was checked with the header.
+    q.v_base = h.d;
+    q.params8.resize(n_params);
+    std::memcpy(q.params8.data(), params, sizeof(QuantParams8) * n_params);
+  } else {
+    q.params.resize(n_params);
+    if (n_params > 0) std::memcpy(q.params.data(), params, sizeof(QuantParams16) * n_params);
+    for (uint32_t i = 0; i < n_params; ++i) {
+      const uint16_t d = q.params[i].d;
+      check((d & 0x8000u) == 0 && d != 0 && d < 0x7c00u, "KV block: param ", i, " has step bits ",
+            d, ", not a positive finite fp16 value");
+    }
   }
 
   uint32_t sum = 0;

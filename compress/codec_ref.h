@@ -30,10 +30,14 @@ struct CodecOptions {
   int max_code_len = 8;            // 1..12; raised to ceil(log2(alphabet)) when lower
   bool k_channelwise = false;      // K params per channel within a block (comparison variant)
   bool codebook_per_head = false;  // one codebook per (layer, K|V, KV head) instead of per layer
+  bool v_params16 = true;  // V blocks with 16-bit token params (kVCompact) where they allow it;
+                           // false: every V block keeps {fp16 d, int16 m0} (kV, 32 bits/token)
 
   BlockKind k_kind() const { return k_channelwise ? BlockKind::kKChannel : BlockKind::kKBlock; }
-  int k_alphabet() const { return quant_max_symbol(eb_k) + 1; }
-  int v_alphabet() const { return quant_max_symbol(eb_v) + 1; }
+  // The kind V blocks are requested as (the encoder may write kV for a kVCompact request).
+  BlockKind v_kind() const { return v_params16 ? BlockKind::kVCompact : BlockKind::kV; }
+  int k_alphabet() const { return quant_max_symbol(eb_k, k_kind()) + 1; }
+  int v_alphabet() const { return quant_max_symbol(eb_v, v_kind()) + 1; }
 };
 
 // Throws Error naming the option and the accepted values when an option is out of range.
@@ -48,8 +52,9 @@ struct EncodedBlock {
 
 // Encodes one block of one KV head, x [n_tokens, head_dim] fp32 (row t at x + t * row_stride),
 // quantized with bound eb and coded with cb (whose alphabet bounds the symbols), and appends it
-// to out. Falls back to a raw block (see RawReason). When acct is given, adds the block's bytes
-// and its symbols to it. Throws Error on bad sizes or eb.
+// to out. kind is the request (kVCompact: compact V params where the block allows them, else kV).
+// Falls back to a raw block (see RawReason). When acct is given, adds the block's bytes and its
+// symbols to it. Throws Error on bad sizes or eb.
 EncodedBlock encode_block_ref(BlockKind kind, const float* x, int n_tokens, int head_dim,
                               size_t row_stride, float eb, const Codebook& cb,
                               std::vector<uint8_t>& out, CodecBytes* acct = nullptr);

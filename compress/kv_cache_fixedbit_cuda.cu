@@ -118,7 +118,7 @@ __global__ void ring_append_kernel(const float* qkv, int64_t row_stride, int k_c
   const int64_t row = blockIdx.x;
   const int s = seq[row], p = pos[row];
   const float* src = qkv + row * row_stride;
-  for (int e = threadIdx.x; e < n_kv * hd; e += blockDim.x) {
+  for (int e = blockIdx.y * blockDim.x + threadIdx.x; e < n_kv * hd; e += gridDim.y * blockDim.x) {
     const int g = e / hd, c = e % hd;
     const int64_t head = int64_t(s) * n_kv + g;
     ring_k[(head * cap_k + p % cap_k) * hd + c] = __float2half_rn(src[k_col + e]);
@@ -316,7 +316,7 @@ void FixedBitCacheCuda::begin_step(const StepLayout& step) {
 void FixedBitCacheCuda::append(int layer, const QkvView& x, const StepLayout& step) {
   const int S = shape_.n_seqs, KV = shape_.n_kv_heads, hd = shape_.head_dim;
   const size_t lk = size_t(layer) * S * KV * cap_k_ * hd, lv = size_t(layer) * S * KV * cap_v_ * hd;
-  ring_append_kernel<<<step.n_tokens, 256, 0, ctx_.stream()>>>(
+  ring_append_kernel<<<dim3(step.n_tokens, row_copy_blocks(KV * hd)), 256, 0, ctx_.stream()>>>(
       x.qkv, x.row_stride, x.k_col, x.v_col, step.seq, step.pos, KV, hd, cap_k_, cap_v_,
       ring_k_.as<__half>() + lk, ring_v_.as<__half>() + lv);
   KVCOMP_LAUNCH_CHECK();

@@ -15,7 +15,8 @@ namespace {
 constexpr uint64_t kArenaChunk = uint64_t(256) << 20;  // arenas grow by at least this
 
 // The most bytes one block can take: raw, or Huffman with every code at the longest length.
-uint64_t worst_block_bytes(BlockKind kind, int n_tokens, int head_dim, int max_code_len) {
+uint64_t worst_block_bytes(BlockKind request, int n_tokens, int head_dim, int max_code_len) {
+  const BlockKind kind = block_kind_widest(request);  // a kVCompact request may write kV
   const uint32_t units = block_n_units(kind, uint32_t(n_tokens), uint32_t(head_dim));
   const uint32_t payload = std::min<uint32_t>(
       units * uint32_t(kMaxUnitBytes),
@@ -35,7 +36,7 @@ __global__ void ring_append_kernel(const float* qkv, int64_t row_stride, int k_c
   const int64_t row = blockIdx.x;
   const int s = seq[row], p = pos[row];
   const float* src = qkv + row * row_stride;
-  for (int e = threadIdx.x; e < n_kv * hd; e += blockDim.x) {
+  for (int e = blockIdx.y * blockDim.x + threadIdx.x; e < n_kv * hd; e += gridDim.y * blockDim.x) {
     const int g = e / hd, c = e % hd;
     const int64_t head = int64_t(s) * n_kv + g;
     ring_k[(head * cap_k + p % cap_k) * hd + c] = __float2half_rn(src[k_col + e]);
@@ -184,7 +185,7 @@ void KvCompCacheCuda::begin_step(const StepLayout& step) {
 void KvCompCacheCuda::append(int layer, const QkvView& x, const StepLayout& step) {
   const int S = shape_.n_seqs, KV = shape_.n_kv_heads, hd = shape_.head_dim;
   const size_t lk = size_t(layer) * S * KV * cap_k_ * hd, lv = size_t(layer) * S * KV * cap_v_ * hd;
-  ring_append_kernel<<<step.n_tokens, 256, 0, ctx_.stream()>>>(
+  ring_append_kernel<<<dim3(step.n_tokens, row_copy_blocks(KV * hd)), 256, 0, ctx_.stream()>>>(
       x.qkv, x.row_stride, x.k_col, x.v_col, step.seq, step.pos, KV, hd, S, cap_k_, cap_v_,
       ring_k_.as<__half>() + lk, ring_v_.as<__half>() + lv);
   KVCOMP_LAUNCH_CHECK();
@@ -326,7 +327,7 @@ void KvCompCacheCuda::build_codebooks(int part) {
           j.first = t % cap;
           j.n_tokens = B;
           j.head_dim = hd;
-          j.kind = uint8_t(part == 0 ? codec_.k_kind() : BlockKind::kV);
+          j.kind = uint8_t(part == 0 ? codec_.k_kind() : codec_.v_kind());
           j.eb = part == 0 ? codec_.eb_k : codec_.eb_v;
           j.codebook = l * n_cb_heads() + (codec_.codebook_per_head ? h : 0);
           jobs.push_back(j);
@@ -371,7 +372,7 @@ void KvCompCacheCuda::commit(const StepLayout& step) {
     const int max_b = part == 0 ? max_kb_ : max_vb_;
     const DeviceBuffer& ring = part == 0 ? ring_k_ : ring_v_;
     DeviceBuffer& index = part == 0 ? index_k_ : index_v_;
-    const BlockKind kind = part == 0 ? codec_.k_kind() : BlockKind::kV;
+    const BlockKind kind = part == 0 ? codec_.k_kind() : codec_.v_kind();
     std::vector<EncodeJob> jobs;
     for (int s = 0; s < S; ++s)
       for (; len_[s] - done[s] >= W + B; done[s] += B)

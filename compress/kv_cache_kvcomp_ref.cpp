@@ -17,6 +17,7 @@ CodecOptions codec_options(const KvOptions& kv) {
   c.max_code_len = kv.max_code_len;
   c.k_channelwise = kv.k_channelwise;
   c.codebook_per_head = kv.codebook_per_head;
+  c.v_params16 = kv.v_params16;
   return c;
 }
 

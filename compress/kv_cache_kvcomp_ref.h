@@ -89,7 +89,8 @@ class KvCompCacheRef : public DenseKvCacheRef {
   int block_tokens(KvPart p) const { return p == KvPart::kK ? codec_.block_k : codec_.block_v; }
   int window_tokens(KvPart p) const { return p == KvPart::kK ? window_k_ : window_v_; }
   float eb(KvPart p) const { return p == KvPart::kK ? codec_.eb_k : codec_.eb_v; }
-  BlockKind kind(KvPart p) const { return p == KvPart::kK ? codec_.k_kind() : BlockKind::kV; }
+  // The kind blocks are requested as (V: kVCompact may give kV blocks).
+  BlockKind kind(KvPart p) const { return p == KvPart::kK ? codec_.k_kind() : codec_.v_kind(); }
   int n_blocks(KvPart p, int layer, int seq) const { return done(p, layer, seq) / block_tokens(p); }
   // The encoded bytes of block b of one (layer, seq, KV head).
   struct BlockBytes {

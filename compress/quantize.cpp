@@ -1,5 +1,6 @@
 #include "compress/quantize.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -17,6 +18,17 @@ int quant_max_symbol(float eb) {
   check(s <= 255.0, "error bound eb = ", eb, ": its alphabet needs symbols up to ", s,
         ", more than a byte holds (eb must be >= about 0.004)");
   return int(s);
+}
+
+int quant_max_symbol(float eb, BlockKind kind) {
+  const int s = quant_max_symbol(eb);
+  if (kind != BlockKind::kVCompact) return s;
+  // A compact step is at most one table step (2^(1/32), with the two fp32 roundings of each step:
+  // (1 + 2^-24)^2 / (1 - 2^-24)^2 < 1 + 2^-21) below the kV step, which S(eb) assumes.
+  const double ratio =
+      (1.0 + 0x1p-10) * (1.0 + 0x1p-22) * (1.0 + 0x1p-21) * std::exp2(1.0 / 32.0) / double(eb);
+  const double sc = std::floor(ratio + 1.0 + 0x1p-3 + 1e-9);
+  return int(std::min(sc, double(kMaxAlphabet - 1)));
 }
 
 uint16_t fp16_round_down(float t) {
@@ -76,6 +88,9 @@ QuantStep QuantBlock::step_of(int token, int channel) const {
       return QuantStep{fp16_to_float(params[size_t(channel)].d), params[size_t(channel)].m0};
     case BlockKind::kV:
       return QuantStep{fp16_to_float(params[size_t(token)].d), params[size_t(token)].m0};
+    case BlockKind::kVCompact:
+      return QuantStep{v_compact_step(v_base, params8[size_t(token)].e, kVStepTable),
+                       params8[size_t(token)].m0};
   }
   fail("QuantBlock: bad kind ", int(kind));
 }
@@ -105,6 +120,39 @@ RawReason quant_group(const float* x, int count, size_t stride, float eb, bool i
     sym[size_t(i) * sym_stride] = uint8_t(s);
   }
   return over ? RawReason::kSymbols : RawReason::kNone;
+}
+
+// The compact form of a V block (format.h) from its tokens' ranges [mn[t], mx[t]] and kV steps
+// st[t]: true, with q.v_base, q.params8 and st replaced by the compact steps, when every token
+// allows it; false (nothing changed) otherwise. The GPU encoder repeats it step for step.
+bool v_compact_params(const std::vector<float>& mn, const std::vector<float>& mx, int max_symbol,
+                      std::vector<QuantStep>& st, QuantBlock& q) {
+  const size_t n = st.size();
+  float b = 0.0f;  // the largest step of a non-constant token
+  for (size_t t = 0; t < n; ++t)
+    if (mx[t] != mn[t]) b = st[t].d > b ? st[t].d : b;
+  if (b == 0.0f) b = 1.0f;
+  std::vector<QuantParams8> p(n);
+  std::vector<QuantStep> c(n);
+  for (size_t t = 0; t < n; ++t) {
+    uint32_t e = 0;
+    if (mx[t] == mn[t]) {
+      if (st[t].m0 != 0) return false;  // a nonzero constant: kV keeps its fp16 value exactly
+    } else {
+      e = v_compact_code(b, st[t].d, kVStepTable);
+      if (e > kVCompactMaxCode) return false;  // steps spread over more than 8 octaves
+    }
+    const float d = v_compact_step(b, e, kVStepTable);
+    const int32_t m0 = mx[t] == mn[t] ? 0 : int32_t(rintf(mn[t] / d));
+    if (m0 < -128 || m0 > 127) return false;
+    if (int32_t(rintf(mx[t] / d)) - m0 > max_symbol) return false;
+    p[t] = QuantParams8{uint8_t(e), int8_t(m0)};
+    c[t] = QuantStep{d, m0};
+  }
+  q.v_base = b;
+  q.params8 = std::move(p);
+  st = std::move(c);
+  return true;
 }
 
 // Highest-precedence reason of two (kNone counts as lowest).
@@ -188,23 +236,54 @@ QuantBlock quantize_block(BlockKind kind, const float* x, int n_tokens, int head
         }
         break;
       case BlockKind::kV:
-        q.params.resize(size_t(n_tokens));
-        for (int t = 0; t < n_tokens; ++t) {
-          QuantStep st;
-          const RawReason r =
-              quant_group(x + size_t(t) * row_stride, head_dim, 1, eb, /*int16_m0=*/true,
-                          max_symbol, &st, q.symbols.data() + size_t(t) * hd, 1);
-          reason = first_reason(reason, r);
-          q.params[size_t(t)] = QuantParams16{float_to_fp16(st.d), int16_t(st.m0)};
+      case BlockKind::kVCompact: {
+        // Per token: its range and kV step; then the compact form if asked for and possible;
+        // then the symbols with the chosen steps.
+        const size_t n = size_t(n_tokens);
+        std::vector<float> mn(n), mx(n);
+        std::vector<QuantStep> st(n);
+        for (size_t t = 0; t < n; ++t) {
+          const float* row = x + t * row_stride;
+          mn[t] = mx[t] = row[0];
+          for (int c = 1; c < head_dim; ++c) {
+            mn[t] = row[c] < mn[t] ? row[c] : mn[t];
+            mx[t] = row[c] > mx[t] ? row[c] : mx[t];
+          }
+          reason =
+              first_reason(reason, quant_group_step(mn[t], mx[t], eb, /*int16_m0=*/true, &st[t]));
+        }
+        if (reason != RawReason::kNone) break;
+        q.kind = BlockKind::kV;
+        if (kind == BlockKind::kVCompact && v_compact_params(mn, mx, max_symbol, st, q)) {
+          q.kind = BlockKind::kVCompact;
+        } else {
+          q.params.resize(n);
+          for (size_t t = 0; t < n; ++t)
+            q.params[t] = QuantParams16{float_to_fp16(st[t].d), int16_t(st[t].m0)};
+        }
+        for (size_t t = 0; t < n; ++t) {
+          const float* row = x + t * row_stride;
+          for (int c = 0; c < head_dim; ++c) {
+            const int32_t s = quant_symbol(row[c], st[t]);
+            if (s < 0 || s > max_symbol) {
+              reason = RawReason::kSymbols;
+              continue;
+            }
+            q.symbols[t * hd + size_t(c)] = uint8_t(s);
+          }
         }
         break;
+      }
     }
   }
 
   if (reason != RawReason::kNone) {
     q.raw_reason = reason;
+    q.kind = block_kind_widest(kind);  // a raw V block records kV
     q.k_step = QuantStep{};
+    q.v_base = 0.0f;
     q.params.clear();
+    q.params8.clear();
     q.symbols.clear();
     q.raw_values.resize(n);
     for (int t = 0; t < n_tokens; ++t) {
@@ -231,13 +310,20 @@ void dequantize_block(const QuantBlock& q, float* out, size_t out_stride) {
   }
   check(q.symbols.size() == size_t(q.n_tokens) * hd, "dequantize_block: block holds ",
         q.symbols.size(), " symbols, expected ", size_t(q.n_tokens) * hd);
-  check(q.params.size() == block_n_params(q.kind, uint32_t(q.n_tokens), uint32_t(q.head_dim)),
-        "dequantize_block: block holds ", q.params.size(), " params, expected ",
+  const size_t n_params = q.kind == BlockKind::kVCompact ? q.params8.size() : q.params.size();
+  check(n_params == block_n_params(q.kind, uint32_t(q.n_tokens), uint32_t(q.head_dim)),
+        "dequantize_block: block holds ", n_params, " params, expected ",
         block_n_params(q.kind, uint32_t(q.n_tokens), uint32_t(q.head_dim)));
+  const bool v = block_kind_is_v(q.kind);
   for (int t = 0; t < q.n_tokens; ++t) {
     const uint8_t* sym = q.symbols.data() + size_t(t) * hd;
     float* row = out + size_t(t) * out_stride;
-    for (size_t c = 0; c < hd; ++c) row[c] = dequant_value(sym[c], q.step_of(t, int(c)));
+    if (v) {  // one step per token
+      const QuantStep st = q.step_of(t, 0);
+      for (size_t c = 0; c < hd; ++c) row[c] = dequant_value(sym[c], st);
+    } else {
+      for (size_t c = 0; c < hd; ++c) row[c] = dequant_value(sym[c], q.step_of(t, int(c)));
+    }
   }
 }
 

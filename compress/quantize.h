@@ -16,6 +16,10 @@
 // kQuantMaxRatio (then (float)(s + m0) would no longer be exact and the fp32 error of x/d would
 // matter), or when m0 must fit int16 and does not. Inputs that come from an fp16 or bf16 cache
 // never hit the ratio limit for eb >= 2^-9: their range is at least one ulp >= 2^-11 |x|.
+//
+// V blocks asked for in compact form (BlockKind::kVCompact) then replace each token's (d, m0) by
+// the compact (d_t, m0_t) of format.h (d_t <= d, so the bound above still holds with d_t), or
+// keep the kV form when one token does not allow it; steps in the same order on the GPU.
 #pragma once
 
 #include <cmath>
@@ -40,6 +44,12 @@ constexpr float kQuantMaxRatio = 1048576.0f;
 // A subnormal-fp16 step can exceed it; such a group's block goes raw (RawReason::kSymbols).
 // Throws Error when eb is not finite and positive or S(eb) > 255.
 int quant_max_symbol(float eb);
+// The alphabet bound of blocks of a kind requested from the encoder: S(eb) above, except for
+// kVCompact, whose token steps can be up to 2^(1/32) (1 + 2^-21) smaller than the kV ones:
+// floor((1 + 2^-10)(1 + 2^-22)(1 + 2^-21) 2^(1/32) / eb + 1 + 2^-3), capped at 255 (a token
+// whose symbols would exceed the cap keeps its block in the kV form). eb 0.01 -> 103,
+// 0.02 -> 52, 0.05 -> 21, 0.1 -> 11, 0.2 -> 6. Throws as quant_max_symbol(eb).
+int quant_max_symbol(float eb, BlockKind kind);
 
 // The step and offset of one group.
 struct QuantStep {
@@ -69,12 +79,14 @@ inline float dequant_value(int32_t s, const QuantStep& st) {
 
 // One block of one KV head in quantized form: what a block holds, before Huffman coding.
 struct QuantBlock {
-  BlockKind kind = BlockKind::kKBlock;
+  BlockKind kind = BlockKind::kKBlock;  // the block's kind (kV or kVCompact for V; kV when raw)
   int n_tokens = 0;
   int head_dim = 0;
   RawReason raw_reason = RawReason::kNone;  // != kNone: stored raw
   QuantStep k_step;                         // kKBlock
+  float v_base = 0.0f;                      // kVCompact: the base step b (an fp16 value)
   std::vector<QuantParams16> params;        // [n_tokens] (kV) or [head_dim] (kKChannel)
+  std::vector<QuantParams8> params8;        // [n_tokens] (kVCompact)
   std::vector<uint8_t> symbols;             // [n_tokens, head_dim]; empty when raw
   std::vector<uint16_t> raw_values;         // [n_tokens, head_dim] fp16 bits; only when raw
 
@@ -84,8 +96,9 @@ struct QuantBlock {
 };
 
 // Quantizes x [n_tokens, head_dim] (row t at x + t * row_stride) of kind `kind` with bound eb.
-// Symbols above max_symbol (the codebook's alphabet) make the block raw (kSymbols); a raw block
-// holds the fp16 values of x. Throws Error on bad sizes or eb.
+// kind is the request: kVCompact gives a kVCompact block when every token allows it, else kV
+// (format.h). Symbols above max_symbol (the codebook's alphabet) make the block raw (kSymbols); a
+// raw block holds the fp16 values of x. Throws Error on bad sizes or eb.
 QuantBlock quantize_block(BlockKind kind, const float* x, int n_tokens, int head_dim,
                           size_t row_stride, float eb, int max_symbol);
 

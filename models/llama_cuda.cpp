@@ -388,9 +388,7 @@ class CudaEngine : public Engine {
     for (int l = 0; l < cfg_.n_layers; ++l) {
       NvtxRange layer_range("layer");
       const GpuLayer& L = layers_[l];
-      rmsnorm_cuda(ctx_, act_, x_.as<float>(), L.attn_norm.get(), nullptr, T, H, cfg_.rms_norm_eps,
-                   h_.get());
-      linear_cuda(ctx_, act_, h_.get(), L.wqkv.get(), T, H, QKV, qkv_.as<float>());
+      norm_linear(T, L.attn_norm.get(), L.wqkv.get(), QKV, qkv_.as<float>());
       rope_cuda(ctx_, qkv_.as<float>(), QKV, step.pos, T, cfg_.n_heads, cfg_.n_kv_heads, hd,
                 inv_freq_.as<float>());
       {
@@ -402,12 +400,22 @@ class CudaEngine : public Engine {
         cache_->attend(l, view, step, act_, h_.get());
       }
       linear_cuda(ctx_, act_, h_.get(), L.wo.get(), T, QD, H, x_.as<float>(), 1.0f);
-      rmsnorm_cuda(ctx_, act_, x_.as<float>(), L.mlp_norm.get(), nullptr, T, H, cfg_.rms_norm_eps,
-                   h_.get());
-      linear_cuda(ctx_, act_, h_.get(), L.w_gate_up.get(), T, H, 2 * I, gu_.as<float>());
+      norm_linear(T, L.mlp_norm.get(), L.w_gate_up.get(), 2 * I, gu_.as<float>());
       swiglu_cuda(ctx_, act_, gu_.as<float>(), T, I, m_.get());
       linear_cuda(ctx_, act_, m_.get(), L.w_down.get(), T, I, H, x_.as<float>(), 1.0f);
     }
+  }
+
+  // y[T, out] = RMSNorm(x_) . w^T: decode-shaped steps fold the norm into the GEMV kernel, the
+  // rest normalize into h_ and run a GEMM.
+  void norm_linear(int T, const void* norm_w, const void* w, int out, float* y) {
+    const int H = cfg_.hidden_size;
+    if (gemv_applies(act_, T, H)) {
+      gemv_rmsnorm_cuda(ctx_, act_, x_.as<float>(), norm_w, cfg_.rms_norm_eps, w, T, H, out, y);
+      return;
+    }
+    rmsnorm_cuda(ctx_, act_, x_.as<float>(), norm_w, nullptr, T, H, cfg_.rms_norm_eps, h_.get());
+    linear_cuda(ctx_, act_, h_.get(), w, T, H, out, y);
   }
 
   void finish(const std::vector<SeqChunk>& chunks, const StepLayout& step) {

@@ -5,12 +5,16 @@
 //
 // Bytes per decode step and KV head: K and V, len * head_dim * 2 bytes each, read once by the
 // GEMMs; scores [G, len] fp32 written and read, probabilities [G, len] fp16 written and read.
+//
+// Prefill steps go to the fused causal kernel of attention_prefill.cu; the chunked cuBLAS
+// prefill below remains for the head_dim values that kernel does not take.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <algorithm>
 #include <cmath>
 
+#include "runtime/attention_prefill.h"
 #include "runtime/cuda_check.h"
 #include "runtime/half.h"
 #include "runtime/kv_cache_cuda.h"
@@ -36,7 +40,8 @@ __global__ void dense_append_kernel(const float* qkv, int64_t row_stride, int k_
   const int64_t row = blockIdx.x;
   const int s = seq[row], p = pos[row];
   const float* src = qkv + row * row_stride;
-  for (int e = threadIdx.x; e < n_kv * head_dim; e += blockDim.x) {
+  for (int e = blockIdx.y * blockDim.x + threadIdx.x; e < n_kv * head_dim;
+       e += gridDim.y * blockDim.x) {
     const int g = e / head_dim, c = e % head_dim;
     const int64_t dst = ((int64_t(s) * n_kv + g) * tokens_cap + p) * head_dim + c;
     k[dst] = __float2half_rn(src[k_col + e]);
@@ -49,7 +54,8 @@ __global__ void q_gather_kernel(const float* qkv, int64_t row_stride, int q_col,
                                 int n_heads, int head_dim, __half* out) {
   const int b = blockIdx.y, t = blockIdx.x;
   const float* src = qkv + int64_t(row0 + b * nq + t) * row_stride + q_col;
-  for (int e = threadIdx.x; e < n_heads * head_dim; e += blockDim.x) {
+  for (int e = blockIdx.z * blockDim.x + threadIdx.x; e < n_heads * head_dim;
+       e += gridDim.z * blockDim.x) {
     const int h = e / head_dim, c = e % head_dim;
     out[((int64_t(b) * n_heads + h) * nq + t) * head_dim + c] = __float2half_rn(src[e]);
   }
@@ -61,7 +67,8 @@ __global__ void o_scatter_kernel(const float* o, int row0, int nq, int n_heads, 
                                  T* out) {
   const int b = blockIdx.y, t = blockIdx.x;
   T* dst = out + int64_t(row0 + b * nq + t) * n_heads * head_dim;
-  for (int e = threadIdx.x; e < n_heads * head_dim; e += blockDim.x) {
+  for (int e = blockIdx.z * blockDim.x + threadIdx.x; e < n_heads * head_dim;
+       e += gridDim.z * blockDim.x) {
     const int h = e / head_dim, c = e % head_dim;
     dst[e] = from_f<T>(o[((int64_t(b) * n_heads + h) * nq + t) * head_dim + c]);
   }
@@ -133,7 +140,7 @@ void o_scatter(const CudaContext& ctx, DType act, const float* o, int row0, int 
                int n_heads, int head_dim, void* out) {
   dispatch_act(act, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    o_scatter_kernel<T><<<dim3(nq, blocks), 256, 0, ctx.stream()>>>(o, row0, nq, n_heads, head_dim,
+    o_scatter_kernel<T><<<dim3(nq, blocks, row_copy_blocks(n_heads * head_dim)), 256, 0, ctx.stream()>>>(o, row0, nq, n_heads, head_dim,
                                                                     static_cast<T*>(out));
   });
   KVCOMP_LAUNCH_CHECK();
@@ -162,7 +169,7 @@ void dense_attention_cuda(const CudaContext& ctx, const KvShape& shape, const De
     probs.ensure(size_t(n) * H * ld * 2, "attention probabilities");
     out32.ensure(size_t(n) * H * hd * 4, "attention output");
     ptrs.ensure(size_t(items) * 6 * sizeof(void*), "attention pointers");
-    q_gather_kernel<<<dim3(1, n), 256, 0, ctx.stream()>>>(x.qkv, x.row_stride, x.q_col, 0, 1, H, hd,
+    q_gather_kernel<<<dim3(1, n, row_copy_blocks(H * hd)), 256, 0, ctx.stream()>>>(x.qkv, x.row_stride, x.q_col, 0, 1, H, hd,
                                                           q16.as<__half>());
     KVCOMP_LAUNCH_CHECK();
     decode_ptrs_kernel<<<(items + 127) / 128, 128, 0, ctx.stream()>>>(
@@ -184,7 +191,12 @@ void dense_attention_cuda(const CudaContext& ctx, const KvShape& shape, const De
     o_scatter(ctx, act, out32.as<float>(), 0, 1, n, H, hd, out);
     return;
   }
-  // Prefill (or mixed) steps: one chunk at a time, queries in slices that bound the scratch.
+  // Prefill (or mixed) steps: the fused causal kernel (attention_prefill.cu) where it takes the
+  // shape; else one chunk at a time through cuBLAS, queries in slices that bound the scratch.
+  if (prefill_attention_supported(shape, a)) {
+    prefill_attention_cuda(ctx, shape, a, x, step, act, out);
+    return;
+  }
   constexpr size_t kScratchBudget = size_t(512) << 20;
   for (const auto& c : step.chunks) {
     const int64_t kv_off = int64_t(c.seq) * KV * a.seq_stride;
@@ -197,7 +209,7 @@ void dense_attention_cuda(const CudaContext& ctx, const KvShape& shape, const De
       scores.ensure(size_t(H) * nq * L * 4, "attention scores");
       probs.ensure(size_t(H) * nq * L * 2, "attention probabilities");
       out32.ensure(size_t(H) * nq * hd * 4, "attention output");
-      q_gather_kernel<<<dim3(nq, 1), 256, 0, ctx.stream()>>>(
+      q_gather_kernel<<<dim3(nq, 1, row_copy_blocks(H * hd)), 256, 0, ctx.stream()>>>(
           x.qkv, x.row_stride, x.q_col, c.row + t0, nq, H, hd, q16.as<__half>());
       KVCOMP_LAUNCH_CHECK();
       KVCOMP_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
@@ -244,7 +256,7 @@ DenseKvCacheCuda::DenseKvCacheCuda(const CudaContext& ctx, const KvShape& shape,
 void DenseKvCacheCuda::append(int layer, const QkvView& x, const StepLayout& step) {
   const size_t layer_off =
       size_t(layer) * shape_.n_seqs * shape_.n_kv_heads * max_tokens_ * shape_.head_dim;
-  dense_append_kernel<<<step.n_tokens, 256, 0, ctx_.stream()>>>(
+  dense_append_kernel<<<dim3(step.n_tokens, row_copy_blocks(shape_.n_kv_heads * shape_.head_dim)), 256, 0, ctx_.stream()>>>(
       x.qkv, x.row_stride, x.k_col, x.v_col, step.seq, step.pos, shape_.n_kv_heads, shape_.head_dim,
       max_tokens_, k_.as<__half>() + layer_off, v_.as<__half>() + layer_off);
   KVCOMP_LAUNCH_CHECK();

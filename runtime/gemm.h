@@ -18,5 +18,10 @@ constexpr int kGemvMaxTokens = 8;
 bool gemv_applies(DType t, int n, int in);
 void gemv_cuda(const CudaContext& ctx, DType t, const void* x, const void* w, int n, int in,
                int out, float* y, float beta = 0.0f);
+// The same with the RMSNorm folded in: y = rsqrt(mean(x^2) + eps) * (x * norm_w) . w^T + beta * y,
+// x the fp32 residual stream [n, in], norm_w [in] of type t; the normalized x stays in fp32.
+void gemv_rmsnorm_cuda(const CudaContext& ctx, DType t, const float* x, const void* norm_w,
+                       float eps, const void* w, int n, int in, int out, float* y,
+                       float beta = 0.0f);
 
 }  // namespace kvcomp

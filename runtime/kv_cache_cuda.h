@@ -2,6 +2,7 @@
 // storage scheme reads its own layout. Every pointer here is device memory unless named h_.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -11,6 +12,13 @@
 #include "runtime/kv_cache_ref.h"  // KvShape
 
 namespace kvcomp {
+
+// Blocks of 256 threads per row for the per-token copy kernels (cache appends, query gathers,
+// output scatters): enough that a decode step's single row is not one block's serial chain of
+// loads. Such a kernel strides its row's elements by blockIdx.{y|z} * 256 + threadIdx.x.
+inline int row_copy_blocks(int elements) {
+  return std::min(8, (elements + 255) / 256);
+}
 
 // Which rows of a forward step belong to which sequence.
 struct StepLayout {

@@ -40,6 +40,8 @@ struct KvOptions {
   int max_code_len = 8;        // longest Huffman code (bits)
   bool k_channelwise = false;  // K quantized per channel within a block (for comparison)
   bool codebook_per_head = false;
+  bool v_params16 = true;  // V blocks with 16-bit token params where they allow it (--v-params32:
+                           // off, every V block keeps 32-bit {fp16 d, int16 m0} token params)
   // Fixed-bit baselines: V channels per (scale, zero) group of kivi2/kivi4 (KIVI's default is
   // 32); 0 means the whole head. They use block_k/block_v and window_k/window_v above too.
   int quant_group = 32;

@@ -70,6 +70,7 @@ __global__ void rmsnorm_kernel(const float* x, const T* w, const int* rows, int 
   const int64_t i = blockIdx.x;
   const float* xr = x + (rows ? int64_t(rows[i]) : i) * dim;
   float ss = 0;
+#pragma unroll 4
   for (int j = threadIdx.x; j < dim; j += blockDim.x) ss += xr[j] * xr[j];
   ss = block_sum(ss);
   const float r = rsqrtf(ss / dim + eps);
@@ -77,16 +78,19 @@ __global__ void rmsnorm_kernel(const float* x, const T* w, const int* rows, int 
     out[i * dim + j] = from_f<T>(xr[j] * r * to_f(w[j]));
 }
 
-// One block per token; thread f of a head rotates the pair (f, f + head_dim/2).
+// One block per (token, group of kRopeHeads heads); thread f of a head rotates the pair
+// (f, f + head_dim/2). Enough blocks that a single decode token is not latency-bound.
+constexpr int kRopeHeads = 4;
 __global__ void rope_kernel(float* qkv, int64_t row_stride, const int* pos, int n_heads,
                             int n_kv_heads, int head_dim, const float* inv_freq) {
   const int64_t row = blockIdx.x;
   const int half = head_dim / 2;
-  const int heads = n_heads + n_kv_heads;
+  const int h0 = blockIdx.y * kRopeHeads;
+  const int heads = min(kRopeHeads, n_heads + n_kv_heads - h0);
   float* x = qkv + row * row_stride;
   const float p = float(pos[row]);
   for (int e = threadIdx.x; e < heads * half; e += blockDim.x) {
-    const int h = e / half, f = e % half;
+    const int h = h0 + e / half, f = e % half;
     const float angle = p * inv_freq[f];  // fp32 product, as the CPU twin and HF do
     float s, c;
     sincosf(angle, &s, &c);
@@ -97,14 +101,25 @@ __global__ void rope_kernel(float* qkv, int64_t row_stride, const int* pos, int 
   }
 }
 
-template <typename T>
+// Four consecutive values per thread (inter % 4 == 0: 16-byte loads), else one.
+template <typename T, int V>
 __global__ void swiglu_kernel(const float* gate_up, int64_t n_total, int inter, T* out) {
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n_total;
-       e += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t e = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) * V; e < n_total;
+       e += int64_t(gridDim.x) * blockDim.x * V) {
     const int64_t i = e / inter, j = e % inter;
-    const float g = gate_up[i * 2 * inter + j];
-    const float u = gate_up[i * 2 * inter + inter + j];
-    out[e] = from_f<T>(g / (1.0f + expf(-g)) * u);
+    const float* g = gate_up + i * 2 * inter + j;
+    float gv[V], uv[V];
+    if constexpr (V == 4) {
+      const float4 a = *reinterpret_cast<const float4*>(g);
+      const float4 b = *reinterpret_cast<const float4*>(g + inter);
+      gv[0] = a.x, gv[1] = a.y, gv[2] = a.z, gv[3] = a.w;
+      uv[0] = b.x, uv[1] = b.y, uv[2] = b.z, uv[3] = b.w;
+    } else {
+      gv[0] = g[0];
+      uv[0] = g[inter];
+    }
+#pragma unroll
+    for (int k = 0; k < V; ++k) out[e + k] = from_f<T>(gv[k] / (1.0f + expf(-gv[k])) * uv[k]);
   }
 }
 
@@ -184,8 +199,10 @@ void rmsnorm_cuda(const CudaContext& ctx, DType t, const float* x, const void* w
   if (n == 0) return;
   dispatch16(t, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    rmsnorm_kernel<T><<<n, 256, 0, ctx.stream()>>>(x, static_cast<const T*>(w), rows, dim, eps,
-                                                   static_cast<T*>(out));
+    // Few rows (a decode step's head): wide blocks, so one row is not a serial chain of loads.
+    const int threads = n < 64 ? 1024 : 256;
+    rmsnorm_kernel<T><<<n, threads, 0, ctx.stream()>>>(x, static_cast<const T*>(w), rows, dim, eps,
+                                                       static_cast<T*>(out));
   });
   KVCOMP_LAUNCH_CHECK();
 }
@@ -194,8 +211,9 @@ void rope_cuda(const CudaContext& ctx, float* qkv, int64_t row_stride, const int
                int n_heads, int n_kv_heads, int head_dim, const float* inv_freq) {
   if (n == 0) return;
   check(head_dim % 2 == 0, "rope: head_dim must be even, got ", head_dim);
-  rope_kernel<<<n, 256, 0, ctx.stream()>>>(qkv, row_stride, pos, n_heads, n_kv_heads, head_dim,
-                                           inv_freq);
+  const dim3 grid(n, (n_heads + n_kv_heads + kRopeHeads - 1) / kRopeHeads);
+  rope_kernel<<<grid, 256, 0, ctx.stream()>>>(qkv, row_stride, pos, n_heads, n_kv_heads, head_dim,
+                                              inv_freq);
   KVCOMP_LAUNCH_CHECK();
 }
 
@@ -205,8 +223,12 @@ void swiglu_cuda(const CudaContext& ctx, DType t, const float* gate_up, int n, i
   if (total == 0) return;
   dispatch16(t, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    swiglu_kernel<T><<<grid_for(total, 256), 256, 0, ctx.stream()>>>(gate_up, total, inter,
-                                                                     static_cast<T*>(out));
+    if (inter % 4 == 0)
+      swiglu_kernel<T, 4><<<grid_for(total / 4, 256), 256, 0, ctx.stream()>>>(
+          gate_up, total, inter, static_cast<T*>(out));
+    else
+      swiglu_kernel<T, 1><<<grid_for(total, 256), 256, 0, ctx.stream()>>>(gate_up, total, inter,
+                                                                           static_cast<T*>(out));
   });
   KVCOMP_LAUNCH_CHECK();
 }

@@ -2,7 +2,8 @@
 // (the CPU reference decoder's output): context lengths from 1 to several splits with odd sizes,
 // batches of sequences of different lengths, GQA ratios 1, 2, 4, 8, head_dim 64 and 128, K
 // block-wise and channel-wise, raw fallback blocks, windows of 0 and more, per-lane and shared
-// decode tables. Label: gpu.
+// decode tables, V blocks with compact (16-bit) token params, 32-bit ones, and both mixed in one
+// sequence. Label: gpu.
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -22,8 +23,11 @@ namespace {
 // fp32 decode + accumulate vs double, output rounded to fp16.
 constexpr double kTolFused = 2e-3;
 
-// K/V with the structure of real caches: per-channel scales, a few outlier channels.
-HostKv synthetic_kv(int n_seqs, int n_kv, int hd, const std::vector<int>& len, uint64_t seed) {
+// K/V with the structure of real caches: per-channel scales, a few outlier channels. quiet_every
+// > 0: every quiet_every-th V token is scaled by 2^-10, so the V blocks holding one keep 32-bit
+// token params (their steps spread over more than 8 octaves) between compact ones.
+HostKv synthetic_kv(int n_seqs, int n_kv, int hd, const std::vector<int>& len, uint64_t seed,
+                    int quiet_every = 0) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   HostKv kv;
@@ -39,7 +43,8 @@ HostKv synthetic_kv(int n_seqs, int n_kv, int hd, const std::vector<int>& len, u
       for (int t = 0; t < len[s]; ++t)
         for (int c = 0; c < hd; ++c) {
           k[size_t(t) * hd + c] = round_fp16(scale[c] * nd(rng) + 0.3f * scale[c]);
-          v[size_t(t) * hd + c] = round_fp16(0.5f * nd(rng));
+          const float quiet = quiet_every > 0 && t % quiet_every == 7 ? 0x1p-10f : 1.0f;
+          v[size_t(t) * hd + c] = round_fp16(0.5f * quiet * nd(rng));
         }
       kv.k.push_back(std::move(k));
       kv.v.push_back(std::move(v));
@@ -64,6 +69,8 @@ struct Case {
   int max_code_len;
   int replicas;
   int split;
+  bool v_params32 = false;  // every V block with 32-bit token params (kV)
+  int quiet_every = 0;      // see synthetic_kv: a mix of compact and kV V blocks
 };
 
 }  // namespace
@@ -82,15 +89,20 @@ TEST_CASE("fused KVComp attention equals attention over the decoded cache", "[gp
       {8, 2, 128, {2049, 1025}, 128, 256, false, 12, -1, 0},
       {8, 2, 128, {2049, 1025}, 128, 256, false, 8, 1, 0},
       {8, 1, 128, {5000, 2}, 64, 64, false, 8, -1, 0},
+      {8, 2, 128, {2049, 1025}, 128, 256, false, 8, -1, 0, true},
+      {16, 4, 64, {3000, 129}, 128, 256, false, 8, -1, 0, false, 300},
+      {8, 8, 128, {1111, 4099}, 0, 0, false, 12, 1, 512, false, 500},
   };
   for (size_t ci = 0; ci < cases.size(); ++ci) {
     const Case& c = cases[ci];
-    const HostKv kv = synthetic_kv(int(c.len.size()), c.kv_heads, c.hd, c.len, seed + ci);
+    const HostKv kv =
+        synthetic_kv(int(c.len.size()), c.kv_heads, c.hd, c.len, seed + ci, c.quiet_every);
     ImageOptions o;
     o.window_k = c.window_k;
     o.window_v = c.window_v;
     o.codec.k_channelwise = c.channelwise;
     o.codec.max_code_len = c.max_code_len;
+    o.codec.v_params16 = !c.v_params32;
     o.force_raw_every = 5;
     if (c.window_k == 16) o.codec.block_k = 16, o.codec.block_v = 32;
     if (c.window_k == 64) o.codec.block_k = 32, o.codec.block_v = 64;
@@ -123,9 +135,26 @@ TEST_CASE("fused KVComp attention equals attention over the decoded cache", "[gp
     for (size_t i = 0; i < got.size(); ++i) got[i] = fp16_to_float(got16[i]);
     const auto want = reference_attention(kv, c.heads, img.k_dec, img.v_dec, q);
     const double e = rel_err(got, want);
-    std::printf("case %zu: heads %d/%d hd %d, %zu seqs (max %d), %d raw blocks: rel err %.2e\n", ci,
-                c.heads, c.kv_heads, c.hd, c.len.size(), max_len, img.raw_blocks, e);
+    const uint64_t v_huff = img.v_bytes.n_blocks - img.v_bytes.n_raw_blocks;
+    const uint64_t v_compact = img.v_bytes.n_compact_blocks;
+    std::printf(
+        "case %zu: heads %d/%d hd %d, %zu seqs (max %d), %d raw blocks, V Huffman blocks %llu "
+        "compact + %llu 32-bit: rel err %.2e\n",
+        ci, c.heads, c.kv_heads, c.hd, c.len.size(), max_len, img.raw_blocks,
+        static_cast<unsigned long long>(v_compact),
+        static_cast<unsigned long long>(v_huff - v_compact), e);
     INFO("case " << ci << " rel err " << e);
     REQUIRE(e < kTolFused);
+    // The V blocks take the forms the case is about.
+    if (v_huff > 0) {
+      if (c.v_params32) {
+        REQUIRE(v_compact == 0);
+      } else if (c.quiet_every > 0) {
+        REQUIRE(v_compact > 0);
+        REQUIRE(v_compact < v_huff);
+      } else {
+        REQUIRE(v_compact == v_huff);
+      }
+    }
   }
 }

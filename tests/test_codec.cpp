@@ -1,6 +1,7 @@
 // KVComp CPU reference codec (compress/quantize.h, compress/codec_ref.h, compress/accounting.h):
 // error bounds, the alphabet bound S(eb), raw fallbacks, block round trips over every kind, odd
-// token count, head_dim and block size, malformed blocks, byte accounting.
+// token count, head_dim and block size, malformed blocks, byte accounting; compact V parameters
+// (kVCompact: the step table and search, the alphabet bound, the fallbacks to kV).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -19,11 +20,21 @@ using namespace kvcomp;
 
 namespace {
 
-constexpr BlockKind kKinds[] = {BlockKind::kKBlock, BlockKind::kKChannel, BlockKind::kV};
+// Requests: kVCompact gives compact V blocks where the data allows them, kV blocks elsewhere.
+constexpr BlockKind kKinds[] = {BlockKind::kKBlock, BlockKind::kKChannel, BlockKind::kV,
+                                BlockKind::kVCompact};
 constexpr float kErrorBounds[] = {0.01f, 0.02f, 0.05f, 0.1f, 0.2f, 0.5f};
 
 const char* kind_str(BlockKind k) {
-  return k == BlockKind::kKBlock ? "K block" : k == BlockKind::kKChannel ? "K channel" : "V";
+  return k == BlockKind::kKBlock     ? "K block"
+         : k == BlockKind::kKChannel ? "K channel"
+         : k == BlockKind::kV        ? "V"
+                                     : "V compact";
+}
+
+// The default bound of a kind: eb_v for V, eb_k for K.
+float eb_of(BlockKind k) {
+  return block_kind_is_v(k) ? 0.1f : 0.05f;
 }
 
 // A [n_tokens, head_dim] matrix with a row stride (stride > head_dim exercises the stride).
@@ -84,7 +95,7 @@ QuantBlock quantize(BlockKind kind, const Mat& m, float eb, int max_symbol) {
 }
 
 Codebook codebook_for(BlockKind kind, const Mat& m, float eb, int max_len = 8) {
-  const int alphabet = quant_max_symbol(eb) + 1;
+  const int alphabet = quant_max_symbol(eb, kind) + 1;
   std::vector<uint64_t> hist(size_t(alphabet), 0);
   histogram_add(quantize(kind, m, eb, alphabet - 1), hist.data(), alphabet);
   return Codebook::from_histogram(hist.data(), alphabet, max_len);
@@ -133,6 +144,7 @@ double check_error_bound(BlockKind kind, const Mat& x, const std::vector<float>&
       }
       break;
     case BlockKind::kV:
+    case BlockKind::kVCompact:
       for (int t = 0; t < n; ++t) {
         group([&](auto&& visit) {
           for (int c = 0; c < hd; ++c) visit(t, c);
@@ -185,6 +197,20 @@ TEST_CASE("codec: alphabet bound S(eb)", "[codec][quant]") {
   REQUIRE_THROWS_AS(quant_max_symbol(0.001f), Error);
   REQUIRE_THROWS_AS(quant_max_symbol(0.0f), Error);
   REQUIRE_THROWS_AS(quant_max_symbol(NAN), Error);
+  // Per requested kind: only compact V differs (its steps may be 2^(1/32) smaller).
+  for (float eb : kErrorBounds) {
+    REQUIRE(quant_max_symbol(eb, BlockKind::kKBlock) == quant_max_symbol(eb));
+    REQUIRE(quant_max_symbol(eb, BlockKind::kKChannel) == quant_max_symbol(eb));
+    REQUIRE(quant_max_symbol(eb, BlockKind::kV) == quant_max_symbol(eb));
+    REQUIRE(quant_max_symbol(eb, BlockKind::kVCompact) >= quant_max_symbol(eb));
+  }
+  REQUIRE(quant_max_symbol(0.01f, BlockKind::kVCompact) == 103);
+  REQUIRE(quant_max_symbol(0.02f, BlockKind::kVCompact) == 52);
+  REQUIRE(quant_max_symbol(0.05f, BlockKind::kVCompact) == 21);
+  REQUIRE(quant_max_symbol(0.1f, BlockKind::kVCompact) == 11);
+  REQUIRE(quant_max_symbol(0.2f, BlockKind::kVCompact) == 6);
+  REQUIRE(quant_max_symbol(0.004f, BlockKind::kVCompact) == 255);  // capped at a byte
+  REQUIRE_THROWS_AS(quant_max_symbol(0.001f, BlockKind::kVCompact), Error);
 
   // Adversarial groups: random offsets and ranges over many magnitudes. Every group with a
   // normal fp16 step stays within S(eb), and S(eb) is reached (the bound is tight).
@@ -239,11 +265,18 @@ TEST_CASE("codec: error bound for every eb, Gaussian with outliers and large off
         for (int n_tokens : {64, 128}) {
           const Mat x = dataset == 0 ? gaussian_outliers(n_tokens, 128, rng)
                                      : offset_data(n_tokens, 128, rng);
-          const int S = quant_max_symbol(eb);
+          const int S = quant_max_symbol(eb, kind);
           const QuantBlock q = quantize(kind, x, eb, S);
           INFO((dataset == 0 ? "gaussian+outliers" : "100 +- 1")
                << ", " << kind_str(kind) << ", eb " << eb);
           REQUIRE(!q.raw());
+          if (kind == BlockKind::kVCompact) {
+            // Gaussian tokens: compact. 100 +- 1: m0 = rint(99 / d) outgrows int8 unless eb is
+            // large (d ~ 2 eb: |m0| <= 127 needs eb >= 0.4).
+            REQUIRE(q.kind == (dataset == 0 || eb >= 0.5f ? BlockKind::kVCompact : BlockKind::kV));
+          } else {
+            REQUIRE(q.kind == kind);
+          }
           // d <= eb * range of each group.
           for (int t = 0; t < n_tokens; ++t) {
             for (int c = 0; c < 128; ++c) REQUIRE(q.step_of(t, c).d > 0.0f);
@@ -302,17 +335,34 @@ TEST_CASE("codec: constant groups", "[codec][quant]") {
       for (float v : y) REQUIRE(v == round_fp16(value));
     }
   }
-  // V: each token constant at its own value.
-  Mat x = make_mat(3, 64);
-  const float vals[3] = {0.0f, -7.25f, 1000.0f};
-  for (int t = 0; t < 3; ++t)
-    for (int c = 0; c < 64; ++c) x.at(t, c) = vals[t];
-  const Codebook cb = codebook_for(BlockKind::kV, x, 0.1f);
-  std::vector<uint8_t> bytes;
-  encode_block_ref(BlockKind::kV, x.v.data(), 3, 64, x.stride, 0.1f, cb, bytes);
-  const std::vector<float> y = decode_all(bytes, 0, cb, 3, 64);
-  for (int t = 0; t < 3; ++t)
-    for (int c = 0; c < 64; ++c) REQUIRE(y[size_t(t) * 64 + c] == vals[t]);
+  // V: each token constant at its own value (nonzero constants keep the kV form).
+  for (BlockKind kind : {BlockKind::kV, BlockKind::kVCompact}) {
+    Mat x = make_mat(3, 64);
+    const float vals[3] = {0.0f, -7.25f, 1000.0f};
+    for (int t = 0; t < 3; ++t)
+      for (int c = 0; c < 64; ++c) x.at(t, c) = vals[t];
+    const Codebook cb = codebook_for(kind, x, 0.1f);
+    std::vector<uint8_t> bytes;
+    encode_block_ref(kind, x.v.data(), 3, 64, x.stride, 0.1f, cb, bytes);
+    REQUIRE(read_block_header(bytes.data(), bytes.size()).kind == uint8_t(BlockKind::kV));
+    const std::vector<float> y = decode_all(bytes, 0, cb, 3, 64);
+    for (int t = 0; t < 3; ++t)
+      for (int c = 0; c < 64; ++c) REQUIRE(y[size_t(t) * 64 + c] == vals[t]);
+  }
+  // Zero tokens next to ordinary ones stay compact: (e, m0) = (0, 0), decoded exactly 0.
+  Mat z = make_mat(4, 64);
+  for (int t = 0; t < 4; ++t)
+    for (int c = 0; c < 64; ++c) z.at(t, c) = t % 2 ? 0.0f : float(c % 7) - 3.0f;
+  const Codebook cbz = codebook_for(BlockKind::kVCompact, z, 0.1f);
+  std::vector<uint8_t> zb;
+  encode_block_ref(BlockKind::kVCompact, z.v.data(), 4, 64, z.stride, 0.1f, cbz, zb);
+  const QuantBlock zq = decode_block_symbols_ref(zb.data(), zb.size(), cbz);
+  REQUIRE(zq.kind == BlockKind::kVCompact);
+  REQUIRE(zq.params8[1].e == 0);
+  REQUIRE(zq.params8[1].m0 == 0);
+  const std::vector<float> zy = decode_all(zb, 0, cbz, 4, 64);
+  for (int c = 0; c < 64; ++c) REQUIRE(zy[64 + c] == 0.0f);
+  check_error_bound(BlockKind::kVCompact, z, zy, 0.1f);
 }
 
 TEST_CASE("codec: NaN/Inf blocks go raw and round-trip exactly", "[codec][raw]") {
@@ -379,6 +429,16 @@ TEST_CASE("codec: raw reasons and their precedence", "[codec][raw]") {
     const EncodedBlock r = encode_block_ref(kind, g.v.data(), 64, 64, g.stride, 0.05f, cb4, bytes);
     REQUIRE(r.raw_reason == RawReason::kSymbols);
   }
+  // A compact request whose tokens' symbols exceed the alphabet keeps kV, then goes raw the
+  // same way (symbols) as a kV request.
+  {
+    std::vector<uint8_t> a, b;
+    REQUIRE(encode_block_ref(BlockKind::kVCompact, g.v.data(), 64, 64, g.stride, 0.05f, cb4, a)
+                .raw_reason == RawReason::kSymbols);
+    REQUIRE(read_block_header(a.data(), a.size()).kind == uint8_t(BlockKind::kV));
+    encode_block_ref(BlockKind::kV, g.v.data(), 64, 64, g.stride, 0.05f, cb4, b);
+    REQUIRE(a == b);
+  }
   // Precedence: NaN wins over a step failure and over symbols.
   Mat mix = far;
   mix.at(3, 5) = NAN;
@@ -393,16 +453,18 @@ TEST_CASE("codec: raw reasons and their precedence", "[codec][raw]") {
     two.at(0, c) = float(c);                         // symbols up to 21: > cb4
     two.at(1, c) = 60000.0f + float(c % 2) / 64.0f;  // step failure
   }
-  std::vector<uint8_t> bytes;
-  REQUIRE(encode_block_ref(BlockKind::kV, two.v.data(), 2, 64, two.stride, 0.05f, cb4, bytes)
-              .raw_reason == RawReason::kStep);
+  for (BlockKind kind : {BlockKind::kV, BlockKind::kVCompact}) {
+    std::vector<uint8_t> bytes;
+    REQUIRE(encode_block_ref(kind, two.v.data(), 2, 64, two.stride, 0.05f, cb4, bytes).raw_reason ==
+            RawReason::kStep);
+  }
 }
 
 TEST_CASE("codec: round trip over kinds, token counts, head_dims, block sizes", "[codec]") {
   std::mt19937_64 rng(0xB10C);
   CodecBytes acct;
   for (BlockKind kind : kKinds) {
-    const float eb = kind == BlockKind::kV ? 0.1f : 0.05f;
+    const float eb = eb_of(kind);
     for (int hd : {64, 128}) {
       // The codebook comes from a separate "prefill" sample, as in the cache.
       const Mat prefill = gaussian_outliers(256, hd, rng);
@@ -425,14 +487,21 @@ TEST_CASE("codec: round trip over kinds, token counts, head_dims, block sizes", 
         REQUIRE(std::equal(again.begin(), again.end(), bytes.begin() + 4, bytes.end()));
         // Symbol-exact.
         const QuantBlock d = decode_block_symbols_ref(bytes.data() + 4, r.bytes, cb);
+        REQUIRE(q.kind == kind);  // Gaussian tokens: a compact request gives a compact block
         REQUIRE(d.kind == kind);
         REQUIRE(d.symbols == q.symbols);
         REQUIRE(d.k_step.d == q.k_step.d);
         REQUIRE(d.k_step.m0 == q.k_step.m0);
+        REQUIRE(d.v_base == q.v_base);
         REQUIRE(d.params.size() == q.params.size());
         for (size_t i = 0; i < q.params.size(); ++i) {
           REQUIRE(d.params[i].d == q.params[i].d);
           REQUIRE(d.params[i].m0 == q.params[i].m0);
+        }
+        REQUIRE(d.params8.size() == q.params8.size());
+        for (size_t i = 0; i < q.params8.size(); ++i) {
+          REQUIRE(d.params8[i].e == q.params8[i].e);
+          REQUIRE(d.params8[i].m0 == q.params8[i].m0);
         }
         // Values: bit-identical to dequantizing the quantized block, within the bound.
         const std::vector<float> y = decode_all(bytes, 4, cb, n_tokens, hd);
@@ -459,7 +528,7 @@ TEST_CASE("codec: symbols unseen when the codebook was built still round-trip", 
   std::mt19937_64 rng(31337);
   for (BlockKind kind : kKinds) {
     const float eb = 0.05f;
-    const int alphabet = quant_max_symbol(eb) + 1;
+    const int alphabet = quant_max_symbol(eb, kind) + 1;
     std::vector<uint64_t> hist(size_t(alphabet), 0);
     hist[0] = 1000;
     hist[1] = 10;
@@ -497,24 +566,28 @@ TEST_CASE("codec: a unit longer than 255 bytes falls back to raw", "[codec][raw]
   Mat x = make_mat(256, 64);
   for (int t = 0; t < 256; ++t)
     for (int c = 0; c < 64; ++c) x.at(t, c) = float(c) / 63.0f;
-  const QuantBlock q = quantize(BlockKind::kV, x, eb, cb.max_symbol());
-  REQUIRE(!q.raw());
-  std::vector<uint8_t> none;
-  REQUIRE_FALSE(encode_quantized_ref(q, cb, none));
-  REQUIRE(none.empty());
-  std::vector<uint8_t> bytes;
-  const EncodedBlock r =
-      encode_block_ref(BlockKind::kV, x.v.data(), 256, 64, x.stride, eb, cb, bytes);
-  REQUIRE(r.mode == BlockMode::kRaw);
-  REQUIRE(r.raw_reason == RawReason::kUnitOverflow);
-  check_block_layout(bytes.data(), r.bytes);
-  const std::vector<float> y = decode_all(bytes, 0, cb, 256, 64);
-  for (int t = 0; t < 256; ++t)
-    for (int c = 0; c < 64; ++c) REQUIRE(y[size_t(t) * 64 + c] == round_fp16(x.at(t, c)));
-  // The same block with fewer tokens fits.
-  std::vector<uint8_t> small;
-  REQUIRE(encode_block_ref(BlockKind::kV, x.v.data(), 128, 64, x.stride, eb, cb, small).mode ==
-          BlockMode::kHuffman);
+  for (BlockKind kind : {BlockKind::kV, BlockKind::kVCompact}) {
+    INFO(kind_str(kind));
+    const QuantBlock q = quantize(kind, x, eb, cb.max_symbol());
+    REQUIRE(!q.raw());
+    REQUIRE(q.kind == kind);
+    std::vector<uint8_t> none;
+    REQUIRE_FALSE(encode_quantized_ref(q, cb, none));
+    REQUIRE(none.empty());
+    std::vector<uint8_t> bytes;
+    const EncodedBlock r = encode_block_ref(kind, x.v.data(), 256, 64, x.stride, eb, cb, bytes);
+    REQUIRE(r.mode == BlockMode::kRaw);
+    REQUIRE(r.raw_reason == RawReason::kUnitOverflow);
+    REQUIRE(read_block_header(bytes.data(), bytes.size()).kind == uint8_t(BlockKind::kV));
+    check_block_layout(bytes.data(), r.bytes);
+    const std::vector<float> y = decode_all(bytes, 0, cb, 256, 64);
+    for (int t = 0; t < 256; ++t)
+      for (int c = 0; c < 64; ++c) REQUIRE(y[size_t(t) * 64 + c] == round_fp16(x.at(t, c)));
+    // The same block with fewer tokens fits.
+    std::vector<uint8_t> small;
+    REQUIRE(encode_block_ref(kind, x.v.data(), 128, 64, x.stride, eb, cb, small).mode ==
+            BlockMode::kHuffman);
+  }
 }
 
 TEST_CASE("codec: malformed blocks and the reserved packed mode are rejected", "[codec]") {
@@ -559,12 +632,16 @@ TEST_CASE("codec: malformed blocks and the reserved packed mode are rejected", "
     std::memcpy(b.data(), &h, sizeof h);
     b.resize(b.size() + 4);
     REQUIRE_THROWS_AS(decode(b, b.size()), Error);
-    if (kind == BlockKind::kKBlock) {
-      b = good;
-      std::memcpy(&h, b.data(), sizeof h);
-      h.k_d = NAN;
-      std::memcpy(b.data(), &h, sizeof h);
-      REQUIRE_THROWS_AS(decode(b, b.size()), Error);
+    REQUIRE(read_block_header(good.data(), good.size()).kind == uint8_t(kind));
+    if (kind == BlockKind::kKBlock || kind == BlockKind::kVCompact) {
+      // The header's step (K) or base step (V compact): NaN, 0, not an fp16 value.
+      for (float bad : {float(NAN), 0.0f, -1.0f, 1.0f + 0x1p-20f}) {
+        b = good;
+        std::memcpy(&h, b.data(), sizeof h);
+        h.d = bad;
+        std::memcpy(b.data(), &h, sizeof h);
+        REQUIRE_THROWS_AS(decode(b, b.size()), Error);
+      }
     } else {
       b = good;  // first param's step set to fp16 zero
       const uint32_t p = block_params_offset(kind, 64, 128);
@@ -578,7 +655,7 @@ TEST_CASE("codec: malformed blocks and the reserved packed mode are rejected", "
 TEST_CASE("codec: corrupted blocks decode or throw Error, never crash", "[codec]") {
   std::mt19937_64 rng(0xF022);
   for (BlockKind kind : kKinds) {
-    const float eb = kind == BlockKind::kV ? 0.1f : 0.05f;
+    const float eb = eb_of(kind);
     const Mat x = gaussian_outliers(37, 64, rng);
     const Codebook cb = codebook_for(kind, x, eb);
     std::vector<uint8_t> good;
@@ -617,6 +694,13 @@ TEST_CASE("codec: options", "[codec]") {
   REQUIRE(o.k_alphabet() == 22);
   REQUIRE(o.v_alphabet() == 12);
   REQUIRE(o.k_kind() == BlockKind::kKBlock);
+  REQUIRE(o.v_kind() == BlockKind::kVCompact);
+  o.eb_v = 0.02f;
+  REQUIRE(o.v_alphabet() == 53);  // S(0.02) = 51, 52 for compact V
+  o.v_params16 = false;
+  REQUIRE(o.v_kind() == BlockKind::kV);
+  REQUIRE(o.v_alphabet() == 52);
+  o = CodecOptions{};
   o.k_channelwise = true;
   REQUIRE(o.k_kind() == BlockKind::kKChannel);
   for (int b : {16, 32, 64, 128, 256}) {
@@ -657,7 +741,7 @@ TEST_CASE("codec: byte accounting sums to the encoded bytes", "[codec][accountin
   size_t expect_values = 0, expect_raw = 0, expect_blocks = 0;
   std::vector<uint64_t> expect_hist(kMaxAlphabet, 0);
   for (BlockKind kind : kKinds) {
-    const float eb = kind == BlockKind::kV ? 0.1f : 0.05f;
+    const float eb = eb_of(kind);
     const Mat prefill = gaussian_outliers(128, hd, rng);
     const Codebook cb = codebook_for(kind, prefill, eb);
     acct.add_codebook(cb);
@@ -673,12 +757,13 @@ TEST_CASE("codec: byte accounting sums to the encoded bytes", "[codec][accountin
     }
   }
   REQUIRE(acct.block_bytes() == stream.size());
-  REQUIRE(acct.total_bytes() == stream.size() + 22 + 22 + 12);
-  REQUIRE(acct.codebooks == 56);
+  REQUIRE(acct.total_bytes() == stream.size() + 22 + 22 + 12 + 12);
+  REQUIRE(acct.codebooks == 68);
   REQUIRE(acct.n_values == expect_values);
   REQUIRE(acct.n_blocks == expect_blocks);
   REQUIRE(acct.n_raw_blocks == expect_raw);
-  REQUIRE(expect_raw == 3);
+  REQUIRE(expect_raw == std::size(kKinds));  // the block with an Inf, per kind
+  REQUIRE(acct.n_compact_blocks == 4);       // the other compact-requested blocks
   for (int s = 0; s < kMaxAlphabet; ++s) REQUIRE(acct.hist[s] == expect_hist[size_t(s)]);
   // Walk the stream block by block and recount each part.
   CodecBytes walk;
@@ -693,7 +778,9 @@ TEST_CASE("codec: byte accounting sums to the encoded bytes", "[codec][accountin
     } else {
       const BlockKind k = BlockKind(h.kind);
       lengths += block_n_units(k, h.n_tokens, h.head_dim);
-      params += 4u * block_n_params(k, h.n_tokens, h.head_dim);
+      params += block_param_bytes(k) * block_n_params(k, h.n_tokens, h.head_dim);
+      REQUIRE(block_params_bytes(k, h.n_tokens, h.head_dim) ==
+              (k == BlockKind::kVCompact ? 2u : 4u) * block_n_params(k, h.n_tokens, h.head_dim));
       payload += h.payload_bytes;
     }
     off += h.block_bytes;
@@ -702,6 +789,7 @@ TEST_CASE("codec: byte accounting sums to the encoded bytes", "[codec][accountin
   REQUIRE(walk.headers == headers);
   REQUIRE(walk.unit_lengths == lengths);
   REQUIRE(walk.params == params);
+  REQUIRE(walk.n_compact_blocks == acct.n_compact_blocks);
   REQUIRE(walk.payload == payload);
   REQUIRE(walk.raw == raw);
   REQUIRE(walk.block_bytes() == stream.size());
@@ -727,7 +815,7 @@ TEST_CASE("codec: bits per value on Gaussian data with outliers (report)", "[cod
     v.push_back(gaussian_outliers(n_tokens, hd, rng));
   }
   auto run = [&](BlockKind kind, const std::vector<Mat>& data, float eb, int block) {
-    const int alphabet = quant_max_symbol(eb) + 1;
+    const int alphabet = quant_max_symbol(eb, kind) + 1;
     std::vector<uint64_t> hist(size_t(alphabet), 0);
     for (const Mat& m : data) {
       for (int t0 = 0; t0 < n_tokens; t0 += block) {
@@ -761,8 +849,215 @@ TEST_CASE("codec: bits per value on Gaussian data with outliers (report)", "[cod
     // Huffman cannot beat the entropy; its loss here (code + unit byte padding) stays small.
     REQUIRE(acct.payload_bits_per_coded_value() >= acct.entropy_bits_per_symbol());
     REQUIRE(acct.payload_bits_per_coded_value() < acct.entropy_bits_per_symbol() + 0.5);
+    return acct;
   };
   run(BlockKind::kKBlock, k, opt.eb_k, opt.block_k);
   run(BlockKind::kKChannel, k, opt.eb_k, opt.block_k);
-  run(BlockKind::kV, v, opt.eb_v, opt.block_v);
+  const CodecBytes wide = run(BlockKind::kV, v, opt.eb_v, opt.block_v);
+  const CodecBytes compact = run(BlockKind::kVCompact, v, opt.eb_v, opt.block_v);
+  // Compact V params: 16 instead of 32 bits per token (0.125 bits per value at head_dim 128),
+  // every block compact; the smaller steps cost a little payload, less than the params save.
+  REQUIRE(compact.n_compact_blocks == compact.n_blocks);
+  REQUIRE(8.0 * double(compact.params) / double(compact.n_values) == Approx(0.125));
+  REQUIRE(compact.bits_per_value() < wide.bits_per_value() - 0.08);
+}
+
+TEST_CASE("codec: compact V steps: the table, the step function, the code search",
+          "[codec][compact]") {
+  // Each table entry is the fp32 value nearest to 2^(-j/32) (exp2 in double is far more precise
+  // than half an fp32 ulp).
+  for (int j = 0; j < 32; ++j) {
+    const double exact = std::exp2(-double(j) / 32.0);
+    const float f = kVStepTable.frac[j];
+    const double half_ulp = 0.5 * double(std::nextafter(f, 2.0f) - f);
+    INFO("j " << j);
+    REQUIRE(std::fabs(double(f) - exact) <= half_ulp);
+  }
+  // v_compact_step: b * 2^(-e/32) within two fp32 roundings, strictly decreasing in e, exact
+  // octaves, normal for every fp16 base.
+  std::mt19937_64 rng(0xC0DE);
+  std::vector<float> bases = {0x1p-24f, 0x1p-14f, 1.0f, 65504.0f, fp16_to_float(0x3c01u)};
+  for (int i = 0; i < 200; ++i) bases.push_back(fp16_to_float(uint16_t(1 + rng() % 0x7bffu)));
+  for (float b : bases) {
+    float prev = INFINITY;
+    for (uint32_t e = 0; e <= kVCompactMaxCode; ++e) {
+      const float d = v_compact_step(b, e, kVStepTable);
+      INFO("b " << b << " e " << e);
+      REQUIRE(d < prev);
+      REQUIRE(std::isnormal(d));
+      const double exact = double(b) * std::exp2(-double(e) / 32.0);
+      REQUIRE(std::fabs(double(d) / exact - 1.0) <= 0x1p-23);
+      if (e % 32 == 0) REQUIRE(d == std::ldexp(b, -int(e / 32)));
+      prev = d;
+    }
+  }
+  // v_compact_code: the smallest e with step <= d.
+  for (int i = 0; i < 20000; ++i) {
+    const float b = bases[size_t(rng() % bases.size())];
+    const float d = float(double(b) * std::exp2(-9.0 * double(rng() % 100000) / 100000.0));
+    const uint32_t e = v_compact_code(b, d, kVStepTable);
+    INFO("b " << b << " d " << d << " e " << e);
+    if (e <= kVCompactMaxCode) {
+      REQUIRE(v_compact_step(b, e, kVStepTable) <= d);
+      if (e > 0) REQUIRE(v_compact_step(b, e - 1, kVStepTable) > d);
+    } else {
+      REQUIRE(e == kVCompactMaxCode + 1);
+      REQUIRE(v_compact_step(b, kVCompactMaxCode, kVStepTable) > d);
+    }
+  }
+  REQUIRE(v_compact_code(1.0f, 1.0f, kVStepTable) == 0);
+  REQUIRE(v_compact_code(1.0f, 0.5f, kVStepTable) == 32);
+  REQUIRE(v_compact_code(1.0f, 0x1p-8f, kVStepTable) == 256);  // 2^-8 is code 256: too far
+  REQUIRE(v_compact_code(1.0f, 0x1.06p-8f, kVStepTable) == 255);
+  // fp16_finite_value: the exact value of every finite fp16.
+  for (uint32_t h = 0; h < 0x10000u; ++h) {
+    if ((h & 0x7c00u) == 0x7c00u) continue;
+    REQUIRE(float_to_bits(fp16_finite_value(uint16_t(h))) ==
+            float_to_bits(fp16_to_float(uint16_t(h))));
+  }
+}
+
+TEST_CASE("codec: compact V symbols stay within quant_max_symbol(eb, kVCompact)",
+          "[codec][compact]") {
+  // Adversarial tokens: random offsets and ranges over many magnitudes, each under a random base
+  // step up to 8 octaves above its own kV step. The compact symbols never exceed the compact
+  // alphabet bound, and they come close to it.
+  std::mt19937_64 rng(0x5EB5EC);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  for (float eb : kErrorBounds) {
+    const int S = quant_max_symbol(eb, BlockKind::kVCompact);
+    int seen_max = 0;
+    for (int trial = 0; trial < 200000; ++trial) {
+      const float range = float(std::exp2(-6.0 + 20.0 * u(rng)));
+      const float mn = float((u(rng) - 0.5) * std::exp2(14.0 * u(rng) - 7.0) * range);
+      const float mx = mn + range;
+      if (!(mx > mn)) continue;
+      QuantStep st;
+      if (quant_group_step(mn, mx, eb, true, &st) != RawReason::kNone) continue;
+      if (st.d < 0x1p-14f) continue;  // subnormal fp16 step: outside the bound's premise
+      const float b = fp16_to_float(fp16_round_down(float(st.d * std::exp2(8.0 * u(rng)))));
+      if (!(b >= st.d)) continue;
+      const uint32_t e = v_compact_code(b, st.d, kVStepTable);
+      if (e > kVCompactMaxCode) continue;
+      const float d = v_compact_step(b, e, kVStepTable);
+      REQUIRE(d <= st.d);
+      const int32_t m0 = int32_t(rintf(mn / d));
+      const int s = int32_t(rintf(mx / d)) - m0;
+      INFO("eb " << eb << " mn " << mn << " mx " << mx << " b " << b << " e " << e);
+      REQUIRE(int32_t(rintf(mn / d)) - m0 == 0);
+      REQUIRE(s <= S);
+      seen_max = std::max(seen_max, s);
+    }
+    INFO("eb " << eb);
+    REQUIRE(seen_max >= S - 1);
+  }
+}
+
+TEST_CASE("codec: compact V blocks round-trip, and fall back to 32-bit params when they must",
+          "[codec][compact]") {
+  std::mt19937_64 rng(0xFA11);
+  const int hd = 64;
+  // Encodes x with a compact request and eb, checks the kind written, the round trip against
+  // the quantized block, the error bound, and the size against a kV request.
+  auto check = [&](const Mat& x, float eb, BlockKind want) {
+    const int n = x.n_tokens;
+    const Codebook cb = codebook_for(BlockKind::kVCompact, x, eb, 12);
+    const QuantBlock q = quantize(BlockKind::kVCompact, x, eb, cb.max_symbol());
+    REQUIRE(!q.raw());
+    REQUIRE(q.kind == want);
+    std::vector<uint8_t> bytes;
+    const EncodedBlock r =
+        encode_block_ref(BlockKind::kVCompact, x.v.data(), n, hd, x.stride, eb, cb, bytes);
+    REQUIRE(r.mode == BlockMode::kHuffman);
+    check_block_layout(bytes.data(), r.bytes);
+    const BlockHeader h = read_block_header(bytes.data(), bytes.size());
+    REQUIRE(h.kind == uint8_t(want));
+    const QuantBlock d = decode_block_symbols_ref(bytes.data(), bytes.size(), cb);
+    REQUIRE(d.kind == want);
+    REQUIRE(d.symbols == q.symbols);
+    const std::vector<float> y = decode_all(bytes, 0, cb, n, hd);
+    std::vector<float> y2(y.size());
+    dequantize_block(q, y2.data(), size_t(hd));
+    for (size_t i = 0; i < y.size(); ++i) REQUIRE(float_to_bits(y[i]) == float_to_bits(y2[i]));
+    check_error_bound(BlockKind::kVCompact, x, y, eb);
+    // Every token's step is the one format.h's helper reads from the bytes.
+    for (int t = 0; t < n; ++t) {
+      const GroupParams p = v_token_params(h, bytes.data(), uint32_t(t), kVStepTable);
+      REQUIRE(p.d == q.step_of(t, 0).d);
+      REQUIRE(p.m0 == q.step_of(t, 0).m0);
+    }
+    // Against a kV request: the same values where the block fell back; else 2 bytes per token
+    // fewer params (the section rounded to 4 bytes), and never a larger symbol than allowed.
+    std::vector<uint8_t> wide;
+    encode_block_ref(BlockKind::kV, x.v.data(), n, hd, x.stride, eb, cb, wide);
+    if (want == BlockKind::kV) {
+      REQUIRE(wide == bytes);
+    } else {
+      REQUIRE(block_payload_offset(BlockKind::kV, uint32_t(n), uint32_t(hd)) -
+                  block_payload_offset(BlockKind::kVCompact, uint32_t(n), uint32_t(hd)) ==
+              4u * uint32_t(n) - round_up4(2u * uint32_t(n)));
+      // The base is the largest token step: that token has code 0.
+      uint32_t min_e = kVCompactMaxCode;
+      for (const QuantParams8& p : q.params8) min_e = std::min<uint32_t>(min_e, p.e);
+      REQUIRE(min_e == 0);
+      REQUIRE(h.d == q.v_base);
+    }
+  };
+
+  for (int n : {1, 2, 3, 17, 64, 128}) {
+    INFO("tokens " << n);
+    // Compact: token scales spread over 5.5 octaves (outliers add up to 2 more; e <= 255).
+    Mat a = gaussian_outliers(n, hd, rng);
+    for (int t = 0; t < n; ++t)
+      for (int c = 0; c < hd; ++c) a.at(t, c) *= float(std::exp2(-5.5 * double(t % 5) / 4.0));
+    for (float eb : kErrorBounds) check(a, eb, BlockKind::kVCompact);
+    if (n < 2) continue;
+    // e > 255: one token's range 2^-9 of another's (the GQA-sink-like near-silent token).
+    Mat b = gaussian_outliers(n, hd, rng);
+    for (int c = 0; c < hd; ++c) b.at(n - 1, c) *= 0x1p-9f;
+    for (float eb : kErrorBounds) check(b, eb, BlockKind::kV);
+    // m0 beyond int8: values in [100, 101] at eb 0.1 (d ~ 0.1, m0 ~ 1000) in one token.
+    Mat m = gaussian_outliers(n, hd, rng);
+    for (int c = 0; c < hd; ++c) m.at(0, c) = 100.0f + float(c) / float(hd - 1);
+    check(m, 0.1f, BlockKind::kV);
+    // A nonzero constant token.
+    Mat k = gaussian_outliers(n, hd, rng);
+    for (int c = 0; c < hd; ++c) k.at(n / 2, c) = -1.25f;
+    check(k, 0.1f, BlockKind::kV);
+  }
+  // Symbols beyond the alphabet under the compact steps (a codebook built for S(eb), not the
+  // compact S): the block keeps kV and stays Huffman-coded. Search two-token blocks (a base token
+  // of range 1, a second token 1..2.2% narrower at a random offset) for one whose compact
+  // symbols reach above S(eb).
+  const float eb = 0.02f;
+  const int S = quant_max_symbol(eb), Sc = quant_max_symbol(eb, BlockKind::kVCompact);
+  REQUIRE(Sc > S);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  bool found = false;
+  for (int trial = 0; trial < 20000 && !found; ++trial) {
+    Mat r = make_mat(2, hd);
+    const float w = 1.0f - 0.022f * u(rng), off = 4.0f * u(rng) - 2.0f;
+    for (int c = 0; c < hd; ++c) {
+      r.at(0, c) = float(c) / float(hd - 1);
+      r.at(1, c) = off + w * float(c) / float(hd - 1);
+    }
+    const QuantBlock qc = quantize(BlockKind::kVCompact, r, eb, Sc);
+    if (qc.raw() || qc.kind != BlockKind::kVCompact) continue;
+    if (*std::max_element(qc.symbols.begin(), qc.symbols.end()) <= S) continue;
+    found = true;
+    const QuantBlock qs = quantize(BlockKind::kVCompact, r, eb, S);
+    const QuantBlock qw = quantize(BlockKind::kV, r, eb, S);
+    REQUIRE(!qw.raw());
+    REQUIRE(!qs.raw());
+    REQUIRE(qs.kind == BlockKind::kV);
+    REQUIRE(qs.symbols == qw.symbols);
+    std::vector<uint64_t> flat(size_t(S) + 1, 1);
+    const Codebook cbs = Codebook::from_histogram(flat.data(), S + 1, 12);
+    std::vector<uint8_t> bytes;
+    REQUIRE(
+        encode_block_ref(BlockKind::kVCompact, r.v.data(), 2, hd, r.stride, eb, cbs, bytes).mode ==
+        BlockMode::kHuffman);
+    REQUIRE(read_block_header(bytes.data(), bytes.size()).kind == uint8_t(BlockKind::kV));
+  }
+  REQUIRE(found);
 }

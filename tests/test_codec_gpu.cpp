@@ -4,7 +4,8 @@
 //   CPU encode -> GPU decode: fp16 output bits equal decode_block_ref's values rounded to fp16
 //                 (raw blocks: the stored fp16 bits), fp32 values and symbols equal too;
 //   GPU histogram == quantize_block + histogram_add.
-// Over every kind, block size 16..256, odd token counts, head_dim 64 and 128 (and 32, 96, 256),
+// Over every kind (kVCompact requests included: compact V blocks and their kV fallbacks), block
+// size 16..256, odd token counts, head_dim 64 and 128 (and 32, 96, 256),
 // ring-indexed sources that wrap, code lengths 1..12, one-symbol and uniform codebooks, symbols
 // unseen at codebook time, NaN/Inf, constant and subnormal data, every raw reason, many jobs per
 // CTA, an arena too small and invalid jobs. Fresh random inputs each run (the seed is printed;
@@ -39,14 +40,19 @@ using namespace kvcomp;
 
 namespace {
 
-constexpr BlockKind kKinds[] = {BlockKind::kKBlock, BlockKind::kKChannel, BlockKind::kV};
+// Requests: kVCompact gives compact V blocks where the data allows them, kV blocks elsewhere.
+constexpr BlockKind kKinds[] = {BlockKind::kKBlock, BlockKind::kKChannel, BlockKind::kV,
+                                BlockKind::kVCompact};
 constexpr uint8_t kArenaPoison = 0xA5;
 constexpr uint16_t kOutPoison = 0xfdfbu;        // an fp16 NaN no test input contains
 constexpr uint32_t kOutPoison32 = 0xffbadbadu;  // an fp32 NaN no decoder produces
 constexpr uint16_t kPadNaN = 0x7e01u;           // source padding past head_dim
 
 const char* kind_str(BlockKind k) {
-  return k == BlockKind::kKBlock ? "K block" : k == BlockKind::kKChannel ? "K channel" : "V";
+  return k == BlockKind::kKBlock     ? "K block"
+         : k == BlockKind::kKChannel ? "K channel"
+         : k == BlockKind::kV        ? "V"
+                                     : "V compact";
 }
 
 uint64_t test_seed() {
@@ -139,6 +145,7 @@ struct Case {
   std::vector<Codebook> cbs;
   std::vector<JobSpec> jobs;
   std::set<RawReason> expect_reasons;  // reasons (kNone: Huffman) the case must produce
+  std::set<BlockKind> expect_kinds;    // kinds of Huffman blocks the case must produce
 };
 
 // The block's values as the reference sees them: [n_tokens, head_dim] fp32.
@@ -445,6 +452,14 @@ void run_case(const CudaContext& ctx, const Case& c) {
     INFO("expected raw reason " << int(r) << " (0: a Huffman block) among the blocks");
     REQUIRE(seen.count(r) == 1);
   }
+  std::set<BlockKind> kinds;
+  for (const EncodedBlock& b : cpu.blocks) {
+    if (b.mode == BlockMode::kHuffman) kinds.insert(BlockKind(cpu.bytes[b.offset + 1]));
+  }
+  for (BlockKind k : c.expect_kinds) {
+    INFO("expected Huffman blocks of kind " << kind_str(k));
+    REQUIRE(kinds.count(k) == 1);
+  }
   DeviceBuffer d_src = upload_vec(c.src.h, "test source");
   const GpuCodebooks gcb(c.cbs);
   check_encode(ctx, c, cpu, d_src, gcb);
@@ -473,7 +488,7 @@ void add_blocks(Case& c, int rows, int b, BlockKind kind, float eb, int cb) {
 }
 
 float eb_of(BlockKind k) {
-  return k == BlockKind::kV ? 0.1f : 0.05f;
+  return block_kind_is_v(k) ? 0.1f : 0.05f;
 }
 
 }  // namespace
@@ -491,9 +506,11 @@ TEST_CASE("codec gpu: every kind, block size and head_dim on K/V-like data", "[g
         c.jobs.push_back(JobSpec{rows - 1, 1, k, eb_of(k), int(k) - 1});  // one token
       }
       for (BlockKind k : kKinds) {
-        c.cbs.push_back(codebook_from_jobs(c, int(k) - 1, quant_max_symbol(eb_of(k)) + 1, 8));
+        c.cbs.push_back(codebook_from_jobs(c, int(k) - 1, quant_max_symbol(eb_of(k), k) + 1, 8));
       }
       c.expect_reasons = {RawReason::kNone};
+      c.expect_kinds = {BlockKind::kKBlock, BlockKind::kKChannel, BlockKind::kV,
+                        BlockKind::kVCompact};
       run_case(ctx, c);
     }
   }
@@ -522,12 +539,13 @@ TEST_CASE("codec gpu: odd token counts, other head_dims, every error bound", "[g
     }
     cb = 0;
     for (BlockKind k : kKinds) {
-      (void)k;
       for (float eb : ebs) {
-        c.cbs.push_back(codebook_from_jobs(c, cb, quant_max_symbol(eb) + 1, 1 + cb % kMaxCodeLen));
+        c.cbs.push_back(
+            codebook_from_jobs(c, cb, quant_max_symbol(eb, k) + 1, 1 + cb % kMaxCodeLen));
         ++cb;
       }
     }
+    c.expect_kinds = {BlockKind::kV, BlockKind::kVCompact};
     run_case(ctx, c);
   }
 }
@@ -550,8 +568,9 @@ TEST_CASE("codec gpu: ring-indexed sources that wrap around", "[gpu][codec]") {
       c.jobs.push_back(JobSpec{200, 256, k, eb_of(k), cb});  // wraps after 100 rows
     }
     for (BlockKind k : kKinds) {
-      c.cbs.push_back(codebook_from_jobs(c, int(k) - 1, quant_max_symbol(eb_of(k)) + 1, 8));
+      c.cbs.push_back(codebook_from_jobs(c, int(k) - 1, quant_max_symbol(eb_of(k), k) + 1, 8));
     }
+    c.expect_kinds = {BlockKind::kVCompact};
     run_case(ctx, c);
   }
 }
@@ -611,6 +630,7 @@ TEST_CASE("codec gpu: one symbol, uniform and unseen symbols, unit overflow", "[
     }
     c.jobs.push_back(JobSpec{0, 64, BlockKind::kV, 0.1f, 0});
     c.jobs.push_back(JobSpec{64, 192, BlockKind::kV, 0.1f, 0});
+    c.jobs.push_back(JobSpec{0, 64, BlockKind::kVCompact, 0.1f, 0});  // nonzero constants: kV
     c.jobs.push_back(JobSpec{0, 1, BlockKind::kKBlock, 0.05f, 1});    // one constant row
     c.jobs.push_back(JobSpec{7, 1, BlockKind::kKChannel, 0.05f, 1});  // one value per channel
     c.cbs.push_back(codebook_from_jobs(c, 0, quant_max_symbol(0.1f) + 1, 12));
@@ -630,7 +650,7 @@ TEST_CASE("codec gpu: one symbol, uniform and unseen symbols, unit overflow", "[
     c.name = "uniform symbols";
     c.src = uniform_data(rows, hd, -1.0f, 1.0f);
     for (BlockKind k : kKinds) {
-      const int a = quant_max_symbol(0.02f) + 1;
+      const int a = quant_max_symbol(0.02f, k) + 1;
       const std::vector<uint64_t> flat(size_t(a), 1000);
       c.cbs.push_back(Codebook::from_histogram(flat.data(), a, 12));
       add_blocks(c, rows, 64, k, 0.02f, int(c.cbs.size()) - 1);
@@ -741,7 +761,7 @@ TEST_CASE("codec gpu: many jobs per CTA with alternating codebooks", "[gpu][code
   // A NaN every 97 blocks: raw blocks between Huffman ones.
   for (int i = 0; i < n_blocks; i += 97) c.src.at(i * b + 3, 7) = 0x7e00u;
   for (int i = 0; i < n_blocks; ++i) {
-    const BlockKind k = kKinds[(i / 5) % 3];
+    const BlockKind k = kKinds[(i / 5) % std::size(kKinds)];
     // Codebook changes every few jobs: the decoder reloads its table.
     c.jobs.push_back(JobSpec{i * b, b, k, eb_of(k), (i / 3) % 4});
   }
@@ -759,7 +779,7 @@ TEST_CASE("codec gpu: an arena too small", "[gpu][codec]") {
   c.src = kv_like(64 * 40, hd, true);
   for (BlockKind k : kKinds) add_blocks(c, 64 * 40, 64, k, eb_of(k), int(k) - 1);
   for (BlockKind k : kKinds) {
-    c.cbs.push_back(codebook_from_jobs(c, int(k) - 1, quant_max_symbol(eb_of(k)) + 1, 8));
+    c.cbs.push_back(codebook_from_jobs(c, int(k) - 1, quant_max_symbol(eb_of(k), k) + 1, 8));
   }
   const CpuBlocks cpu = cpu_encode(c);
   DeviceBuffer d_src = upload_vec(c.src.h, "test source");
@@ -915,5 +935,62 @@ TEST_CASE("codec gpu: worst_case_block_bytes bounds every block", "[gpu][codec]"
         REQUIRE(w % 4 == 0);
       }
     }
+  }
+}
+
+TEST_CASE("codec gpu: compact V params and every fallback to 32-bit params", "[gpu][codec]") {
+  // V blocks requested compact (kVCompact): GPU encode == CPU encode byte for byte, CPU blocks
+  // decode on the GPU bit for bit, GPU histograms == CPU ones, whichever form each block takes.
+  CudaContext ctx;
+  for (int hd : {64, 128}) {
+    Case c;
+    c.name = "compact V, head_dim " + std::to_string(hd);
+    const int rows = 16 * 10;
+    c.src = kv_like(rows, hd, false);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    // Rows 0..15: token scales over 7 octaves: compact, codes up to ~224.
+    for (int r = 0; r < 16; ++r)
+      for (int ch = 0; ch < hd; ++ch)
+        c.src.at(r, ch) = float_to_fp16(nd(rng()) * std::exp2(-7.0f * float(r % 8) / 7.0f));
+    // Rows 16..31: one near-silent token (range 2^-10 of the others): e > 255, kV.
+    for (int ch = 0; ch < hd; ++ch) c.src.at(21, ch) = float_to_fp16(nd(rng()) * 0x1p-10f);
+    // Rows 32..47: one token in [100, 101]: m0 ~ 1000 at eb 0.1 outgrows int8, kV.
+    for (int ch = 0; ch < hd; ++ch)
+      c.src.at(40, ch) = float_to_fp16(100.0f + float(ch) / float(hd - 1));
+    // Rows 48..63: one nonzero constant token: kV; one zero token (-0 and +0): compact.
+    for (int ch = 0; ch < hd; ++ch) {
+      c.src.at(50, ch) = float_to_fp16(-1.25f);
+      c.src.at(55, ch) = ch % 3 ? 0x8000u : 0u;
+    }
+    // Rows 64..79: every token zero: compact with base 1.
+    for (int r = 64; r < 80; ++r)
+      for (int ch = 0; ch < hd; ++ch) c.src.at(r, ch) = 0;
+    // Rows 80..159: ordinary V-like data.
+    const float eb = 0.02f;
+    for (int first = 0; first < 80; first += 16) {
+      c.jobs.push_back(JobSpec{first, 16, BlockKind::kVCompact, 0.1f, 0});
+      c.jobs.push_back(JobSpec{first, 16, BlockKind::kVCompact, eb, 1});
+    }
+    // Odd token counts (a params section of 2n bytes padded to 4), every error bound.
+    int cb = 2;
+    for (float e : {0.01f, 0.05f, 0.2f, 0.5f}) {
+      for (int n : {1, 3, 17, 63, 80})
+        c.jobs.push_back(JobSpec{80, n, BlockKind::kVCompact, e, cb});
+      ++cb;
+    }
+    c.jobs.push_back(JobSpec{0, 160, BlockKind::kVCompact, 0.1f, 0});
+    c.cbs.push_back(codebook_from_jobs(c, 0, quant_max_symbol(0.1f, BlockKind::kVCompact) + 1, 8));
+    // Codebook 1 has the kV alphabet S(0.02) = 51 < 52: tokens whose compact symbols reach 52
+    // keep their block kV.
+    c.cbs.push_back(codebook_from_jobs(c, 1, quant_max_symbol(eb) + 1, 12));
+    cb = 2;
+    for (float e : {0.01f, 0.05f, 0.2f, 0.5f}) {
+      c.cbs.push_back(codebook_from_jobs(c, cb, quant_max_symbol(e, BlockKind::kVCompact) + 1,
+                                         cb % 2 ? 8 : 12));
+      ++cb;
+    }
+    c.expect_reasons = {RawReason::kNone};
+    c.expect_kinds = {BlockKind::kV, BlockKind::kVCompact};
+    run_case(ctx, c);
   }
 }

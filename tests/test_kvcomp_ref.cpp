@@ -64,6 +64,7 @@ struct CacheCase {
   int window_k, window_v;
   bool k_channelwise = false;
   bool codebook_per_head = false;
+  bool v_params32 = false;  // V blocks keep 32-bit token params (KvOptions::v_params16 off)
 };
 
 // What the cache must hold for one (layer, seq), built from the codec alone.
@@ -85,12 +86,15 @@ void run_cache_case(const CacheCase& cc) {
   o.window_v = cc.window_v;
   o.k_channelwise = cc.k_channelwise;
   o.codebook_per_head = cc.codebook_per_head;
+  o.v_params16 = !cc.v_params32;
   const CodecOptions co = codec_options(o);
+  REQUIRE(co.v_kind() == (cc.v_params32 ? BlockKind::kV : BlockKind::kVCompact));
   const KvShape shape{n_layers, n_seqs, n_heads, n_kv, hd};
   KvCompCacheRef cache(shape, o);
   INFO("head_dim " << hd << ", GQA " << cc.group << ", windows " << cc.window_k << "/"
                    << cc.window_v << (cc.k_channelwise ? ", K channel-wise" : "")
-                   << (cc.codebook_per_head ? ", codebook per head" : ""));
+                   << (cc.codebook_per_head ? ", codebook per head" : "")
+                   << (cc.v_params32 ? ", V params 32-bit" : ""));
 
   const int n_cb = cc.codebook_per_head ? n_kv : 1;
   std::vector<Expect> ex(size_t(n_layers) * n_seqs);
@@ -102,14 +106,14 @@ void run_cache_case(const CacheCase& cc) {
   auto B = [&](int p) { return p == 0 ? co.block_k : co.block_v; };
   auto W = [&](int p) { return p == 0 ? cc.window_k : cc.window_v; };
   auto eb = [&](int p) { return p == 0 ? co.eb_k : co.eb_v; };
-  auto kind = [&](int p) { return p == 0 ? co.k_kind() : BlockKind::kV; };
+  auto kind = [&](int p) { return p == 0 ? co.k_kind() : co.v_kind(); };
   auto alphabet = [&](int p) { return p == 0 ? co.k_alphabet() : co.v_alphabet(); };
 
   KvSource src(uint64_t(hd * 100 + cc.group * 10 + cc.window_k), row);
   std::mt19937_64 qrng(7);
   std::normal_distribution<float> g(0.0f, 1.0f);
   double max_attn_diff = 0, max_err_bound = 0;
-  int64_t n_blocks = 0, n_raw = 0;
+  int64_t n_blocks = 0, n_raw = 0, n_compact = 0;
 
   // Step 0: prompts of 1, 37 and 129 tokens; then decode steps (every 10th step sequence 1
   // takes a chunk of 3 tokens), so blocks complete in prefill and mid-decode.
@@ -207,6 +211,7 @@ void run_cache_case(const CacheCase& cc) {
               const QuantBlock qb = decode_block_symbols_ref(bytes.data(), bytes.size(), cb);
               ++n_blocks;
               n_raw += qb.raw();
+              n_compact += qb.kind == BlockKind::kVCompact;
               for (int t = 0; t < B(p); ++t) {
                 for (int c = 0; c < hd; ++c) {
                   const double x = e.in[p][off + size_t(t) * row + c];
@@ -256,16 +261,25 @@ void run_cache_case(const CacheCase& cc) {
     REQUIRE(st.total_bytes() == want_bytes);
     REQUIRE(st.k.n_blocks + st.v.n_blocks == uint64_t(n_blocks));
     REQUIRE(st.raw_blocks() == uint64_t(n_raw));
+    REQUIRE(st.v.n_compact_blocks == uint64_t(n_compact));
+    REQUIRE(st.k.n_compact_blocks == 0);
   }
   std::printf(
-      "cache hd %3d GQA %d windows %2d/%3d%s%s: %lld blocks (%lld raw), max attention "
-      "diff %.3g, max |x - x'| / (d/2) %.6f\n",
+      "cache hd %3d GQA %d windows %2d/%3d%s%s%s: %lld blocks (%lld raw, %lld compact V), max "
+      "attention diff %.3g, max |x - x'| / (d/2) %.6f\n",
       hd, cc.group, cc.window_k, cc.window_v, cc.k_channelwise ? " K-channel" : "",
-      cc.codebook_per_head ? " cb/head" : "", static_cast<long long>(n_blocks),
-      static_cast<long long>(n_raw), max_attn_diff, max_err_bound);
+      cc.codebook_per_head ? " cb/head" : "", cc.v_params32 ? " V-params32" : "",
+      static_cast<long long>(n_blocks), static_cast<long long>(n_raw),
+      static_cast<long long>(n_compact), max_attn_diff, max_err_bound);
   REQUIRE(max_attn_diff == 0.0);  // the same attention_ref over the same values
   REQUIRE(n_raw > 0);             // the tiny stretch went raw
   REQUIRE(n_blocks > n_raw);
+  // V blocks are compact unless turned off (the V-like data here always allows it).
+  if (cc.v_params32) {
+    REQUIRE(n_compact == 0);
+  } else {
+    REQUIRE(n_compact > 0);
+  }
   for (int p = 0; p < 2; ++p)
     for (int l = 0; l < n_layers; ++l) REQUIRE(!cbs[p][l].empty());
 }
@@ -295,6 +309,7 @@ TEST_CASE("KVComp cache: attention over decoded blocks + raw window, blocks neve
   run_cache_case({64, 2, 8, 40, true, false});
   run_cache_case({128, 4, 0, 0, false, true});
   run_cache_case({64, 1, 24, 150, true, true});
+  run_cache_case({128, 2, 24, 150, false, false, true});
 }
 
 TEST_CASE("KVComp cache: a short prompt compresses nothing; bad options are rejected") {
@@ -418,6 +433,7 @@ TEST_CASE("demo model: the compressed cache's perplexity is within 1% of fp16 (c
   REQUIRE(rc.kv.k_bits() < 8.0);
   REQUIRE(rc.kv.v_bits() > 0.5);
   REQUIRE(rc.kv.v_bits() < 8.0);
+  REQUIRE(rc.kv.v.n_compact_blocks > 0);
 }
 
 TEST_CASE("demo model: fp16 perplexity is the same with one prefill or prefill + decode steps") {

@@ -64,6 +64,39 @@ TEST_CASE("kvstats --json on the demo model (CPU, ctx 256)") {
   }
   REQUIRE(j["bytes"]["k"]["payload"].get<uint64_t>() > 0);
   REQUIRE(j["bytes"]["v"]["codebooks"].get<uint64_t>() > 0);
+  // The bits per value of the parts add up to the total, K and V.
+  for (const char* part : {"k", "v"}) {
+    const auto& b = j["bits"][part];
+    double sum = 0;
+    for (const char* key :
+         {"payload", "unit_lengths", "params", "headers", "padding", "codebooks", "raw"})
+      sum += b[key].get<double>();
+    REQUIRE(sum == Approx(b["total"].get<double>()).epsilon(1e-9));
+    REQUIRE(b["total"].get<double>() == Approx(j[std::string(part) + "_bits"].get<double>()));
+  }
+  // V blocks take the compact (16-bit) token params by default.
+  REQUIRE(j["v_params16"].get<bool>());
+  REQUIRE(j["v_compact_blocks"].get<uint64_t>() > 0);
+  REQUIRE(j["bytes"]["v"]["compact_blocks"].get<uint64_t>() ==
+          j["v_compact_blocks"].get<uint64_t>());
+}
+
+TEST_CASE("kvstats --v-params32: 32-bit V token params cost more V bits, K unchanged") {
+  const std::string args = "kvstats --device cpu --text " + kHeldout + " --ctx 256 --json";
+  const Run a = run(args, false);
+  const Run b = run(args + " --v-params32", false);
+  INFO(a.out << "\n" << b.out);
+  REQUIRE(a.code == 0);
+  REQUIRE(b.code == 0);
+  const nlohmann::json ja = nlohmann::json::parse(a.out), jb = nlohmann::json::parse(b.out);
+  REQUIRE(!jb["v_params16"].get<bool>());
+  REQUIRE(jb["v_compact_blocks"].get<uint64_t>() == 0);
+  REQUIRE(ja["k_bits"].get<double>() == jb["k_bits"].get<double>());
+  REQUIRE(ja["bits"]["v"]["params"].get<double>() < jb["bits"]["v"]["params"].get<double>());
+  REQUIRE(ja["v_bits"].get<double>() < jb["v_bits"].get<double>());
+  REQUIRE(ja["max_err_over_bound"].get<double>() <= 1.001);
+  std::printf("kvstats demo ctx 256: V %.3f bits (16-bit token params), %.3f (32-bit)\n",
+              ja["v_bits"].get<double>(), jb["v_bits"].get<double>());
 }
 
 TEST_CASE("kvstats --eb-list: bits fall as the bound grows") {

@@ -2,9 +2,12 @@
 // poisoned (NaN) before each run so that an unwritten element fails. Label: gpu.
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "runtime/cuda_check.h"
@@ -80,6 +83,12 @@ double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
 constexpr double kTolFp32 = 1e-5;      // fp32 arithmetic, different summation order
 constexpr double kTolBf16 = 1e-2;      // one rounding to bf16
 constexpr double kTolFp16Attn = 3e-3;  // q and probabilities rounded to fp16
+// Fused prefill attention against attention_ref over fp16-rounded q, k, v: the kernel also rounds
+// each probability to fp16 (relative 2^-11 = 4.9e-4 each, independent, so the output's relative
+// norm error is about that divided by sqrt of the keys summed) and its fp32 sums run in another
+// order; the fp16 output adds 2^-11 per element. Measured errors should sit near 5e-4.
+constexpr double kTolPrefillF16 = 3e-3;
+constexpr double kTolPrefillBf16 = 1e-2;  // the same, then one rounding of the output to bf16
 
 }  // namespace
 
@@ -285,6 +294,142 @@ TEST_CASE("dense cuBLAS attention equals attention_ref", "[gpu]") {
     }
 }
 
+namespace {
+
+// One prefill step: (sequence, tokens) per chunk, in row order.
+using PrefillStep = std::vector<std::pair<int, int>>;
+
+// Runs prefill steps through DenseKvCacheCuda (append, then attend: the fused prefill kernel for
+// head_dim 64 and 128, the cuBLAS path otherwise) and returns the worst relative error of any
+// chunk against attention_ref. The cache is filled with NaN first, so a key read past a row's
+// position (or an unwritten output, poisoned too) fails the comparison.
+double prefill_worst_err(const CudaContext& ctx, int hd, int heads, int kv_heads,
+                         const std::vector<PrefillStep>& steps, DType act) {
+  int n_seqs = 0, max_tokens = 0;
+  {
+    std::vector<int> len;
+    for (const auto& st : steps)
+      for (auto [s, n] : st) {
+        if (s >= int(len.size())) len.resize(s + 1, 0);
+        len[s] += n;
+      }
+    n_seqs = int(len.size());
+    for (int l : len) max_tokens = std::max(max_tokens, l);
+  }
+  max_tokens += 1;  // not a multiple of the key tile: the last tile must stop at the cache end
+  const KvShape shape{1, n_seqs, heads, kv_heads, hd};
+  DenseKvCacheCuda cache(ctx, shape, max_tokens);
+  // Poison the whole cache (a test's liberty: attention reads it, nothing else does here).
+  const size_t cache_bytes = size_t(n_seqs) * kv_heads * max_tokens * hd * 2;
+  KVCOMP_CUDA_CHECK(cudaMemset(const_cast<void*>(cache.k_data()), 0xff, cache_bytes));
+  KVCOMP_CUDA_CHECK(cudaMemset(const_cast<void*>(cache.v_data()), 0xff, cache_bytes));
+  DenseKvCacheRef ref(shape, /*round_to_fp16=*/true);
+  const int QD = heads * hd, KD = kv_heads * hd, stride = QD + 2 * KD;
+  std::vector<int> len(n_seqs, 0);
+  double worst = 0;
+  for (const auto& st : steps) {
+    StepLayout step;
+    std::vector<int> pos, seq;
+    int T = 0;
+    for (auto [s, n] : st) {
+      step.chunks.push_back({s, len[s], n, T});
+      for (int i = 0; i < n; ++i) pos.push_back(len[s] + i), seq.push_back(s);
+      T += n;
+    }
+    step.n_tokens = T;
+    step.decode = false;
+    const auto x = randn(size_t(T) * stride);
+    std::vector<int> ints = pos;
+    ints.insert(ints.end(), seq.begin(), seq.end());
+    for (auto& c : step.chunks) ints.push_back(c.start);
+    for (auto& c : step.chunks) ints.push_back(c.seq);
+    const DeviceBuffer d_x = upload(x), d_ints = upload(ints);
+    step.pos = d_ints.as<int>();
+    step.seq = step.pos + T;
+    step.chunk_start = step.seq + T;
+    step.chunk_seq = step.chunk_start + int(st.size());
+    const QkvView view{d_x.as<float>(), stride, 0, QD, QD + KD};
+    const DeviceBuffer d_out = poisoned(size_t(T) * QD * 2);
+    cache.append(0, view, step);
+    cache.attend(0, view, step, act, d_out.get());
+    ctx.synchronize();
+    const auto got16 = download<uint16_t>(d_out, size_t(T) * QD);
+    for (const auto& c : step.chunks) {
+      std::vector<float> q(size_t(c.count) * QD), k(size_t(c.count) * KD), v(size_t(c.count) * KD);
+      for (int i = 0; i < c.count; ++i) {
+        const float* row = x.data() + size_t(c.row + i) * stride;
+        for (int e = 0; e < QD; ++e) q[size_t(i) * QD + e] = round_fp16(row[e]);
+        std::copy_n(row + QD, KD, k.data() + size_t(i) * KD);
+        std::copy_n(row + QD + KD, KD, v.data() + size_t(i) * KD);
+      }
+      ref.append(0, c.seq, k.data(), v.data(), c.count);
+      std::vector<float> want(size_t(c.count) * QD), got(size_t(c.count) * QD);
+      ref.attend(0, c.seq, q.data(), c.count, want.data());
+      for (size_t e = 0; e < got.size(); ++e) {
+        const uint16_t h = got16[size_t(c.row) * QD + e];
+        got[e] = act == DType::kBF16 ? bf16_to_float(h) : fp16_to_float(h);
+      }
+      worst = std::max(worst, rel_err(got, want));
+      len[c.seq] += c.count;
+    }
+  }
+  return worst;
+}
+
+std::string prefill_steps_string(const std::vector<PrefillStep>& steps) {
+  std::string s;
+  for (const auto& st : steps) {
+    s += "[";
+    for (auto [q, n] : st) s += " seq" + std::to_string(q) + ":" + std::to_string(n);
+    s += " ]";
+  }
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("fused prefill attention equals attention_ref", "[gpu]") {
+  CudaContext ctx;
+  std::vector<std::vector<PrefillStep>> cases;
+  for (int n : {1, 15, 64, 129, 1000}) cases.push_back({{{0, n}}});   // one prompt
+  cases.push_back({{{0, 100}}, {{0, 37}}});                           // a second chunk, start 100
+  cases.push_back({{{0, 129}, {1, 15}}});                             // two sequences, one step
+  cases.push_back({{{0, 70}, {1, 3}}, {{1, 200}, {0, 1}, {2, 64}}});  // mixed: starts 0, 3, 70
+  for (int hd : {64, 128})
+    for (auto [heads, kv_heads] : {std::pair{8, 8}, {32, 8}, {8, 1}})
+      for (const auto& steps : cases) {
+        const double e = prefill_worst_err(ctx, hd, heads, kv_heads, steps, DType::kF16);
+        INFO("head_dim " << hd << " heads " << heads << "/" << kv_heads << " steps "
+                         << prefill_steps_string(steps) << " rel err " << e);
+        std::printf("prefill attention hd=%d heads=%d/%d %s: rel err %.2e\n", hd, heads, kv_heads,
+                    prefill_steps_string(steps).c_str(), e);
+        REQUIRE(e < kTolPrefillF16);
+      }
+}
+
+TEST_CASE("fused prefill attention writes bf16 activations", "[gpu]") {
+  CudaContext ctx;
+  for (int hd : {64, 128}) {
+    const std::vector<PrefillStep> steps = {{{0, 129}, {1, 1}}, {{0, 37}}};
+    const double e = prefill_worst_err(ctx, hd, 32, 8, steps, DType::kBF16);
+    INFO("head_dim " << hd << " rel err " << e);
+    std::printf("prefill attention bf16 hd=%d heads=32/8: rel err %.2e\n", hd, e);
+    REQUIRE(e < kTolPrefillBf16);
+  }
+}
+
+TEST_CASE("cuBLAS prefill attention (head_dim without a fused kernel) equals attention_ref",
+          "[gpu]") {
+  CudaContext ctx;
+  for (auto [heads, kv_heads] : {std::pair{8, 8}, {8, 2}}) {
+    const std::vector<PrefillStep> steps = {{{0, 129}, {1, 15}}, {{0, 37}}};
+    const double e = prefill_worst_err(ctx, 96, heads, kv_heads, steps, DType::kF16);
+    INFO("head_dim 96 heads " << heads << "/" << kv_heads << " rel err " << e);
+    std::printf("prefill attention (cuBLAS) hd=96 heads=%d/%d: rel err %.2e\n", heads, kv_heads, e);
+    REQUIRE(e < kTolFp16Attn);
+  }
+}
+
 TEST_CASE("linear_cuda (decode-shaped kernel and cuBLAS) equals matmul_ref", "[gpu]") {
   CudaContext ctx;
   for (int n : {1, 2, 5, 8, 9, 33})
@@ -303,5 +448,32 @@ TEST_CASE("linear_cuda (decode-shaped kernel and cuBLAS) equals matmul_ref", "[g
       const double e = rel_err(download<float>(dy, ref.size()), ref);
       INFO("n " << n << " in " << in << " out " << out << " rel err " << e);
       REQUIRE(e < 1e-5);
+    }
+}
+
+TEST_CASE("gemv_rmsnorm_cuda equals rmsnorm_ref then matmul_ref", "[gpu]") {
+  CudaContext ctx;
+  for (int n : {1, 3, 8})
+    for (auto [in, out] : {std::pair{8, 3}, {64, 130}, {4096, 257}, {11008, 64}}) {
+      const auto x = randn(size_t(n) * in, 3.0f), g = randn(size_t(in)), w =
+                                                                              randn(size_t(out) * in, 0.05f);
+      const auto gb = to_bf16(g), wb = to_bf16(w);
+      auto dx = upload(x);
+      auto dg = upload(gb);
+      auto dw = upload(wb);
+      const float eps = 1e-5f;
+      const auto y0 = randn(size_t(n) * out);
+      auto dy = upload(y0);  // beta = 1 accumulates into it
+      gemv_rmsnorm_cuda(ctx, DType::kBF16, dx.as<float>(), dg.get(), eps, dw.get(), n, in, out,
+                        dy.as<float>(), 1.0f);
+      ctx.synchronize();
+      // The reference normalizes in fp32 (no rounding of the normalized input), as the kernel.
+      std::vector<float> h(size_t(n) * in), ref(size_t(n) * out);
+      rmsnorm_ref(x.data(), from_bf16(gb).data(), n, in, eps, h.data());
+      matmul_ref(h.data(), from_bf16(wb).data(), n, in, out, ref.data());
+      for (size_t i = 0; i < ref.size(); ++i) ref[i] += y0[i];
+      const double e = rel_err(download<float>(dy, ref.size()), ref);
+      INFO("n " << n << " in " << in << " out " << out << " rel err " << e);
+      REQUIRE(e < kTolFp32);
     }
 }

@@ -52,7 +52,7 @@ KvcompImage build_kvcomp_image(const HostKv& kv, int n_heads, const ImageOptions
                       kh.data(), ka);
       for (int t = 0; t + BV <= kv.len[u]; t += BV)
         histogram_add(
-            quantize_block(BlockKind::kV, v.data() + size_t(t) * hd, BV, hd, hd, co.eb_v, va - 1),
+            quantize_block(co.v_kind(), v.data() + size_t(t) * hd, BV, hd, hd, co.eb_v, va - 1),
             vh.data(), va);
     }
   const Codebook kcb = Codebook::from_histogram(kh.data(), ka, co.max_code_len);
@@ -84,7 +84,7 @@ KvcompImage build_kvcomp_image(const HostKv& kv, int n_heads, const ImageOptions
     for (int t = 0; t < img.h_v_done[u]; t += BV, ++nb) {
       const bool raw = o.force_raw_every > 0 && nb % o.force_raw_every == o.force_raw_every - 1;
       const size_t at = e.bytes.size();
-      encode_block_ref(BlockKind::kV, v.data() + size_t(t) * hd, BV, hd, hd,
+      encode_block_ref(co.v_kind(), v.data() + size_t(t) * hd, BV, hd, hd,
                        raw ? co.eb_v / 16 : co.eb_v, vcb, e.bytes, &e.v_acct);
       e.v_off.push_back(at);
       decode_block_ref(e.bytes.data() + at, e.bytes.size() - at, vcb,

@@ -13,14 +13,12 @@
 #include <sstream>
 
 #include "compress/attention_kvcomp.h"
-#include "models/engine.h"
-#include "models/llama_cuda.h"
 #include "models/model_files.h"
 #include "runtime/cuda_check.h"
 #include "runtime/error.h"
 #include "runtime/half.h"
-#include "runtime/tokenizer.h"
 #include "tools/attention_testbed.h"
+#include "tools/real_kv.h"
 
 using namespace kvcomp;
 using namespace kvcomp::testbed;
@@ -36,48 +34,6 @@ std::vector<int> parse_list(const std::string& s) {
     out.push_back(std::stoi(it) * mult);
   }
   return out;
-}
-
-// The demo model's K and V after RoPE: one stream per (layer, KV head), [tokens][head_dim].
-std::vector<std::vector<float>> real_streams(const std::filesystem::path& dir, int ctx, int windows,
-                                             std::vector<std::vector<float>>& vstreams) {
-  const ModelFiles files = open_model_files(dir);
-  auto engine = make_cuda_engine(files);
-  const LlamaConfig& cfg = files.config;
-  const Tokenizer tok = load_tokenizer(dir, cfg.bos_token_id);
-  std::ifstream in(dir / "heldout.txt", std::ios::binary);
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<int> ids = tok.encode(text);
-  windows = std::min<int>(windows, int(ids.size() / ctx));
-  const int KV = cfg.n_kv_heads, hd = cfg.head_dim, L = cfg.n_layers;
-  std::vector<std::vector<float>> ks(size_t(L) * KV);
-  vstreams.assign(size_t(L) * KV, {});
-  constexpr int kBatch = 16;
-  for (int w0 = 0; w0 < windows; w0 += kBatch) {
-    const int nb = std::min(kBatch, windows - w0);
-    engine->start(nb, ctx, KvOptions{});
-    std::vector<SeqChunk> chunks;
-    for (int b = 0; b < nb; ++b)
-      chunks.push_back({b, std::vector<int>(ids.begin() + int64_t(w0 + b) * ctx,
-                                            ids.begin() + int64_t(w0 + b + 1) * ctx)});
-    std::vector<float> logits;
-    engine->forward(chunks, false, logits);
-    std::vector<float> k, v;
-    for (int b = 0; b < nb; ++b)
-      for (int l = 0; l < L; ++l) {
-        check(engine->read_kv(l, b, k, v), "bench: the GPU cache cannot be read back");
-        for (int h = 0; h < KV; ++h)
-          for (int t = 0; t < ctx; ++t) {
-            auto& ko = ks[size_t(l) * KV + h];
-            auto& vo = vstreams[size_t(l) * KV + h];
-            ko.insert(ko.end(), k.begin() + (size_t(t) * KV + h) * hd,
-                      k.begin() + (size_t(t) * KV + h + 1) * hd);
-            vo.insert(vo.end(), v.begin() + (size_t(t) * KV + h) * hd,
-                      v.begin() + (size_t(t) * KV + h + 1) * hd);
-          }
-      }
-  }
-  return ks;
 }
 
 struct Timer {
@@ -149,12 +105,10 @@ int main(int argc, char** argv) {
   try {
     CudaContext ctx;
     const auto dir = model.empty() ? default_model_dir() : std::filesystem::path(model);
-    std::vector<std::vector<float>> vs;
-    const auto ks = real_streams(dir, 1024, 1 << 20, vs);
-    const int hd = 128;
-    const size_t stream_tokens = ks[0].size() / hd;
-    std::printf("K/V statistics: %zu streams (layer x KV head) of %zu tokens from %s\n", ks.size(),
-                stream_tokens, dir.string().c_str());
+    const RealKv real = load_real_kv(dir, Device::kCuda);
+    const int hd = real.head_dim;
+    std::printf("K/V statistics: %d streams (layer x KV head) of %lld tokens from %s\n",
+                real.n_streams(), (long long)real.tokens, dir.string().c_str());
     // Device copy bandwidth, the ceiling of every memory-bound figure below.
     Timer timer(ctx);
     DeviceBuffer c1(size_t(1) << 31, "copy test"), c2(size_t(1) << 31, "copy test");
@@ -190,15 +144,9 @@ int main(int argc, char** argv) {
           kv.head_dim = hd;
           kv.len.assign(B, C);
           for (int h = 0; h < KV; ++h) {
-            const auto& sk = ks[h % ks.size()];
-            const auto& sv = vs[h % vs.size()];
             std::vector<float> k(size_t(C) * hd), v(size_t(C) * hd);
-            const size_t off = size_t(h / ks.size()) * 7919 * 1024;
-            for (int t = 0; t < C; ++t) {
-              const size_t src = (off + t) % stream_tokens;
-              std::copy_n(sk.begin() + src * hd, hd, k.begin() + size_t(t) * hd);
-              std::copy_n(sv.begin() + src * hd, hd, v.begin() + size_t(t) * hd);
-            }
+            real_kv_head(real, RealKvPart::kK, h, C, k.data());
+            real_kv_head(real, RealKvPart::kV, h, C, v.data());
             kv.k.push_back(std::move(k));
             kv.v.push_back(std::move(v));
           }

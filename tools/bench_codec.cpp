@@ -1,9 +1,14 @@
-// kvcomp_bench_codec: throughput of the GPU codec (compress/codec_cuda.h) on K/V-like data.
+// kvcomp_bench_codec: throughput of the GPU codec (compress/codec_cuda.h) on K/V data.
 //
-// Data: [heads, tokens, head_dim] fp16 K and V of one layer on the GPU. K: per-channel scales
-// drawn log-normally, per-channel offsets, ~4% outlier channels 8-16x larger, Gaussian values;
-// V: log-normal scales with less spread, no offsets or outliers. (Real K/V statistics come with
-// the cache-dump API; these only need to look like them to time the codec.)
+// Data: [heads, tokens, head_dim] fp16 K and V of one layer on the GPU.
+//   --data real (default): the model's own K (after RoPE) and V over its held-out text
+//     (tools/real_kv.h, as kvcomp_bench_attention uses them): head h is the stream of
+//     (layer, KV head) h % n_streams, from an offset that differs per head, wrapping around.
+//   --data synthetic: K with per-channel scales drawn log-normally, per-channel offsets, ~4%
+//     outlier channels 8-16x larger, Gaussian values; V with log-normal scales of less spread,
+//     no offsets or outliers.
+// Codebooks are built as the cache builds them: from the GPU histogram of every block, one per
+// stream (K, V) of the layer, or one per head with --codebook-per-head.
 // Steps, each timed with CUDA events (warm-up, then the median of --iters runs):
 //   histogram  GPU symbol histogram of every block -> codebooks built on the CPU
 //   encode     every block into an arena: GB/s of fp16 input
@@ -21,6 +26,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
@@ -31,23 +37,27 @@
 #include "compress/accounting.h"
 #include "compress/codec_cuda.h"
 #include "compress/codec_ref.h"
+#include "models/model_files.h"
 #include "runtime/cuda_check.h"
 #include "runtime/cuda_context.h"
 #include "runtime/device_buffer.h"
 #include "runtime/error.h"
 #include "runtime/half.h"
+#include "tools/real_kv.h"
 
 namespace kvcomp {
 namespace {
 
 struct Options {
+  std::string data = "real";  // "real" | "synthetic"
+  std::string model;          // real: the model whose K/V are used (default: the demo model)
   int tokens = 32768;
   int heads = 32;
   int head_dim = 128;
   CodecOptions codec;
   int iters = 20;
   int warmup = 3;
-  uint64_t seed = 1;
+  uint64_t seed = 1;  // synthetic data, and the blocks checked
   int check_blocks = 64;
   std::string json_out;  // also write the results as JSON to this file
 };
@@ -67,7 +77,7 @@ double gauss(uint64_t key) {
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
 }
 
-// [heads, tokens, head_dim] fp16 bits.
+// Synthetic K (k_like) or V: [heads, tokens, head_dim] fp16 bits.
 std::vector<uint16_t> make_kv(const Options& o, bool k_like) {
   const uint64_t base = mix64(o.seed * 4 + (k_like ? 1 : 2));
   const size_t hd = size_t(o.head_dim), n_tok = size_t(o.tokens);
@@ -148,8 +158,9 @@ struct Stream {
   std::vector<uint8_t*> block_ptrs;
   uint64_t compressed = 0;  // block bytes
   CodecBytes acct;
-  std::vector<uint64_t> hist;  // summed over its codebooks, for the entropy
-  double entropy = 0;          // bits per symbol of hist
+  // Entropy of the symbols, bits per symbol: each codebook's histogram's entropy, summed over
+  // the stream's codebooks and divided by its symbols (the bound its codebooks cannot beat).
+  double entropy = 0;
   double t_hist = 0, t_encode = 0, t_decode = 0;
   int max_values = 0;
 };
@@ -166,6 +177,42 @@ void run(const Options& o) {
   const size_t fp16_bytes = n_values * 2;
   const int per_stream_cbs = o.codec.codebook_per_head ? o.heads : 1;
 
+  // The data: [heads, tokens, head_dim] fp16 bits of K and V.
+  std::vector<uint16_t> host[2];
+  std::string data_desc;
+  nlohmann::json data_json;
+  if (o.data == "real") {
+    const auto dir = o.model.empty() ? default_model_dir() : std::filesystem::path(o.model);
+    std::fprintf(stderr, "running %s over its held-out text for its K/V...\n",
+                 dir.string().c_str());
+    const RealKv real = load_real_kv(dir, Device::kCuda);
+    check(real.head_dim == o.head_dim, "--head-dim ", o.head_dim, ": the K/V of ", dir.string(),
+          " have head_dim ", real.head_dim, " (another head_dim needs --data synthetic)");
+    for (int si = 0; si < 2; ++si) {
+      host[si].resize(n_values);
+      const RealKvPart part = si == 0 ? RealKvPart::kK : RealKvPart::kV;
+#pragma omp parallel for schedule(static)
+      for (int h = 0; h < o.heads; ++h) {
+        real_kv_head(real, part, h, o.tokens, host[si].data() + size_t(h) * o.tokens * hd);
+      }
+    }
+    data_desc = "real K/V of " + dir.string() + " (" + std::to_string(real.n_streams()) +
+                " streams = " + std::to_string(real.n_layers) + " layers x " +
+                std::to_string(real.n_kv_heads) + " KV heads, " + std::to_string(real.tokens) +
+                " tokens each; head h = stream h % " + std::to_string(real.n_streams()) + ")";
+    data_json = {{"kind", "real"},
+                 {"model", dir.string()},
+                 {"streams", real.n_streams()},
+                 {"stream_tokens", real.tokens}};
+  } else if (o.data == "synthetic") {
+    std::fprintf(stderr, "generating %zu K and V values...\n", n_values);
+    for (int si = 0; si < 2; ++si) host[si] = make_kv(o, si == 0);
+    data_desc = "synthetic K/V-like (seed " + std::to_string(o.seed) + ")";
+    data_json = {{"kind", "synthetic"}, {"seed", o.seed}};
+  } else {
+    fail("--data ", o.data, ": expected real or synthetic");
+  }
+
   Stream streams[2];
   streams[0].name = "K";
   streams[0].kind = o.codec.k_kind();
@@ -173,16 +220,15 @@ void run(const Options& o) {
   streams[0].block = o.codec.block_k;
   streams[0].alphabet = o.codec.k_alphabet();
   streams[1].name = "V";
-  streams[1].kind = BlockKind::kV;
+  streams[1].kind = o.codec.v_kind();
   streams[1].eb = o.codec.eb_v;
   streams[1].block = o.codec.block_v;
   streams[1].alphabet = o.codec.v_alphabet();
 
-  std::fprintf(stderr, "generating %zu K and V values...\n", n_values);
   for (int si = 0; si < 2; ++si) {
     Stream& s = streams[si];
     s.cb_first = si * per_stream_cbs;
-    s.host = make_kv(o, si == 0);
+    s.host = std::move(host[si]);
     s.data = DeviceBuffer(fp16_bytes, std::string(s.name) + " fp16 input");
     s.data.upload(s.host.data(), fp16_bytes);
     s.out = DeviceBuffer(fp16_bytes, std::string(s.name) + " fp16 decode output");
@@ -237,17 +283,18 @@ void run(const Options& o) {
   std::vector<Codebook> cbs;
   for (int si = 0; si < 2; ++si) {
     Stream& s = streams[si];
-    s.hist.assign(size_t(s.alphabet), 0);
+    double bits = 0;
+    uint64_t total = 0;
     for (int c = 0; c < per_stream_cbs; ++c) {
       std::vector<uint64_t> h(size_t(s.alphabet));
       for (int sy = 0; sy < s.alphabet; ++sy) {
         h[size_t(sy)] = hist[size_t(s.cb_first + c) * kMaxAlphabet + size_t(sy)];
-        s.hist[size_t(sy)] += h[size_t(sy)];
       }
+      bits += entropy_bits(h.data(), s.alphabet);
+      total += std::accumulate(h.begin(), h.end(), uint64_t(0));
       cbs.push_back(Codebook::from_histogram(h.data(), s.alphabet, o.codec.max_code_len));
     }
-    const uint64_t total = std::accumulate(s.hist.begin(), s.hist.end(), uint64_t(0));
-    s.entropy = total ? entropy_bits(s.hist.data(), s.alphabet) / double(total) : 0.0;
+    s.entropy = total ? bits / double(total) : 0.0;
   }
   const GpuCodebooks gcb(cbs);
 
@@ -362,6 +409,7 @@ void run(const Options& o) {
   // Report.
   nlohmann::json j;
   j["device"] = ctx.name();
+  j["data"] = data_json;
   j["tokens"] = o.tokens;
   j["heads"] = o.heads;
   j["head_dim"] = o.head_dim;
@@ -385,12 +433,19 @@ void run(const Options& o) {
     r["bits_per_value"] = s.acct.bits_per_value();
     r["ratio_to_fp16"] = s.acct.ratio_to_fp16();
     r["entropy_bits_per_symbol"] = s.entropy;
+    // GB/s of fp16 data (read by histogram and encode, written by decode); *_pct_copy: that
+    // against the read + write bandwidth of the copy measured above.
+    const double hist_gbs = in_gb / (s.t_hist * 1e-3), enc_gbs = in_gb / (s.t_encode * 1e-3),
+                 dec_gbs = in_gb / (s.t_decode * 1e-3);
     r["histogram_ms"] = s.t_hist;
-    r["histogram_gbs_in"] = in_gb / (s.t_hist * 1e-3);
+    r["histogram_gbs_in"] = hist_gbs;
+    r["histogram_pct_copy"] = 100.0 * hist_gbs / copy_gbs;
     r["encode_ms"] = s.t_encode;
-    r["encode_gbs_in"] = in_gb / (s.t_encode * 1e-3);
+    r["encode_gbs_in"] = enc_gbs;
+    r["encode_pct_copy"] = 100.0 * enc_gbs / copy_gbs;
     r["decode_ms"] = s.t_decode;
-    r["decode_gbs_out"] = in_gb / (s.t_decode * 1e-3);
+    r["decode_gbs_out"] = dec_gbs;
+    r["decode_pct_copy"] = 100.0 * dec_gbs / copy_gbs;
     r["decode_gbs_compressed"] = double(s.compressed) * 1e-9 / (s.t_decode * 1e-3);
     j[s.name] = r;
   }
@@ -400,8 +455,9 @@ void run(const Options& o) {
     check(bool(f), "--json: cannot write ", o.json_out);
   }
   std::printf("device: %s\n", ctx.name().c_str());
+  std::printf("data: %s\n", data_desc.c_str());
   std::printf(
-      "data: %d heads x %d tokens x %d (fp16 K and V, %s each), eb_k %g, eb_v %g, "
+      "shape: %d heads x %d tokens x %d (fp16 K and V, %s each), eb_k %g, eb_v %g, "
       "block_k %d%s, block_v %d, max code length %d, codebook per %s\n",
       o.heads, o.tokens, o.head_dim, format_bytes(double(fp16_bytes)).c_str(), double(o.codec.eb_k),
       double(o.codec.eb_v), o.codec.block_k, o.codec.k_channelwise ? " (channel-wise)" : "",
@@ -437,8 +493,13 @@ void run(const Options& o) {
 
 int main(int argc, char** argv) {
   kvcomp::Options o;
-  CLI::App app{"Throughput of the GPU KVComp codec (encode, decode, histogram) on K/V-like data",
+  CLI::App app{"Throughput of the GPU KVComp codec (encode, decode, histogram) on K/V data",
                "kvcomp_bench_codec"};
+  app.add_option("--data", o.data,
+                 "real: the model's own K/V over its held-out text; synthetic: K/V-like data")
+      ->check(CLI::IsMember({"real", "synthetic"}))
+      ->capture_default_str();
+  app.add_option("--model", o.model, "Model whose K/V --data real uses (default: demo)");
   app.add_option("--tokens", o.tokens, "Tokens per head")->capture_default_str();
   app.add_option("--heads", o.heads, "KV heads")->capture_default_str();
   app.add_option("--head-dim", o.head_dim, "Values per token and head")->capture_default_str();
@@ -453,7 +514,8 @@ int main(int argc, char** argv) {
   app.add_option("--iters", o.iters, "Timed runs per step (median reported)")
       ->capture_default_str();
   app.add_option("--warmup", o.warmup, "Untimed runs first")->capture_default_str();
-  app.add_option("--seed", o.seed, "Seed of the data")->capture_default_str();
+  app.add_option("--seed", o.seed, "Seed of the synthetic data and of the blocks checked")
+      ->capture_default_str();
   app.add_option("--check-blocks", o.check_blocks,
                  "Blocks of K and of V checked against the CPU reference")
       ->capture_default_str();

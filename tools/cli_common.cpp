@@ -70,9 +70,17 @@ void add_kv_params(CLI::App* cmd, KvOptions& k, bool error_bounds) {
                 "KVComp: quantize K per channel within a block (for comparison)");
   cmd->add_flag("--codebook-per-head", k.codebook_per_head,
                 "KVComp: one Huffman codebook per KV head instead of per layer");
+  add_v_params32_flag(cmd, k);
   cmd->add_option("--quant-group", k.quant_group,
                   "kivi2/kivi4: V channels per scale/zero group (0: the whole head)")
       ->capture_default_str();
+}
+
+void add_v_params32_flag(CLI::App* cmd, KvOptions& k) {
+  cmd->add_flag_callback(
+      "--v-params32", [&k] { k.v_params16 = false; },
+      "KVComp: every V block keeps 32-bit {fp16 d, int16 m0} token params (default: 16-bit "
+      "{8-bit log step, int8 offset} where a block allows them), for comparison");
 }
 
 void finish_kv_options(CommonOptions& o) {

@@ -28,6 +28,8 @@ void add_kv_options(CLI::App* cmd, CommonOptions& o);
 // Adds the parameters alone (blocks, windows, ...; --eb-k/--eb-v when error_bounds), without
 // --kv.
 void add_kv_params(CLI::App* cmd, KvOptions& k, bool error_bounds = true);
+// Adds --v-params32 (KvOptions::v_params16 = false).
+void add_v_params32_flag(CLI::App* cmd, KvOptions& k);
 // Resolves --kv into o.kv_opts.mode (throws Error on an unknown mode).
 void finish_kv_options(CommonOptions& o);
 

@@ -5,7 +5,7 @@
 // decoded). Reports bits per value (metadata and codebooks included), the entropy of the coded
 // symbols, the Huffman + metadata overhead over it, the ratio to fp16, the worst error against
 // the bound d/2, the raw-fallback share and where the bytes go; per layer and in total, and with
-// --eb-list over a range of error bounds.
+// --eb-list over a range of error bounds; --v-params32 turns off the compact V token params.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -135,10 +135,27 @@ double raw_share(const KvStats& s) {
 }
 
 nlohmann::json bytes_json(const CodecBytes& b) {
-  return {{"payload", b.payload},     {"unit_lengths", b.unit_lengths}, {"params", b.params},
-          {"headers", b.headers},     {"padding", b.padding},           {"raw", b.raw},
-          {"codebooks", b.codebooks}, {"total", b.total_bytes()},       {"values", b.n_values},
-          {"blocks", b.n_blocks},     {"raw_blocks", b.n_raw_blocks}};
+  return {{"payload", b.payload},         {"unit_lengths", b.unit_lengths},
+          {"params", b.params},           {"headers", b.headers},
+          {"padding", b.padding},         {"raw", b.raw},
+          {"codebooks", b.codebooks},     {"total", b.total_bytes()},
+          {"values", b.n_values},         {"blocks", b.n_blocks},
+          {"raw_blocks", b.n_raw_blocks}, {"compact_blocks", b.n_compact_blocks}};
+}
+
+// Bits per value of each part: they sum to bits_per_value().
+nlohmann::json bits_json(const CodecBytes& b) {
+  const double n = b.n_values > 0 ? double(b.n_values) : 1.0;
+  auto bits = [&](uint64_t x) { return 8.0 * double(x) / n; };
+  return {{"payload", bits(b.payload)}, {"unit_lengths", bits(b.unit_lengths)},
+          {"params", bits(b.params)},   {"headers", bits(b.headers)},
+          {"padding", bits(b.padding)}, {"codebooks", bits(b.codebooks)},
+          {"raw", bits(b.raw)},         {"total", b.bits_per_value()}};
+}
+
+// Huffman V blocks that kept 32-bit token params (kV) although compact ones were asked for.
+uint64_t v_wide_blocks(const CodecBytes& v) {
+  return v.n_blocks - v.n_raw_blocks - v.n_compact_blocks;
 }
 
 std::vector<float> parse_eb_list(const std::string& s) {
@@ -205,6 +222,7 @@ void add_kvstats_command(CLI::App& app) {
   cmd->add_flag("--k-channelwise", k.k_channelwise, "Quantize K per channel within a block");
   cmd->add_flag("--codebook-per-head", k.codebook_per_head,
                 "One Huffman codebook per KV head instead of per layer");
+  add_v_params32_flag(cmd, k);
   cmd->add_option("--eb-list", o->eb_list,
                   "Also a table over error bounds, e.g. 0.02,0.05,0.1,0.2: each row compresses "
                   "K and V both at that bound");
@@ -298,6 +316,7 @@ void add_kvstats_command(CLI::App& app) {
                           {"max_code_len", base.max_code_len},
                           {"k_channelwise", base.k_channelwise},
                           {"codebook_per_head", base.codebook_per_head},
+                          {"v_params16", base.v_params16},
                           {"k_bits", tot.k_bits()},
                           {"v_bits", tot.v_bits()},
                           {"k_entropy", tk.entropy()},
@@ -311,6 +330,9 @@ void add_kvstats_command(CLI::App& app) {
                           {"raw_blocks", tot.raw_blocks()},
                           {"raw_block_share", raw_share(tot)},
                           {"bytes", {{"k", bytes_json(tot.k)}, {"v", bytes_json(tot.v)}}},
+                          {"bits", {{"k", bits_json(tot.k)}, {"v", bits_json(tot.v)}}},
+                          {"v_compact_blocks", tot.v.n_compact_blocks},
+                          {"v_wide_blocks", v_wide_blocks(tot.v)},
                           {"layers", layers}};
       if (!ebs.empty()) {
         nlohmann::json table = nlohmann::json::array();
@@ -323,9 +345,14 @@ void add_kvstats_command(CLI::App& app) {
                            {"v_bits", t.v_bits()},
                            {"k_entropy", s.total_fig(KvPart::kK).entropy()},
                            {"v_entropy", s.total_fig(KvPart::kV).entropy()},
+                           {"k_overhead_pct", overhead_pct(t.k, s.total_fig(KvPart::kK))},
+                           {"v_overhead_pct", overhead_pct(t.v, s.total_fig(KvPart::kV))},
                            {"ratio", t.ratio()},
                            {"max_err_over_bound", s.max_err()},
-                           {"raw_blocks", t.raw_blocks()}});
+                           {"raw_blocks", t.raw_blocks()},
+                           {"v_compact_blocks", t.v.n_compact_blocks},
+                           {"v_wide_blocks", v_wide_blocks(t.v)},
+                           {"bits", {{"k", bits_json(t.k)}, {"v", bits_json(t.v)}}}});
         }
         j["eb_table"] = table;
       }
@@ -335,11 +362,12 @@ void add_kvstats_command(CLI::App& app) {
 
     std::printf(
         "kvstats: %s on %s, %d window(s) of %d tokens; eb_k %g, eb_v %g, block_k %d, "
-        "block_v %d, max code length %d, K %s, codebook per %s\n",
+        "block_v %d, max code length %d, K %s, codebook per %s, V token params %s\n",
         dir.string().c_str(), engine->device_name().c_str(), o->windows, N, double(base.eb_k),
         double(base.eb_v), base.block_k, base.block_v, base.max_code_len,
         base.k_channelwise ? "channel-wise" : "block-wise",
-        base.codebook_per_head ? "KV head" : "layer");
+        base.codebook_per_head ? "KV head" : "layer",
+        base.v_params16 ? "16-bit where possible" : "32-bit (--v-params32)");
     std::printf("%-6s %7s %7s %7s  %7s %7s %7s  %7s  %9s  %8s\n", "layer", "K bits", "K ent",
                 "K ovh%", "V bits", "V ent", "V ovh%", "ratio", "err/bound", "raw blks");
     auto print_row = [](const std::string& name, const KvStats& s, const PartFigures& fk,
@@ -360,17 +388,29 @@ void add_kvstats_command(CLI::App& app) {
     std::printf("bytes:\n");
     print_bytes_line("K", tot.k);
     print_bytes_line("V", tot.v);
+    std::printf(
+        "V Huffman blocks: %llu with 16-bit token params, %llu with 32-bit (%.2f%% of all V "
+        "blocks), %llu raw\n",
+        static_cast<unsigned long long>(tot.v.n_compact_blocks),
+        static_cast<unsigned long long>(v_wide_blocks(tot.v)),
+        tot.v.n_blocks > 0 ? 100.0 * double(v_wide_blocks(tot.v)) / double(tot.v.n_blocks) : 0.0,
+        static_cast<unsigned long long>(tot.v.n_raw_blocks));
     if (!ebs.empty()) {
       std::printf("\nover error bounds (K and V both at eb):\n");
-      std::printf("%-7s %7s %9s  %7s %9s  %7s  %9s\n", "eb", "K bits", "K entropy", "V bits",
-                  "V entropy", "ratio", "err/bound");
+      std::printf("%-7s %7s %9s %6s  %7s %9s %6s %7s  %7s  %9s  %8s\n", "eb", "K bits", "K entropy",
+                  "K ovh%", "V bits", "V entropy", "V ovh%", "V p32", "ratio", "err/bound",
+                  "raw blks");
       for (size_t i = 1; i < settings.size(); ++i) {
         const Setting& s = settings[i];
         const KvStats t = s.total();
-        std::printf("%-7g %7.3f %9.3f  %7.3f %9.3f  %6.2fx  %9.4f\n", double(s.kv.eb_k), t.k_bits(),
-                    s.total_fig(KvPart::kK).entropy(), t.v_bits(),
-                    s.total_fig(KvPart::kV).entropy(), t.ratio(), s.max_err());
+        const PartFigures fk = s.total_fig(KvPart::kK), fv = s.total_fig(KvPart::kV);
+        std::printf("%-7g %7.3f %9.3f %6.1f  %7.3f %9.3f %6.1f %7llu  %6.2fx  %9.4f  %8llu\n",
+                    double(s.kv.eb_k), t.k_bits(), fk.entropy(), overhead_pct(t.k, fk), t.v_bits(),
+                    fv.entropy(), overhead_pct(t.v, fv),
+                    static_cast<unsigned long long>(v_wide_blocks(t.v)), t.ratio(), s.max_err(),
+                    static_cast<unsigned long long>(t.raw_blocks()));
       }
+      std::printf("V p32: V Huffman blocks that kept 32-bit token params\n");
     }
   });
 }
