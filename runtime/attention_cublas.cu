@@ -140,8 +140,9 @@ void o_scatter(const CudaContext& ctx, DType act, const float* o, int row0, int 
                int n_heads, int head_dim, void* out) {
   dispatch_act(act, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    o_scatter_kernel<T><<<dim3(nq, blocks, row_copy_blocks(n_heads * head_dim)), 256, 0, ctx.stream()>>>(o, row0, nq, n_heads, head_dim,
-                                                                    static_cast<T*>(out));
+    o_scatter_kernel<T>
+        <<<dim3(nq, blocks, row_copy_blocks(n_heads * head_dim)), 256, 0, ctx.stream()>>>(
+            o, row0, nq, n_heads, head_dim, static_cast<T*>(out));
   });
   KVCOMP_LAUNCH_CHECK();
 }
@@ -169,8 +170,8 @@ void dense_attention_cuda(const CudaContext& ctx, const KvShape& shape, const De
     probs.ensure(size_t(n) * H * ld * 2, "attention probabilities");
     out32.ensure(size_t(n) * H * hd * 4, "attention output");
     ptrs.ensure(size_t(items) * 6 * sizeof(void*), "attention pointers");
-    q_gather_kernel<<<dim3(1, n, row_copy_blocks(H * hd)), 256, 0, ctx.stream()>>>(x.qkv, x.row_stride, x.q_col, 0, 1, H, hd,
-                                                          q16.as<__half>());
+    q_gather_kernel<<<dim3(1, n, row_copy_blocks(H * hd)), 256, 0, ctx.stream()>>>(
+        x.qkv, x.row_stride, x.q_col, 0, 1, H, hd, q16.as<__half>());
     KVCOMP_LAUNCH_CHECK();
     decode_ptrs_kernel<<<(items + 127) / 128, 128, 0, ctx.stream()>>>(
         step.chunk_seq, items, KV, G, hd, ld, k, v, a.seq_stride, q16.as<__half>(),
@@ -256,7 +257,8 @@ DenseKvCacheCuda::DenseKvCacheCuda(const CudaContext& ctx, const KvShape& shape,
 void DenseKvCacheCuda::append(int layer, const QkvView& x, const StepLayout& step) {
   const size_t layer_off =
       size_t(layer) * shape_.n_seqs * shape_.n_kv_heads * max_tokens_ * shape_.head_dim;
-  dense_append_kernel<<<dim3(step.n_tokens, row_copy_blocks(shape_.n_kv_heads * shape_.head_dim)), 256, 0, ctx_.stream()>>>(
+  dense_append_kernel<<<dim3(step.n_tokens, row_copy_blocks(shape_.n_kv_heads * shape_.head_dim)),
+                        256, 0, ctx_.stream()>>>(
       x.qkv, x.row_stride, x.k_col, x.v_col, step.seq, step.pos, shape_.n_kv_heads, shape_.head_dim,
       max_tokens_, k_.as<__half>() + layer_off, v_.as<__half>() + layer_off);
   KVCOMP_LAUNCH_CHECK();

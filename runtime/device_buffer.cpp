@@ -14,7 +14,6 @@ std::atomic<size_t> g_peak{0};
 std::atomic<uint64_t> g_epoch{0};
 }  // namespace
 
-
 DeviceBuffer::DeviceBuffer(size_t bytes, const std::string& what) {
   if (bytes == 0) return;
   const cudaError_t e = cudaMalloc(&ptr_, bytes);

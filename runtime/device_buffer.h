@@ -51,5 +51,4 @@ size_t device_bytes_peak();
 uint64_t device_alloc_epoch();
 void device_reset_peak();
 
-
 }  // namespace kvcomp

@@ -1,8 +1,9 @@
 // Decode-shaped linear layers (a few tokens): y[n, out] = x[n, in] . w[out, in]^T + beta * y with
 // n <= 8, optionally with the RMSNorm of x folded in (gemv_rmsnorm_cuda: no separate norm kernel
-// and no normalized copy of x in memory). Bound by reading w once: one warp per output row, 16-byte loads, four in flight per
-// lane, x read through L1 (it is n * in * 2 bytes, shared by every warp). cuBLAS picks GEMM
-// kernels for these shapes that leave bandwidth unused; this is the weight-read floor's kernel.
+// and no normalized copy of x in memory). Bound by reading w once: one warp per output row, 16-byte
+// loads, four in flight per lane, x read through L1 (it is n * in * 2 bytes, shared by every warp).
+// cuBLAS picks GEMM kernels for these shapes that leave bandwidth unused; this is the weight-read
+// floor's kernel.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -42,7 +43,8 @@ template <typename T, bool kNorm>
 __device__ __forceinline__ void load_x8(const void* __restrict__ x, int64_t in, int t, int c,
                                         const float* gf, float* xf, float& ss) {
   if constexpr (kNorm) {
-    const float4* xr = reinterpret_cast<const float4*>(static_cast<const float*>(x) + t * in) + 2 * c;
+    const float4* xr =
+        reinterpret_cast<const float4*>(static_cast<const float*>(x) + t * in) + 2 * c;
     const float4 a = __ldg(xr), b = __ldg(xr + 1);
     const float v[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
 #pragma unroll
@@ -119,8 +121,8 @@ void launch(const CudaContext& ctx, const void* x, const void* g, float eps, con
 }
 
 template <typename T>
-void dispatch(const CudaContext& ctx, int n, const void* x, const void* g, float eps,
-              const void* w, int in, int out, float* y, float beta) {
+void dispatch(const CudaContext& ctx, int n, const void* x, const void* g, float eps, const void* w,
+              int in, int out, float* y, float beta) {
   switch (n) {
     case 1:
       return launch<T, 1>(ctx, x, g, eps, w, in, out, y, beta);

@@ -224,11 +224,11 @@ void swiglu_cuda(const CudaContext& ctx, DType t, const float* gate_up, int n, i
   dispatch16(t, [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     if (inter % 4 == 0)
-      swiglu_kernel<T, 4><<<grid_for(total / 4, 256), 256, 0, ctx.stream()>>>(
-          gate_up, total, inter, static_cast<T*>(out));
+      swiglu_kernel<T, 4><<<grid_for(total / 4, 256), 256, 0, ctx.stream()>>>(gate_up, total, inter,
+                                                                              static_cast<T*>(out));
     else
       swiglu_kernel<T, 1><<<grid_for(total, 256), 256, 0, ctx.stream()>>>(gate_up, total, inter,
-                                                                           static_cast<T*>(out));
+                                                                          static_cast<T*>(out));
   });
   KVCOMP_LAUNCH_CHECK();
 }

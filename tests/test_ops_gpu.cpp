@@ -455,8 +455,8 @@ TEST_CASE("gemv_rmsnorm_cuda equals rmsnorm_ref then matmul_ref", "[gpu]") {
   CudaContext ctx;
   for (int n : {1, 3, 8})
     for (auto [in, out] : {std::pair{8, 3}, {64, 130}, {4096, 257}, {11008, 64}}) {
-      const auto x = randn(size_t(n) * in, 3.0f), g = randn(size_t(in)), w =
-                                                                              randn(size_t(out) * in, 0.05f);
+      const auto x = randn(size_t(n) * in, 3.0f), g = randn(size_t(in)),
+                 w = randn(size_t(out) * in, 0.05f);
       const auto gb = to_bf16(g), wb = to_bf16(w);
       auto dx = upload(x);
       auto dg = upload(gb);
