@@ -105,15 +105,18 @@ __global__ void softmax_rows_kernel(const float* scores, int ld, const int* base
     p[j] = __float2half_rn(j < valid ? __expf(s[j] - mx) * inv : 0.0f);
 }
 
-// Pointer arrays of the decode GEMMs: item i = chunk * n_kv + g.
+// Pointer arrays of the decode GEMMs for layers [0, gridDim.y): item i = chunk * n_kv + g;
+// layer l's six arrays start at ptrs + l * 6 * n_items, its K/V at k, v + l * layer_stride.
 __global__ void decode_ptrs_kernel(const int* chunk_seq, int n_items, int n_kv, int group,
                                    int head_dim, int ld, const __half* k, const __half* v,
-                                   int64_t seq_stride, const __half* q, float* scores,
-                                   __half* probs, float* out, const void** ptrs) {
+                                   int64_t seq_stride, int64_t layer_stride, const __half* q,
+                                   float* scores, __half* probs, float* out, const void** ptrs) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n_items) return;
   const int chunk = i / n_kv, g = i % n_kv;
-  const int64_t kv = (int64_t(chunk_seq[chunk]) * n_kv + g) * seq_stride;
+  const int64_t kv =
+      (int64_t(chunk_seq[chunk]) * n_kv + g) * seq_stride + blockIdx.y * layer_stride;
+  ptrs += int64_t(blockIdx.y) * 6 * n_items;
   ptrs[0 * n_items + i] = k + kv;
   ptrs[1 * n_items + i] = q + int64_t(i) * group * head_dim;
   ptrs[2 * n_items + i] = scores + int64_t(i) * group * ld;
@@ -169,15 +172,18 @@ void dense_attention_cuda(const CudaContext& ctx, const KvShape& shape, const De
     scores.ensure(size_t(n) * H * ld * 4, "attention scores");
     probs.ensure(size_t(n) * H * ld * 2, "attention probabilities");
     out32.ensure(size_t(n) * H * hd * 4, "attention output");
-    ptrs.ensure(size_t(items) * 6 * sizeof(void*), "attention pointers");
+    ptrs.ensure(size_t(a.n_layers) * items * 6 * sizeof(void*), "attention pointers");
     q_gather_kernel<<<dim3(1, n, row_copy_blocks(H * hd)), 256, 0, ctx.stream()>>>(
         x.qkv, x.row_stride, x.q_col, 0, 1, H, hd, q16.as<__half>());
     KVCOMP_LAUNCH_CHECK();
-    decode_ptrs_kernel<<<(items + 127) / 128, 128, 0, ctx.stream()>>>(
-        step.chunk_seq, items, KV, G, hd, ld, k, v, a.seq_stride, q16.as<__half>(),
-        scores.as<float>(), probs.as<__half>(), out32.as<float>(), ptrs.as<const void*>());
-    KVCOMP_LAUNCH_CHECK();
-    const void** P = ptrs.as<const void*>();
+    if (a.layer == 0) {  // every layer's pointers at once: one small kernel per step
+      decode_ptrs_kernel<<<dim3((items + 127) / 128, a.n_layers), 128, 0, ctx.stream()>>>(
+          step.chunk_seq, items, KV, G, hd, ld, k, v, a.seq_stride, a.layer_stride,
+          q16.as<__half>(), scores.as<float>(), probs.as<__half>(), out32.as<float>(),
+          ptrs.as<const void*>());
+      KVCOMP_LAUNCH_CHECK();
+    }
+    const void** P = ptrs.as<const void*>() + size_t(a.layer) * 6 * items;
     KVCOMP_CUBLAS_CHECK(cublasGemmBatchedEx(
         ctx.cublas(), CUBLAS_OP_T, CUBLAS_OP_N, L, G, hd, &scale, P + 0 * items, CUDA_R_16F, hd,
         P + 1 * items, CUDA_R_16F, hd, &zero, (void* const*)(P + 2 * items), CUDA_R_32F, ld, items,
@@ -242,7 +248,8 @@ DenseKvCacheCuda::DenseKvCacheCuda(const CudaContext& ctx, const KvShape& shape,
     scores_ = DeviceBuffer(S * H * ld * 4, "attention scores");
     probs_ = DeviceBuffer(S * H * ld * 2, "attention probabilities");
     out32_ = DeviceBuffer(S * H * hd * 4, "attention output");
-    ptrs_ = DeviceBuffer(S * shape.n_kv_heads * 6 * sizeof(void*), "attention pointers");
+    ptrs_ = DeviceBuffer(size_t(shape.n_layers) * S * shape.n_kv_heads * 6 * sizeof(void*),
+                         "attention pointers");
   }
   const size_t n =
       size_t(shape.n_layers) * shape.n_seqs * shape.n_kv_heads * max_tokens * shape.head_dim;
@@ -274,6 +281,9 @@ void DenseKvCacheCuda::attend(int layer, const QkvView& x, const StepLayout& ste
       size_t(layer) * shape_.n_seqs * shape_.n_kv_heads * max_tokens_ * shape_.head_dim;
   DenseAttentionArgs a{k_.as<__half>() + layer_off, v_.as<__half>() + layer_off,
                        int64_t(max_tokens_) * shape_.head_dim, max_tokens_};
+  a.layer = layer;
+  a.n_layers = shape_.n_layers;
+  a.layer_stride = int64_t(shape_.n_seqs) * shape_.n_kv_heads * max_tokens_ * shape_.head_dim;
   dense_attention_cuda(ctx_, shape_, a, x, step, act, out, q16_, scores_, probs_, out32_, ptrs_);
 }
 

@@ -1,9 +1,9 @@
 // Decode-shaped linear layers (a few tokens): y[n, out] = x[n, in] . w[out, in]^T + beta * y with
 // n <= 8, optionally with the RMSNorm of x folded in (gemv_rmsnorm_cuda: no separate norm kernel
 // and no normalized copy of x in memory). Bound by reading w once: one warp per output row, 16-byte
-// loads, four in flight per lane, x read through L1 (it is n * in * 2 bytes, shared by every warp).
-// cuBLAS picks GEMM kernels for these shapes that leave bandwidth unused; this is the weight-read
-// floor's kernel.
+// loads, kLoads in flight per lane, x read through L1 (it is n * in * 2 bytes, shared by every
+// warp). cuBLAS picks GEMM kernels for these shapes that leave bandwidth unused; this is the
+// weight-read floor's kernel.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -14,6 +14,7 @@ namespace kvcomp {
 namespace {
 
 constexpr int kWarps = 8;
+constexpr int kLoads = 8;  // 16-byte weight loads in flight per lane
 
 __device__ __forceinline__ void to_float8(const uint4& u, const __half*, float* f) {
   const __half2* h = reinterpret_cast<const __half2*>(&u);
@@ -84,12 +85,12 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
   };
   int c = lane;
-  for (; c + 96 < chunks; c += 128) {
-    uint4 wv[4];
+  for (; c + 32 * (kLoads - 1) < chunks; c += 32 * kLoads) {
+    uint4 wv[kLoads];
 #pragma unroll
-    for (int u = 0; u < 4; ++u) wv[u] = __ldg(wr + c + 32 * u);
+    for (int u = 0; u < kLoads; ++u) wv[u] = __ldg(wr + c + 32 * u);
 #pragma unroll
-    for (int u = 0; u < 4; ++u) step(wv[u], c + 32 * u);
+    for (int u = 0; u < kLoads; ++u) step(wv[u], c + 32 * u);
   }
   for (; c < chunks; c += 32) step(__ldg(wr + c), c);
 #pragma unroll

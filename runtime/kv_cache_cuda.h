@@ -107,6 +107,12 @@ struct DenseAttentionArgs {
   const void* v;       // same layout as k
   int64_t seq_stride;  // elements between (s, g) and (s, g + 1): tokens_cap * head_dim
   int tokens_cap;      // rows per (s, g): no attention reads past it
+  // Decode steps build the GEMMs' pointer arrays of layers [0, n_layers) when attending layer 0
+  // (layer l's K/V at k, v + (l - layer) * layer_stride), and reuse them for the other layers:
+  // a step attends layer 0 first. The defaults (one layer) rebuild them at every call.
+  int layer = 0;
+  int n_layers = 1;
+  int64_t layer_stride = 0;
 };
 void dense_attention_cuda(const CudaContext& ctx, const KvShape& shape, const DenseAttentionArgs& a,
                           const QkvView& x, const StepLayout& step, DType act, void* out,
