@@ -14,7 +14,7 @@ namespace kvcomp {
 namespace {
 
 constexpr int kWarps = 8;
-constexpr int kLoads = 8;  // 16-byte weight loads in flight per lane
+constexpr int kLoads = 4;  // 16-byte weight loads in flight per lane
 
 __device__ __forceinline__ void to_float8(const uint4& u, const __half*, float* f) {
   const __half2* h = reinterpret_cast<const __half2*>(&u);
