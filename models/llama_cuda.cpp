@@ -410,7 +410,7 @@ class CudaEngine : public Engine {
   // rest normalize into h_ and run a GEMM.
   void norm_linear(int T, const void* norm_w, const void* w, int out, float* y) {
     const int H = cfg_.hidden_size;
-    if (gemv_applies(act_, T, H)) {
+    if (gemv_rmsnorm_applies(act_, T, H)) {
       gemv_rmsnorm_cuda(ctx_, act_, x_.as<float>(), norm_w, cfg_.rms_norm_eps, w, T, H, out, y);
       return;
     }

@@ -166,8 +166,14 @@ void gemv_cuda(const CudaContext& ctx, DType t, const void* x, const void* w, in
   gemv_any(ctx, t, x, nullptr, 0.0f, w, n, in, out, y, beta);
 }
 
+bool gemv_rmsnorm_applies(DType t, int n, int in) {
+  return n == 1 && gemv_applies(t, n, in);
+}
+
 void gemv_rmsnorm_cuda(const CudaContext& ctx, DType t, const float* x, const void* norm_w,
                        float eps, const void* w, int n, int in, int out, float* y, float beta) {
+  check(gemv_rmsnorm_applies(t, n, in), "gemv_rmsnorm: unsupported shape (", n, " tokens, in ", in,
+        ")");
   gemv_any(ctx, t, x, norm_w, eps, w, n, in, out, y, beta);
 }
 
