@@ -406,14 +406,9 @@ class CudaEngine : public Engine {
     }
   }
 
-  // y[T, out] = RMSNorm(x_) . w^T: decode-shaped steps fold the norm into the GEMV kernel, the
-  // rest normalize into h_ and run a GEMM.
+  // y[T, out] = RMSNorm(x_) . w^T, through h_.
   void norm_linear(int T, const void* norm_w, const void* w, int out, float* y) {
     const int H = cfg_.hidden_size;
-    if (gemv_rmsnorm_applies(act_, T, H)) {
-      gemv_rmsnorm_cuda(ctx_, act_, x_.as<float>(), norm_w, cfg_.rms_norm_eps, w, T, H, out, y);
-      return;
-    }
     rmsnorm_cuda(ctx_, act_, x_.as<float>(), norm_w, nullptr, T, H, cfg_.rms_norm_eps, h_.get());
     linear_cuda(ctx_, act_, h_.get(), w, T, H, out, y);
   }

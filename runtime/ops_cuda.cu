@@ -64,18 +64,28 @@ __global__ void embedding_kernel(const T* table, const int* ids, int dim, float*
   for (int j = threadIdx.x; j < dim; j += blockDim.x) out[row * dim + j] = to_f(src[j]);
 }
 
-template <typename T>
+// V = 4: dim % 4 == 0, 16-byte loads (a 4096-wide row is one load per thread of a 1024-thread
+// block); else V = 1.
+template <typename T, int V>
 __global__ void rmsnorm_kernel(const float* x, const T* w, const int* rows, int dim, float eps,
                                T* out) {
   const int64_t i = blockIdx.x;
   const float* xr = x + (rows ? int64_t(rows[i]) : i) * dim;
   float ss = 0;
 #pragma unroll 4
-  for (int j = threadIdx.x; j < dim; j += blockDim.x) ss += xr[j] * xr[j];
+  for (int j = threadIdx.x * V; j < dim; j += blockDim.x * V) {
+    if constexpr (V == 4) {
+      const float4 v = *reinterpret_cast<const float4*>(xr + j);
+      ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    } else {
+      ss += xr[j] * xr[j];
+    }
+  }
   ss = block_sum(ss);
   const float r = rsqrtf(ss / dim + eps);
-  for (int j = threadIdx.x; j < dim; j += blockDim.x)
-    out[i * dim + j] = from_f<T>(xr[j] * r * to_f(w[j]));
+  for (int j = threadIdx.x * V; j < dim; j += blockDim.x * V)
+#pragma unroll
+    for (int k = 0; k < V; ++k) out[i * dim + j + k] = from_f<T>(xr[j + k] * r * to_f(w[j + k]));
 }
 
 // One block per (token, group of kRopeHeads heads); thread f of a head rotates the pair
@@ -201,8 +211,12 @@ void rmsnorm_cuda(const CudaContext& ctx, DType t, const float* x, const void* w
     using T = std::remove_pointer_t<decltype(tag)>;
     // Few rows (a decode step's head): wide blocks, so one row is not a serial chain of loads.
     const int threads = n < 64 ? 1024 : 256;
-    rmsnorm_kernel<T><<<n, threads, 0, ctx.stream()>>>(x, static_cast<const T*>(w), rows, dim, eps,
-                                                       static_cast<T*>(out));
+    if (dim % 4 == 0)
+      rmsnorm_kernel<T, 4><<<n, threads, 0, ctx.stream()>>>(x, static_cast<const T*>(w), rows, dim,
+                                                            eps, static_cast<T*>(out));
+    else
+      rmsnorm_kernel<T, 1><<<n, threads, 0, ctx.stream()>>>(x, static_cast<const T*>(w), rows, dim,
+                                                            eps, static_cast<T*>(out));
   });
   KVCOMP_LAUNCH_CHECK();
 }
