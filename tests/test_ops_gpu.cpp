@@ -223,6 +223,62 @@ TEST_CASE("nll_cuda equals nll_ref", "[gpu]") {
   }
 }
 
+// One step of (sequence, tokens) chunks, in row order, after len[s] tokens of each sequence:
+// random q/k/v rows appended to the GPU dense cache and attended (outputs poisoned first), the
+// same through the CPU reference over fp16-rounded q, k, v. Returns the worst relative error of
+// any chunk and advances len.
+static double dense_step_err(const CudaContext& ctx, DenseKvCacheCuda& cache, DenseKvCacheRef& ref,
+                             const std::vector<std::pair<int, int>>& chunks, bool decode,
+                             std::vector<int>& len, int heads, int kv_heads, int hd, DType act) {
+  const int QD = heads * hd, KD = kv_heads * hd, stride = QD + 2 * KD;
+  StepLayout step;
+  std::vector<int> pos, seq;
+  int T = 0;
+  for (auto [s, n] : chunks) {
+    step.chunks.push_back({s, len[s], n, T});
+    for (int i = 0; i < n; ++i) pos.push_back(len[s] + i), seq.push_back(s);
+    T += n;
+  }
+  step.n_tokens = T;
+  step.decode = decode;
+  const auto x = randn(size_t(T) * stride);
+  std::vector<int> ints = pos;
+  ints.insert(ints.end(), seq.begin(), seq.end());
+  for (auto& c : step.chunks) ints.push_back(c.start);
+  for (auto& c : step.chunks) ints.push_back(c.seq);
+  const DeviceBuffer d_x = upload(x), d_ints = upload(ints);
+  step.pos = d_ints.as<int>();
+  step.seq = step.pos + T;
+  step.chunk_start = step.seq + T;
+  step.chunk_seq = step.chunk_start + int(chunks.size());
+  const QkvView view{d_x.as<float>(), stride, 0, QD, QD + KD};
+  const DeviceBuffer d_out = poisoned(size_t(T) * QD * 2);
+  cache.append(0, view, step);
+  cache.attend(0, view, step, act, d_out.get());
+  ctx.synchronize();
+  const auto got16 = download<uint16_t>(d_out, size_t(T) * QD);
+  double worst = 0;
+  for (const auto& c : step.chunks) {
+    std::vector<float> q(size_t(c.count) * QD), k(size_t(c.count) * KD), v(size_t(c.count) * KD);
+    for (int i = 0; i < c.count; ++i) {
+      const float* row = x.data() + size_t(c.row + i) * stride;
+      for (int e = 0; e < QD; ++e) q[size_t(i) * QD + e] = round_fp16(row[e]);
+      std::copy_n(row + QD, KD, k.data() + size_t(i) * KD);
+      std::copy_n(row + QD + KD, KD, v.data() + size_t(i) * KD);
+    }
+    ref.append(0, c.seq, k.data(), v.data(), c.count);
+    std::vector<float> want(size_t(c.count) * QD), got(size_t(c.count) * QD);
+    ref.attend(0, c.seq, q.data(), c.count, want.data());
+    for (size_t e = 0; e < got.size(); ++e) {
+      const uint16_t h = got16[size_t(c.row) * QD + e];
+      got[e] = act == DType::kBF16 ? bf16_to_float(h) : fp16_to_float(h);
+    }
+    worst = std::max(worst, rel_err(got, want));
+    len[c.seq] += c.count;
+  }
+  return worst;
+}
+
 // The dense cache's cuBLAS attention against attention_ref over the same fp16-rounded K/V:
 // sequences of different lengths, prefill and decode steps, GQA ratios 1, 4, 8.
 TEST_CASE("dense cuBLAS attention equals attention_ref", "[gpu]") {
@@ -234,57 +290,14 @@ TEST_CASE("dense cuBLAS attention equals attention_ref", "[gpu]") {
       KvShape shape{1, n_seqs, heads, kv_heads, hd};
       DenseKvCacheCuda cache(ctx, shape, max_tokens);
       DenseKvCacheRef ref(shape, /*round_to_fp16=*/true);
-      const int QD = heads * hd, KD = kv_heads * hd, stride = QD + 2 * KD;
       std::vector<int> len(n_seqs, 0);
-      DeviceBuffer d_x, d_ints, d_out;
       double worst = 0;
       for (int step_i = 0; step_i < 4; ++step_i) {
         // Step 0: prefill of every sequence; then three decode steps for all of them.
-        StepLayout step;
-        std::vector<int> pos, seq;
-        int T = 0;
-        for (int s = 0; s < n_seqs; ++s) {
-          const int n = step_i == 0 ? prompt[s] : 1;
-          step.chunks.push_back({s, len[s], n, T});
-          for (int i = 0; i < n; ++i) pos.push_back(len[s] + i), seq.push_back(s);
-          T += n;
-        }
-        step.n_tokens = T;
-        step.decode = step_i > 0;
-        auto x = randn(size_t(T) * stride);
-        std::vector<int> ints = pos;
-        ints.insert(ints.end(), seq.begin(), seq.end());
-        for (auto& c : step.chunks) ints.push_back(c.start);
-        for (auto& c : step.chunks) ints.push_back(c.seq);
-        d_x = upload(x);
-        d_ints = upload(ints);
-        step.pos = d_ints.as<int>();
-        step.seq = step.pos + T;
-        step.chunk_start = step.seq + T;
-        step.chunk_seq = step.chunk_start + n_seqs;
-        const QkvView view{d_x.as<float>(), stride, 0, QD, QD + KD};
-        d_out = poisoned(size_t(T) * QD * 2);
-        cache.append(0, view, step);
-        cache.attend(0, view, step, DType::kF16, d_out.get());
-        ctx.synchronize();
-        const auto got16 = download<uint16_t>(d_out, size_t(T) * QD);
-        for (const auto& c : step.chunks) {
-          std::vector<float> q(size_t(c.count) * QD), k(size_t(c.count) * KD),
-              v(size_t(c.count) * KD);
-          for (int i = 0; i < c.count; ++i) {
-            const float* row = x.data() + size_t(c.row + i) * stride;
-            for (int e = 0; e < QD; ++e) q[size_t(i) * QD + e] = round_fp16(row[e]);
-            std::copy_n(row + QD, KD, k.data() + size_t(i) * KD);
-            std::copy_n(row + QD + KD, KD, v.data() + size_t(i) * KD);
-          }
-          ref.append(0, c.seq, k.data(), v.data(), c.count);
-          std::vector<float> want(size_t(c.count) * QD), got(size_t(c.count) * QD);
-          ref.attend(0, c.seq, q.data(), c.count, want.data());
-          for (size_t e = 0; e < got.size(); ++e)
-            got[e] = fp16_to_float(got16[size_t(c.row) * QD + e]);
-          worst = std::max(worst, rel_err(got, want));
-          len[c.seq] += c.count;
-        }
+        std::vector<std::pair<int, int>> chunks;
+        for (int s = 0; s < n_seqs; ++s) chunks.push_back({s, step_i == 0 ? prompt[s] : 1});
+        worst = std::max(worst, dense_step_err(ctx, cache, ref, chunks, step_i > 0, len, heads,
+                                               kv_heads, hd, DType::kF16));
       }
       INFO("head_dim " << hd << " heads " << heads << "/" << kv_heads << " worst rel err "
                        << worst);
@@ -324,55 +337,11 @@ double prefill_worst_err(const CudaContext& ctx, int hd, int heads, int kv_heads
   KVCOMP_CUDA_CHECK(cudaMemset(const_cast<void*>(cache.k_data()), 0xff, cache_bytes));
   KVCOMP_CUDA_CHECK(cudaMemset(const_cast<void*>(cache.v_data()), 0xff, cache_bytes));
   DenseKvCacheRef ref(shape, /*round_to_fp16=*/true);
-  const int QD = heads * hd, KD = kv_heads * hd, stride = QD + 2 * KD;
   std::vector<int> len(n_seqs, 0);
   double worst = 0;
-  for (const auto& st : steps) {
-    StepLayout step;
-    std::vector<int> pos, seq;
-    int T = 0;
-    for (auto [s, n] : st) {
-      step.chunks.push_back({s, len[s], n, T});
-      for (int i = 0; i < n; ++i) pos.push_back(len[s] + i), seq.push_back(s);
-      T += n;
-    }
-    step.n_tokens = T;
-    step.decode = false;
-    const auto x = randn(size_t(T) * stride);
-    std::vector<int> ints = pos;
-    ints.insert(ints.end(), seq.begin(), seq.end());
-    for (auto& c : step.chunks) ints.push_back(c.start);
-    for (auto& c : step.chunks) ints.push_back(c.seq);
-    const DeviceBuffer d_x = upload(x), d_ints = upload(ints);
-    step.pos = d_ints.as<int>();
-    step.seq = step.pos + T;
-    step.chunk_start = step.seq + T;
-    step.chunk_seq = step.chunk_start + int(st.size());
-    const QkvView view{d_x.as<float>(), stride, 0, QD, QD + KD};
-    const DeviceBuffer d_out = poisoned(size_t(T) * QD * 2);
-    cache.append(0, view, step);
-    cache.attend(0, view, step, act, d_out.get());
-    ctx.synchronize();
-    const auto got16 = download<uint16_t>(d_out, size_t(T) * QD);
-    for (const auto& c : step.chunks) {
-      std::vector<float> q(size_t(c.count) * QD), k(size_t(c.count) * KD), v(size_t(c.count) * KD);
-      for (int i = 0; i < c.count; ++i) {
-        const float* row = x.data() + size_t(c.row + i) * stride;
-        for (int e = 0; e < QD; ++e) q[size_t(i) * QD + e] = round_fp16(row[e]);
-        std::copy_n(row + QD, KD, k.data() + size_t(i) * KD);
-        std::copy_n(row + QD + KD, KD, v.data() + size_t(i) * KD);
-      }
-      ref.append(0, c.seq, k.data(), v.data(), c.count);
-      std::vector<float> want(size_t(c.count) * QD), got(size_t(c.count) * QD);
-      ref.attend(0, c.seq, q.data(), c.count, want.data());
-      for (size_t e = 0; e < got.size(); ++e) {
-        const uint16_t h = got16[size_t(c.row) * QD + e];
-        got[e] = act == DType::kBF16 ? bf16_to_float(h) : fp16_to_float(h);
-      }
-      worst = std::max(worst, rel_err(got, want));
-      len[c.seq] += c.count;
-    }
-  }
+  for (const auto& st : steps)
+    worst =
+        std::max(worst, dense_step_err(ctx, cache, ref, st, false, len, heads, kv_heads, hd, act));
   return worst;
 }
 
