@@ -14,6 +14,7 @@
 #include <cmath>
 
 #include "compress/kv_cache_fixedbit_cuda.h"
+#include "compress/kv_ring_cuda.h"
 #include "runtime/cuda_check.h"
 #include "runtime/half.h"
 
@@ -110,21 +111,6 @@ __device__ __forceinline__ uint16_t get_fp16(const uint8_t* p) {
 }
 
 // ---- kernels ----
-
-// New tokens' k and v (fp32 projection rows) -> rings[seq][head][pos % cap] in fp16.
-__global__ void ring_append_kernel(const float* qkv, int64_t row_stride, int k_col, int v_col,
-                                   const int* seq, const int* pos, int n_kv, int hd, int cap_k,
-                                   int cap_v, __half* ring_k, __half* ring_v) {
-  const int64_t row = blockIdx.x;
-  const int s = seq[row], p = pos[row];
-  const float* src = qkv + row * row_stride;
-  for (int e = blockIdx.y * blockDim.x + threadIdx.x; e < n_kv * hd; e += gridDim.y * blockDim.x) {
-    const int g = e / hd, c = e % hd;
-    const int64_t head = int64_t(s) * n_kv + g;
-    ring_k[(head * cap_k + p % cap_k) * hd + c] = __float2half_rn(src[k_col + e]);
-    ring_v[(head * cap_v + p % cap_v) * hd + c] = __float2half_rn(src[v_col + e]);
-  }
-}
 
 // One thread block per job: parameters (in the CPU's visiting order per group), codes into
 // shared memory, then the packed code bytes.
@@ -234,29 +220,6 @@ __global__ void dequantize_blocks_kernel(FormatArgs f, const uint8_t* store, int
   }
 }
 
-// Window tokens [done, len) of each chunk from the rings into the scratch.
-__global__ void window_copy_kernel(const int* chunk_seq, int n_kv, int hd, const int* len,
-                                   const int* done_k, const int* done_v, const __half* ring_k,
-                                   const __half* ring_v, int cap_k, int cap_v, __half* scratch_k,
-                                   __half* scratch_v, int cap) {
-  const int chunk = blockIdx.y, g = blockIdx.z;
-  const int s = chunk_seq[chunk];
-  const int64_t head = int64_t(s) * n_kv + g;
-  const int64_t dst = (int64_t(chunk) * n_kv + g) * cap;
-  const int n = len[s];
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < int64_t(n) * hd;
-       e += int64_t(gridDim.x) * blockDim.x) {
-    const int t = int(e / hd), c = int(e % hd);
-    if (t >= done_k[s]) scratch_k[(dst + t) * hd + c] = ring_k[(head * cap_k + t % cap_k) * hd + c];
-    if (t >= done_v[s]) scratch_v[(dst + t) * hd + c] = ring_v[(head * cap_v + t % cap_v) * hd + c];
-  }
-}
-
-__global__ void iota_kernel(int* out, int n) {
-  const int i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i < n) out[i] = i;
-}
-
 __global__ void e4m3_encode_kernel(const float* x, int64_t n, uint8_t* ours, uint8_t* theirs) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
@@ -316,10 +279,8 @@ void FixedBitCacheCuda::begin_step(const StepLayout& step) {
 void FixedBitCacheCuda::append(int layer, const QkvView& x, const StepLayout& step) {
   const int S = shape_.n_seqs, KV = shape_.n_kv_heads, hd = shape_.head_dim;
   const size_t lk = size_t(layer) * S * KV * cap_k_ * hd, lv = size_t(layer) * S * KV * cap_v_ * hd;
-  ring_append_kernel<<<dim3(step.n_tokens, row_copy_blocks(KV * hd)), 256, 0, ctx_.stream()>>>(
-      x.qkv, x.row_stride, x.k_col, x.v_col, step.seq, step.pos, KV, hd, cap_k_, cap_v_,
-      ring_k_.as<__half>() + lk, ring_v_.as<__half>() + lv);
-  KVCOMP_LAUNCH_CHECK();
+  ring_append_cuda(ctx_, x, step, KV, hd, cap_k_, cap_v_, ring_k_.as<__half>() + lk,
+                   ring_v_.as<__half>() + lv);
 }
 
 int FixedBitCacheCuda::dequantize(int layer, const std::vector<StepLayout::Chunk>& chunks,
@@ -358,11 +319,9 @@ int FixedBitCacheCuda::dequantize(int layer, const std::vector<StepLayout::Chunk
     KVCOMP_LAUNCH_CHECK();
   }
   const size_t lk = size_t(layer) * S * KV * cap_k_ * hd, lv = size_t(layer) * S * KV * cap_v_ * hd;
-  window_copy_kernel<<<dim3(8, n, KV), 256, 0, ctx_.stream()>>>(
-      d_chunk_seq, KV, hd, d_len_.as<int>(), d_done_k_.as<int>(), d_done_v_.as<int>(),
-      ring_k_.as<__half>() + lk, ring_v_.as<__half>() + lv, cap_k_, cap_v_, scratch_k_.as<__half>(),
-      scratch_v_.as<__half>(), cap);
-  KVCOMP_LAUNCH_CHECK();
+  ring_window_copy_cuda(ctx_, d_chunk_seq, n, KV, hd, d_len_.as<int>(), d_done_k_.as<int>(),
+                        d_done_v_.as<int>(), ring_k_.as<__half>() + lk, ring_v_.as<__half>() + lv,
+                        cap_k_, cap_v_, scratch_k_.get(), scratch_v_.get(), cap);
   return cap;
 }
 
@@ -373,8 +332,7 @@ void FixedBitCacheCuda::attend(int layer, const QkvView& x, const StepLayout& st
   if (identity_.bytes() < size_t(n) * 4) {
     const int m = std::max(n, 64);
     identity_ = DeviceBuffer(size_t(m) * 4, "chunk ids");
-    iota_kernel<<<(m + 255) / 256, 256, 0, ctx_.stream()>>>(identity_.as<int>(), m);
-    KVCOMP_LAUNCH_CHECK();
+    iota_cuda(ctx_, identity_.as<int>(), m);
   }
   // The scratch holds chunk i's cache at "sequence" i.
   StepLayout local = step;
