@@ -25,6 +25,7 @@
 #include "compress/format.h"
 #include "compress/format_cuda.cuh"
 #include "runtime/cuda_check.h"
+#include "runtime/cuda_types.cuh"
 
 namespace kvcomp {
 namespace {
@@ -476,17 +477,6 @@ __global__ void __launch_bounds__(kThreads, R == 32 ? 2 : 4)
   }
 }
 
-template <typename T>
-__device__ __forceinline__ T from_f(float x);
-template <>
-__device__ __forceinline__ __half from_f<__half>(float x) {
-  return __float2half_rn(x);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
-}
-
 // One block per (chunk, query head): log-sum-exp merge of the splits.
 template <typename T>
 __global__ void merge_kernel(KvcompAttentionParams p, int split, int max_splits,
@@ -601,18 +591,11 @@ void kvcomp_attention_cuda(const CudaContext& ctx, const KvcompAttentionParams& 
   else
     launch_group<64>(ctx, p, max_len, split, replicas, ml, acc);
   const int threads = p.head_dim;
-  switch (act) {
-    case DType::kF16:
-      merge_kernel<__half><<<p.n_chunks * p.n_heads, threads, 0, ctx.stream()>>>(
-          p, split, max_splits, ml, acc, static_cast<__half*>(p.out));
-      break;
-    case DType::kBF16:
-      merge_kernel<__nv_bfloat16><<<p.n_chunks * p.n_heads, threads, 0, ctx.stream()>>>(
-          p, split, max_splits, ml, acc, static_cast<__nv_bfloat16*>(p.out));
-      break;
-    default:
-      fail("kvcomp attention: output must be F16 or BF16");
-  }
+  dispatch16(act, "kvcomp attention: the output", [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    merge_kernel<T><<<p.n_chunks * p.n_heads, threads, 0, ctx.stream()>>>(
+        p, split, max_splits, ml, acc, static_cast<T*>(p.out));
+  });
   KVCOMP_LAUNCH_CHECK();
 }
 

@@ -16,22 +16,12 @@
 
 #include "runtime/attention_prefill.h"
 #include "runtime/cuda_check.h"
+#include "runtime/cuda_types.cuh"
 #include "runtime/half.h"
 #include "runtime/kv_cache_cuda.h"
 
 namespace kvcomp {
 namespace {
-
-template <typename T>
-__device__ __forceinline__ T from_f(float x);
-template <>
-__device__ __forceinline__ __half from_f<__half>(float x) {
-  return __float2half_rn(x);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
-}
 
 // k and v columns of each row -> cache[layer][seq][g][pos][c] in fp16.
 __global__ void dense_append_kernel(const float* qkv, int64_t row_stride, int k_col, int v_col,
@@ -125,23 +115,9 @@ __global__ void decode_ptrs_kernel(const int* chunk_seq, int n_items, int n_kv, 
   ptrs[5 * n_items + i] = out + int64_t(i) * group * head_dim;
 }
 
-template <typename F>
-void dispatch_act(DType t, F&& f) {
-  switch (t) {
-    case DType::kF16:
-      f(static_cast<__half*>(nullptr));
-      return;
-    case DType::kBF16:
-      f(static_cast<__nv_bfloat16*>(nullptr));
-      return;
-    default:
-      fail("GPU activations must be F16 or BF16, got ", dtype_name(t));
-  }
-}
-
 void o_scatter(const CudaContext& ctx, DType act, const float* o, int row0, int nq, int blocks,
                int n_heads, int head_dim, void* out) {
-  dispatch_act(act, [&](auto* tag) {
+  dispatch16(act, "GPU activations", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     o_scatter_kernel<T>
         <<<dim3(nq, blocks, row_copy_blocks(n_heads * head_dim)), 256, 0, ctx.stream()>>>(

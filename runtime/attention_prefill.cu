@@ -78,6 +78,7 @@
 
 #include "runtime/attention_prefill.h"
 #include "runtime/cuda_check.h"
+#include "runtime/cuda_types.cuh"
 
 namespace kvcomp {
 namespace {
@@ -379,14 +380,9 @@ void launch(const CudaContext& ctx, const PrefillParams& p, int n_kv, int grid_y
 
 template <int HD>
 void launch_act(const CudaContext& ctx, DType act, const PrefillParams& p, int n_kv, int grid_y) {
-  switch (act) {
-    case DType::kF16:
-      return launch<HD, __half>(ctx, p, n_kv, grid_y);
-    case DType::kBF16:
-      return launch<HD, __nv_bfloat16>(ctx, p, n_kv, grid_y);
-    default:
-      fail("GPU activations must be F16 or BF16, got ", dtype_name(act));
-  }
+  dispatch16(act, "GPU activations", [&](auto* tag) {
+    launch<HD, std::remove_pointer_t<decltype(tag)>>(ctx, p, n_kv, grid_y);
+  });
 }
 
 }  // namespace

@@ -4,31 +4,11 @@
 #include <cuda_fp16.h>
 
 #include "runtime/cuda_check.h"
+#include "runtime/cuda_types.cuh"
 #include "runtime/ops_cuda.h"
 
 namespace kvcomp {
 namespace {
-
-__device__ __forceinline__ float to_f(__half x) {
-  return __half2float(x);
-}
-__device__ __forceinline__ float to_f(__nv_bfloat16 x) {
-  return __bfloat162float(x);
-}
-template <typename T>
-__device__ __forceinline__ T from_f(float x);
-template <>
-__device__ __forceinline__ float from_f<float>(float x) {
-  return x;
-}
-template <>
-__device__ __forceinline__ __half from_f<__half>(float x) {
-  return __float2half_rn(x);
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
-}
 
 // Sum over the block (blockDim.x a multiple of 32, at most 1024).
 __device__ float block_sum(float v) {
@@ -177,27 +157,12 @@ int grid_for(int64_t n, int threads) {
   return int(std::min<int64_t>((n + threads - 1) / threads, 65535 * 8));
 }
 
-// Calls f with a null pointer of the C++ type of t.
-template <typename F>
-void dispatch16(DType t, F&& f) {
-  switch (t) {
-    case DType::kF16:
-      f(static_cast<__half*>(nullptr));
-      return;
-    case DType::kBF16:
-      f(static_cast<__nv_bfloat16*>(nullptr));
-      return;
-    default:
-      fail("GPU activations must be F16 or BF16, got ", dtype_name(t));
-  }
-}
-
 }  // namespace
 
 void embedding_cuda(const CudaContext& ctx, DType t, const void* table, const int* ids, int n,
                     int dim, float* out) {
   if (n == 0) return;
-  dispatch16(t, [&](auto* tag) {
+  dispatch16(t, "GPU activations", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     embedding_kernel<T><<<n, 256, 0, ctx.stream()>>>(static_cast<const T*>(table), ids, dim, out);
   });
@@ -207,7 +172,7 @@ void embedding_cuda(const CudaContext& ctx, DType t, const void* table, const in
 void rmsnorm_cuda(const CudaContext& ctx, DType t, const float* x, const void* w, const int* rows,
                   int n, int dim, float eps, void* out) {
   if (n == 0) return;
-  dispatch16(t, [&](auto* tag) {
+  dispatch16(t, "GPU activations", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     // Few rows (a decode step's head): wide blocks, so one row is not a serial chain of loads.
     const int threads = n < 64 ? 1024 : 256;
@@ -235,7 +200,7 @@ void swiglu_cuda(const CudaContext& ctx, DType t, const float* gate_up, int n, i
                  void* out) {
   const int64_t total = int64_t(n) * inter;
   if (total == 0) return;
-  dispatch16(t, [&](auto* tag) {
+  dispatch16(t, "GPU activations", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     if (inter % 4 == 0)
       swiglu_kernel<T, 4><<<grid_for(total / 4, 256), 256, 0, ctx.stream()>>>(gate_up, total, inter,
