@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "compress/fixedbit.h"
-#include "compress/kv_cache_kvcomp_ref.h"  // KvStats, KvPart
+#include "compress/kv_cache_blocked_ref.h"  // KvStats, KvPart
 #include "runtime/kv_cache_cuda.h"
 #include "runtime/kv_options.h"
 

@@ -18,7 +18,7 @@
 
 #include "compress/codec_cuda.h"
 #include "compress/codec_ref.h"
-#include "compress/kv_cache_kvcomp_ref.h"  // KvStats
+#include "compress/kv_cache_kvcomp_ref.h"  // KvStats, codec_options
 #include "runtime/kv_cache_cuda.h"
 #include "runtime/kv_options.h"
 

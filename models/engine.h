@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "compress/kv_cache_kvcomp_ref.h"  // KvStats
+#include "compress/kv_cache_blocked_ref.h"  // KvStats
 #include "models/config.h"
 #include "runtime/kv_options.h"
 

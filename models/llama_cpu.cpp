@@ -63,8 +63,7 @@ class CpuEngine : public Engine {
     check(n_seqs >= 1, "batch: expected at least one sequence");
     check(max_tokens >= 1, "context: expected at least one token");
     KvShape shape{cfg_.n_layers, n_seqs, cfg_.n_heads, cfg_.n_kv_heads, cfg_.head_dim};
-    kvcomp_ = nullptr;
-    fixedbit_ = nullptr;
+    blocked_ = nullptr;
     switch (kv.mode) {
       case KvMode::kFp32:
         cache_ = std::make_unique<DenseKvCacheRef>(shape, false);
@@ -77,7 +76,7 @@ class CpuEngine : public Engine {
         // One compressed cache for both: fused or not is a choice of GPU kernels, the values
         // attention reads are the same.
         auto c = std::make_unique<KvCompCacheRef>(shape, kv);
-        kvcomp_ = c.get();
+        blocked_ = c.get();
         cache_ = std::move(c);
         break;
       }
@@ -86,7 +85,7 @@ class CpuEngine : public Engine {
       case KvMode::kInt8:
       case KvMode::kFp8: {
         auto c = std::make_unique<FixedBitCacheRef>(shape, kv);
-        fixedbit_ = c.get();
+        blocked_ = c.get();
         cache_ = std::move(c);
         break;
       }
@@ -150,8 +149,7 @@ class CpuEngine : public Engine {
     return cache_ ? cache_->bytes() : 0;
   }
   KvStats kv_stats() const override {
-    if (kvcomp_) return kvcomp_->stats();
-    if (fixedbit_) return fixedbit_->stats();
+    if (blocked_) return blocked_->stats();
     return KvStats{};
   }
 
@@ -223,10 +221,8 @@ class CpuEngine : public Engine {
   std::vector<CpuLayer> layers_;
   std::vector<float> inv_freq_;  // [head_dim / 2]
   std::unique_ptr<KvCacheRef> cache_;
-  KvCompCacheRef* kvcomp_ = nullptr;      // cache_ when it is compressed
-  FixedBitCacheRef* fixedbit_ = nullptr;  // cache_ when it is a fixed-bit baseline
-  // Dense modes: the cache's values again, [n_layers * n_seqs] -> [len, n_kv_heads, head_dim].
-  std::vector<int> len_;  // [n_seqs] tokens per sequence
+  BlockedKvCacheRef* blocked_ = nullptr;  // cache_ when it is compressed (kvcomp or fixed-bit)
+  std::vector<int> len_;                  // [n_seqs] tokens per sequence
   int max_tokens_ = 0;
 };
 
