@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <random>
 #include <vector>
 
@@ -17,6 +16,7 @@
 #include "runtime/ops_ref.h"
 #include "runtime/sampler.h"
 #include "tests/catch.h"
+#include "tests/demo_text.h"
 
 using namespace kvcomp;
 
@@ -177,14 +177,7 @@ TEST_CASE("the GPU KVComp cache matches the CPU one", "[gpu]") {
   const ModelFiles files = open_model_files(default_model_dir());
   auto cpu = make_cpu_engine(files);
   auto gpu = make_cuda_engine(files);
-  const Tokenizer tok = load_tokenizer(files.dir, files.config.bos_token_id);
-  std::ifstream in(files.dir / "heldout.txt", std::ios::binary);
-  std::string text(120000, '\0');
-  in.read(text.data(), text.size());
-  text.resize(size_t(in.gcount()));
-  std::vector<int> ids = {files.config.bos_token_id};
-  const auto body = tok.encode_raw(text);
-  ids.insert(ids.end(), body.begin(), body.end());
+  const std::vector<int> ids = heldout_ids(files, 120000);
   // Perplexity under the decode-step protocol: GPU (bf16 activations) vs CPU (fp32) within 0.5%;
   // fused and unfused read the same cache.
   PerplexityOptions o;

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
@@ -19,6 +18,7 @@
 #include "runtime/ops_ref.h"
 #include "runtime/tokenizer.h"
 #include "tests/catch.h"
+#include "tests/demo_text.h"
 
 using namespace kvcomp;
 
@@ -64,18 +64,6 @@ void fill_kv(std::mt19937_64& rng, int n, int row, std::vector<float>& k, std::v
       k[size_t(t) * row + c] = 0.3f * float(c % 5) - 0.6f + scale * g(rng);
       v[size_t(t) * row + c] = g(rng) * (u(rng) < 0.01f ? 10.0f : 1.0f);
     }
-}
-
-std::vector<int> demo_ids(const ModelFiles& files, size_t max_chars) {
-  const Tokenizer tok = load_tokenizer(files.dir, files.config.bos_token_id);
-  std::ifstream in(files.dir / "heldout.txt", std::ios::binary);
-  std::string text(max_chars, '\0');
-  in.read(text.data(), std::streamsize(text.size()));
-  text.resize(size_t(in.gcount()));
-  std::vector<int> ids = {files.config.bos_token_id};
-  const auto body = tok.encode_raw(text);
-  ids.insert(ids.end(), body.begin(), body.end());
-  return ids;
 }
 
 }  // namespace
@@ -391,7 +379,7 @@ TEST_CASE("fixed-bit cache: attention over dequantized blocks + raw window, bloc
 TEST_CASE("demo model: perplexity with each fixed-bit baseline (decode-time protocol)") {
   const ModelFiles files = open_model_files(default_model_dir());
   auto engine = make_cpu_engine(files);
-  const std::vector<int> ids = demo_ids(files, 60000);
+  const std::vector<int> ids = heldout_ids(files, 60000);
   PerplexityOptions o;
   o.ctx = 512;
   o.max_windows = 2;

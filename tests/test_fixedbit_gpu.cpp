@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
@@ -21,6 +20,7 @@
 #include "runtime/half.h"
 #include "runtime/tokenizer.h"
 #include "tests/catch.h"
+#include "tests/demo_text.h"
 
 using namespace kvcomp;
 
@@ -55,18 +55,6 @@ double rel_err(const std::vector<float>& got, const std::vector<float>& want) {
     den += double(want[i]) * want[i];
   }
   return std::sqrt(num / std::max(den, 1e-30));
-}
-
-std::vector<int> demo_ids(const ModelFiles& files, size_t max_chars) {
-  const Tokenizer tok = load_tokenizer(files.dir, files.config.bos_token_id);
-  std::ifstream in(files.dir / "heldout.txt", std::ios::binary);
-  std::string text(max_chars, '\0');
-  in.read(text.data(), std::streamsize(text.size()));
-  text.resize(size_t(in.gcount()));
-  std::vector<int> ids = {files.config.bos_token_id};
-  const auto body = tok.encode_raw(text);
-  ids.insert(ids.end(), body.begin(), body.end());
-  return ids;
 }
 
 }  // namespace
@@ -232,7 +220,7 @@ TEST_CASE("GPU perplexity with each fixed-bit baseline matches the CPU's (demo m
   const ModelFiles files = open_model_files(default_model_dir());
   auto cpu = make_cpu_engine(files);
   auto gpu = make_cuda_engine(files);
-  const std::vector<int> ids = demo_ids(files, 30000);
+  const std::vector<int> ids = heldout_ids(files, 30000);
   PerplexityOptions o;
   o.ctx = 256;
   o.max_windows = 2;

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
@@ -18,6 +17,7 @@
 #include "runtime/ops_ref.h"
 #include "runtime/tokenizer.h"
 #include "tests/catch.h"
+#include "tests/demo_text.h"
 
 using namespace kvcomp;
 
@@ -284,18 +284,6 @@ void run_cache_case(const CacheCase& cc) {
     for (int l = 0; l < n_layers; ++l) REQUIRE(!cbs[p][l].empty());
 }
 
-std::vector<int> demo_ids(const ModelFiles& files, size_t max_chars) {
-  const Tokenizer tok = load_tokenizer(files.dir, files.config.bos_token_id);
-  std::ifstream in(files.dir / "heldout.txt", std::ios::binary);
-  std::string text(max_chars, '\0');
-  in.read(text.data(), std::streamsize(text.size()));
-  text.resize(size_t(in.gcount()));
-  std::vector<int> ids = {files.config.bos_token_id};
-  const auto body = tok.encode_raw(text);
-  ids.insert(ids.end(), body.begin(), body.end());
-  return ids;
-}
-
 }  // namespace
 
 TEST_CASE("KVComp cache: attention over decoded blocks + raw window, blocks never re-encoded") {
@@ -341,7 +329,7 @@ TEST_CASE("CPU engine: read_kv and kv_stats of the dense and the compressed cach
   const ModelFiles files = open_model_files(default_model_dir());
   const LlamaConfig& cfg = files.config;
   auto engine = make_cpu_engine(files);
-  const std::vector<int> ids = demo_ids(files, 20000);
+  const std::vector<int> ids = heldout_ids(files, 20000);
   const int N = 400;
   REQUIRE(int(ids.size()) >= N);
   const std::vector<int> prompt(ids.begin(), ids.begin() + N);
@@ -408,7 +396,7 @@ TEST_CASE("CPU engine: read_kv and kv_stats of the dense and the compressed cach
 TEST_CASE("demo model: the compressed cache's perplexity is within 1% of fp16 (ctx 1024)") {
   const ModelFiles files = open_model_files(default_model_dir());
   auto engine = make_cpu_engine(files);
-  const std::vector<int> ids = demo_ids(files, 200000);
+  const std::vector<int> ids = heldout_ids(files, 200000);
   PerplexityOptions o;
   o.ctx = 1024;
   o.max_windows = 2;
@@ -439,7 +427,7 @@ TEST_CASE("demo model: the compressed cache's perplexity is within 1% of fp16 (c
 TEST_CASE("demo model: fp16 perplexity is the same with one prefill or prefill + decode steps") {
   const ModelFiles files = open_model_files(default_model_dir());
   auto engine = make_cpu_engine(files);
-  const std::vector<int> ids = demo_ids(files, 200000);
+  const std::vector<int> ids = heldout_ids(files, 200000);
   PerplexityOptions o;
   o.ctx = 1024;
   o.max_windows = 2;
@@ -457,7 +445,7 @@ TEST_CASE("demo model: fp16 perplexity is the same with one prefill or prefill +
 TEST_CASE("kvcomp and kvcomp-unfused are the same cache on the CPU") {
   const ModelFiles files = open_model_files(default_model_dir());
   auto engine = make_cpu_engine(files);
-  const std::vector<int> ids = demo_ids(files, 20000);
+  const std::vector<int> ids = heldout_ids(files, 20000);
   PerplexityOptions o;
   o.ctx = 512;
   o.max_windows = 1;

@@ -13,6 +13,7 @@
 #include "models/perplexity.h"
 #include "runtime/tokenizer.h"
 #include "tests/catch.h"
+#include "tests/demo_text.h"
 
 using namespace kvcomp;
 using nlohmann::json;
@@ -110,11 +111,7 @@ TEST_CASE("CPU forward of the demo model matches transformers") {
     }
   }
   // Held-out perplexity under the protocol, against transformers' fp32 value.
-  std::ifstream in(files.dir / "heldout.txt", std::ios::binary);
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<int> ids = {files.config.bos_token_id};
-  const auto body = tok.encode_raw(text);
-  ids.insert(ids.end(), body.begin(), body.end());
+  const std::vector<int> ids = heldout_ids(files);
   const json& h = ref["heldout"];
   REQUIRE(int64_t(ids.size()) == h["ids_count"].get<int64_t>());
   const auto head = h["ids_head"].get<std::vector<int>>();
@@ -138,15 +135,8 @@ TEST_CASE("CPU forward of the demo model matches transformers") {
 
 TEST_CASE("an fp16 cache and decode-step perplexity stay close to the fp32 single prefill") {
   const ModelFiles files = open_model_files(default_model_dir());
-  const Tokenizer tok = load_tokenizer(files.dir, files.config.bos_token_id);
   auto engine = make_cpu_engine(files);
-  std::ifstream in(files.dir / "heldout.txt", std::ios::binary);
-  std::string text(200000, '\0');
-  in.read(text.data(), text.size());
-  text.resize(size_t(in.gcount()));
-  std::vector<int> ids = {files.config.bos_token_id};
-  const auto body = tok.encode_raw(text);
-  ids.insert(ids.end(), body.begin(), body.end());
+  const std::vector<int> ids = heldout_ids(files, 200000);
   PerplexityOptions o;
   o.ctx = 256;
   o.max_windows = 4;
