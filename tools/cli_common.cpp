@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -10,6 +11,26 @@
 #include "runtime/error.h"
 
 namespace kvcomp::cli {
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+float parse_number(const std::string& s, const std::string& option) {
+  size_t used = 0;
+  float x = 0;
+  try {
+    x = std::stof(s, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  check(used > 0 && used == s.size() && std::isfinite(x), option, ": '", s, "' is not a number");
+  return x;
+}
 
 std::string read_text_file(const std::filesystem::path& path, const std::string& option) {
   check(std::filesystem::is_regular_file(path), option, ": file not found: ", path.string());

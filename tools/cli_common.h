@@ -14,6 +14,11 @@ std::string read_text_file(const std::filesystem::path& path, const std::string&
 // Non-empty lines of a file (one prompt per line).
 std::vector<std::string> read_lines(const std::filesystem::path& path, const std::string& option);
 
+// The non-empty items of a comma-separated list.
+std::vector<std::string> split_list(const std::string& s);
+// s as a finite number; an Error naming `option` otherwise.
+float parse_number(const std::string& s, const std::string& option);
+
 // Options every model-running subcommand takes.
 struct CommonOptions {
   std::string model;            // empty: the demo model

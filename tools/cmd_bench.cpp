@@ -47,14 +47,6 @@ std::vector<int> parse_int_list(const std::string& s, const std::string& option)
   return out;
 }
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
@@ -94,7 +86,7 @@ void add_bench_command(CLI::App& app) {
   cmd->callback([o] {
     const auto ctxs = parse_int_list(o->ctx, "--ctx");
     const auto batches = parse_int_list(o->batch, "--batch");
-    const auto modes = split(o->common.kv);
+    const auto modes = split_list(o->common.kv);
     check(!modes.empty(), "--kv: no mode given");
     for (const auto& m : modes) parse_kv_mode(m);
     validate(o->common.kv_opts);

@@ -160,20 +160,9 @@ uint64_t v_wide_blocks(const CodecBytes& v) {
 
 std::vector<float> parse_eb_list(const std::string& s) {
   std::vector<float> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');) {
-    size_t used = 0;
-    float x = 0;
-    try {
-      x = std::stof(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    check(used > 0 && used == item.size(), "--eb-list: '", item,
-          "' is not a number (expected a comma-separated list such as 0.02,0.05,0.1)");
-    out.push_back(x);
-  }
-  check(!out.empty(), "--eb-list: empty list");
+  for (const auto& item : split_list(s)) out.push_back(parse_number(item, "--eb-list"));
+  check(!out.empty(),
+        "--eb-list: empty list (expected a comma-separated list such as 0.02,0.05,0.1)");
   return out;
 }
 

@@ -33,26 +33,6 @@ namespace kvcomp::cli {
 
 namespace {
 
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
-float parse_number(const std::string& s, const std::string& option) {
-  size_t used = 0;
-  float x = 0;
-  try {
-    x = std::stof(s, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  check(used > 0 && used == s.size() && std::isfinite(x), option, ": '", s, "' is not a number");
-  return x;
-}
-
 // One --eb item: "E" gives eb_K = E/2, eb_V = E (the paper's default pair is E = 0.1); "K:V"
 // gives the pair itself.
 std::pair<float, float> parse_eb_item(const std::string& s) {
