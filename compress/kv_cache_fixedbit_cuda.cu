@@ -232,7 +232,7 @@ __global__ void e4m3_encode_kernel(const float* x, int64_t n, uint8_t* ours, uin
 
 FixedBitCacheCuda::FixedBitCacheCuda(const CudaContext& ctx, const KvShape& shape, int max_tokens,
                                      const KvOptions& opts)
-    : ctx_(ctx), shape_(shape), opts_(opts), max_tokens_(max_tokens) {
+    : KvCacheCuda(ctx, shape), opts_(opts), max_tokens_(max_tokens) {
   validate(opts);
   const int L = shape.n_layers, S = shape.n_seqs, KV = shape.n_kv_heads, hd = shape.head_dim;
   check(L >= 1 && S >= 1 && KV >= 1 && shape.n_heads % KV == 0 && hd >= 1,

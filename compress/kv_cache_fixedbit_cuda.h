@@ -62,8 +62,6 @@ class FixedBitCacheCuda : public KvCacheCuda {
   int dequantize(int layer, const std::vector<StepLayout::Chunk>& chunks,
                  const int* d_chunk_seq) const;
 
-  const CudaContext& ctx_;
-  KvShape shape_;
   KvOptions opts_;
   FixedBitFormats fmt_;
   int max_tokens_;

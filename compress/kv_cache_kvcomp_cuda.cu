@@ -74,7 +74,7 @@ __global__ void gather_headers_kernel(const uint8_t* const* index, int64_t n, Bl
 
 KvCompCacheCuda::KvCompCacheCuda(const CudaContext& ctx, const KvShape& shape, int max_tokens,
                                  const KvOptions& opts)
-    : ctx_(ctx), shape_(shape), opts_(opts), codec_(codec_options(opts)), max_tokens_(max_tokens) {
+    : KvCacheCuda(ctx, shape), opts_(opts), codec_(codec_options(opts)), max_tokens_(max_tokens) {
   validate(opts);
   validate_codec_options(codec_);
   check(shape.head_dim == 64 || shape.head_dim == 128,

@@ -62,8 +62,6 @@ class KvCompCacheCuda : public KvCacheCuda {
   // The current arena if it has expect_bytes free, else a new one.
   Arena& arena_for(uint64_t expect_bytes);
 
-  const CudaContext& ctx_;
-  KvShape shape_;
   KvOptions opts_;
   CodecOptions codec_;
   int max_tokens_;

@@ -118,6 +118,9 @@ class CudaEngine : public Engine {
   ~CudaEngine() override {
     for (auto& [key, g] : graphs_)
       if (g.exec) cudaGraphExecDestroy(g.exec);
+    if (fork_) cudaEventDestroy(fork_);
+    if (join_) cudaEventDestroy(join_);
+    if (side_) cudaStreamDestroy(side_);
   }
 
   const LlamaConfig& config() const override { return cfg_; }
@@ -274,6 +277,9 @@ class CudaEngine : public Engine {
   static constexpr int kMaxStepTokens = 4096;  // longer prefills run in pieces
 
   void init_common() {
+    KVCOMP_CUDA_CHECK(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
+    KVCOMP_CUDA_CHECK(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming));
+    KVCOMP_CUDA_CHECK(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming));
     inv_freq_ = DeviceBuffer(size_t(cfg_.head_dim / 2) * 4, "RoPE frequencies");
     const auto f = rope_inv_freq(cfg_);
     inv_freq_.upload(f.data(), f.size() * 4);
@@ -381,19 +387,28 @@ class CudaEngine : public Engine {
   // Device work of all layers; leaves the residual stream in x_.
   void layers(const StepLayout& step) {
     const int H = cfg_.hidden_size, QD = cfg_.q_dim(), KD = cfg_.kv_dim();
-    const int I = cfg_.intermediate_size, hd = cfg_.head_dim;
+    const int I = cfg_.intermediate_size;
     const int QKV = QD + 2 * KD, T = step.n_tokens;
     embedding_cuda(ctx_, act_, embed_.get(), step_ints_.as<int>(), T, H, x_.as<float>());
     const QkvView view{qkv_.as<float>(), QKV, 0, QD, QD + KD};
+    // Decode steps: while attention runs (it leaves memory bandwidth unused, unless the context
+    // is long), the side stream prefetches the output projection's weights into L2 (as much of
+    // them as fits in 3/4 of it). The side stream joins at the end of the layers.
+    const bool prefetch = step.decode && l2_prefetch_ != 0;
+    const int64_t wo_bytes = std::min<int64_t>(int64_t(H) * QD * 2,
+                                               int64_t(ctx_.props().l2CacheSize) * 3 / 4 / 256 * 256);
     for (int l = 0; l < cfg_.n_layers; ++l) {
       NvtxRange layer_range("layer");
       const GpuLayer& L = layers_[l];
       norm_linear(T, L.attn_norm.get(), L.wqkv.get(), QKV, qkv_.as<float>());
-      rope_cuda(ctx_, qkv_.as<float>(), QKV, step.pos, T, cfg_.n_heads, cfg_.n_kv_heads, hd,
-                inv_freq_.as<float>());
+      if (prefetch) {
+        KVCOMP_CUDA_CHECK(cudaEventRecord(fork_, ctx_.stream()));
+        KVCOMP_CUDA_CHECK(cudaStreamWaitEvent(side_, fork_));
+        l2_prefetch_cuda(side_, L.wo.get(), wo_bytes, l2_prefetch_ == 2);
+      }
       {
-        NvtxRange r("cache append");
-        cache_->append(l, view, step);
+        NvtxRange r("cache append");  // with RoPE on q and k (one kernel for the fp16 cache)
+        cache_->rope_append(l, view, step, inv_freq_.as<float>());
       }
       {
         NvtxRange r("attention");
@@ -403,6 +418,10 @@ class CudaEngine : public Engine {
       norm_linear(T, L.mlp_norm.get(), L.w_gate_up.get(), 2 * I, gu_.as<float>());
       swiglu_cuda(ctx_, act_, gu_.as<float>(), T, I, m_.get());
       linear_cuda(ctx_, act_, m_.get(), L.w_down.get(), T, I, H, x_.as<float>(), 1.0f);
+    }
+    if (prefetch) {
+      KVCOMP_CUDA_CHECK(cudaEventRecord(join_, side_));
+      KVCOMP_CUDA_CHECK(cudaStreamWaitEvent(ctx_.stream(), join_));
     }
   }
 
@@ -468,6 +487,12 @@ class CudaEngine : public Engine {
   };
   static constexpr int kGraphKeyBucket = 256;
   bool graphs_enabled_ = std::getenv("KVCOMP_NO_GRAPHS") == nullptr;
+  // L2 prefetch of the output projection in decode steps: 0 off, 1 on, 2 with the evict_last
+  // hint (KVCOMP_L2_PREFETCH; default 1).
+  int l2_prefetch_ = std::getenv("KVCOMP_L2_PREFETCH") ? std::atoi(std::getenv("KVCOMP_L2_PREFETCH"))
+                                                       : 1;
+  cudaStream_t side_ = nullptr;
+  cudaEvent_t fork_ = nullptr, join_ = nullptr;
   std::map<uint64_t, Graph> graphs_;
 
   CudaContext ctx_;

@@ -8,6 +8,9 @@
 //
 // Prefill steps go to the fused causal kernel of attention_prefill.cu; the chunked cuBLAS
 // prefill below remains for the head_dim values that kernel does not take.
+//
+// The small kernels here are launched with launch_pdl (runtime/pdl.cuh) and begin with
+// pdl_wait(); the cuBLAS GEMMs are launched plainly.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -19,6 +22,9 @@
 #include "runtime/cuda_types.cuh"
 #include "runtime/half.h"
 #include "runtime/kv_cache_cuda.h"
+#include "runtime/ops_cuda.h"
+#include "runtime/pdl.cuh"
+#include "runtime/rope.cuh"
 
 namespace kvcomp {
 namespace {
@@ -27,6 +33,8 @@ namespace {
 __global__ void dense_append_kernel(const float* qkv, int64_t row_stride, int k_col, int v_col,
                                     const int* seq, const int* pos, int n_kv, int head_dim,
                                     int64_t tokens_cap, __half* k, __half* v) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t row = blockIdx.x;
   const int s = seq[row], p = pos[row];
   const float* src = qkv + row * row_stride;
@@ -42,6 +50,8 @@ __global__ void dense_append_kernel(const float* qkv, int64_t row_stride, int k_
 // q rows -> fp16 [block][head][t][c]: block b holds rows row0 + b*nq .. + nq-1.
 __global__ void q_gather_kernel(const float* qkv, int64_t row_stride, int q_col, int row0, int nq,
                                 int n_heads, int head_dim, __half* out) {
+  pdl_wait();
+  pdl_trigger();
   const int b = blockIdx.y, t = blockIdx.x;
   const float* src = qkv + int64_t(row0 + b * nq + t) * row_stride + q_col;
   for (int e = blockIdx.z * blockDim.x + threadIdx.x; e < n_heads * head_dim;
@@ -51,10 +61,52 @@ __global__ void q_gather_kernel(const float* qkv, int64_t row_stride, int q_col,
   }
 }
 
+// A decode step's RoPE, cache append and query gather in one kernel (row r = chunk r): the q
+// heads are rotated into q16 [r][head][c] (fp16), the k heads rotated and appended with v; the
+// rotated q and k also go back to qkv, as rope_kernel leaves them. Item e of a row: a rotation
+// pair of head e / half (q heads, then k heads), or past those, a pair (c, c + half) of v.
+__global__ void dense_rope_append_kernel(float* qkv, int64_t row_stride, int k_col, int v_col,
+                                         const int* seq, const int* pos, int n_heads, int n_kv,
+                                         int head_dim, const float* inv_freq, int64_t tokens_cap,
+                                         __half* k, __half* v, __half* q16) {
+  pdl_wait();
+  pdl_trigger();
+  const int64_t row = blockIdx.x;
+  const int s = seq[row], half = head_dim / 2;
+  const float p = float(pos[row]);
+  float* x = qkv + row * row_stride;
+  const int rotations = (n_heads + n_kv) * half, items = rotations + n_kv * half;
+  for (int e = blockIdx.y * blockDim.x + threadIdx.x; e < items; e += gridDim.y * blockDim.x) {
+    if (e >= rotations) {
+      const int g = (e - rotations) / half, f = (e - rotations) % half;
+      const int64_t dst = ((int64_t(s) * n_kv + g) * tokens_cap + int(p)) * head_dim + f;
+      const float* src = x + v_col + g * head_dim + f;
+      v[dst] = __float2half_rn(src[0]);
+      v[dst + half] = __float2half_rn(src[half]);
+      continue;
+    }
+    const int h = e / half, f = e % half;
+    float* xh = h < n_heads ? x + h * head_dim : x + k_col + (h - n_heads) * head_dim;
+    float a = xh[f], b = xh[f + half];
+    rope_rotate(p, inv_freq[f], a, b);
+    xh[f] = a;
+    xh[f + half] = b;
+    __half* dst;
+    if (h < n_heads)
+      dst = q16 + (row * n_heads + h) * head_dim + f;
+    else
+      dst = k + ((int64_t(s) * n_kv + (h - n_heads)) * tokens_cap + int(p)) * head_dim + f;
+    dst[0] = __float2half_rn(a);
+    dst[half] = __float2half_rn(b);
+  }
+}
+
 // fp32 [block][head][t][c] -> out rows (row0 + b*nq + t), columns h*head_dim + c, type T.
 template <typename T>
 __global__ void o_scatter_kernel(const float* o, int row0, int nq, int n_heads, int head_dim,
                                  T* out) {
+  pdl_wait();
+  pdl_trigger();
   const int b = blockIdx.y, t = blockIdx.x;
   T* dst = out + int64_t(row0 + b * nq + t) * n_heads * head_dim;
   for (int e = blockIdx.z * blockDim.x + threadIdx.x; e < n_heads * head_dim;
@@ -69,6 +121,8 @@ __global__ void o_scatter_kernel(const float* o, int row0, int nq, int n_heads, 
 // row (up to ld) becomes 0 so the PV GEMM may run over the padded length.
 __global__ void softmax_rows_kernel(const float* scores, int ld, const int* bases, int base0,
                                     int rows_per_base, int t0, int nq, __half* probs) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t r = blockIdx.x;
   const int base = bases ? bases[r / rows_per_base] : base0;
   const int valid = min(ld, base + t0 + int(r % nq) + 1);
@@ -101,6 +155,8 @@ __global__ void decode_ptrs_kernel(const int* chunk_seq, int n_items, int n_kv, 
                                    int head_dim, int ld, const __half* k, const __half* v,
                                    int64_t seq_stride, int64_t layer_stride, const __half* q,
                                    float* scores, __half* probs, float* out, const void** ptrs) {
+  pdl_wait();
+  pdl_trigger();
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n_items) return;
   const int chunk = i / n_kv, g = i % n_kv;
@@ -119,9 +175,8 @@ void o_scatter(const CudaContext& ctx, DType act, const float* o, int row0, int 
                int n_heads, int head_dim, void* out) {
   dispatch16(act, "GPU activations", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    o_scatter_kernel<T>
-        <<<dim3(nq, blocks, row_copy_blocks(n_heads * head_dim)), 256, 0, ctx.stream()>>>(
-            o, row0, nq, n_heads, head_dim, static_cast<T*>(out));
+    launch_pdl(ctx, o_scatter_kernel<T>, dim3(nq, blocks, row_copy_blocks(n_heads * head_dim)),
+               dim3(256), 0, o, row0, nq, n_heads, head_dim, static_cast<T*>(out));
   });
   KVCOMP_LAUNCH_CHECK();
 }
@@ -149,24 +204,21 @@ void dense_attention_cuda(const CudaContext& ctx, const KvShape& shape, const De
     probs.ensure(size_t(n) * H * ld * 2, "attention probabilities");
     out32.ensure(size_t(n) * H * hd * 4, "attention output");
     ptrs.ensure(size_t(a.n_layers) * items * 6 * sizeof(void*), "attention pointers");
-    q_gather_kernel<<<dim3(1, n, row_copy_blocks(H * hd)), 256, 0, ctx.stream()>>>(
-        x.qkv, x.row_stride, x.q_col, 0, 1, H, hd, q16.as<__half>());
-    KVCOMP_LAUNCH_CHECK();
-    if (a.layer == 0) {  // every layer's pointers at once: one small kernel per step
-      decode_ptrs_kernel<<<dim3((items + 127) / 128, a.n_layers), 128, 0, ctx.stream()>>>(
-          step.chunk_seq, items, KV, G, hd, ld, k, v, a.seq_stride, a.layer_stride,
-          q16.as<__half>(), scores.as<float>(), probs.as<__half>(), out32.as<float>(),
-          ptrs.as<const void*>());
-      KVCOMP_LAUNCH_CHECK();
-    }
+    if (!a.q_ready)
+      launch_pdl(ctx, q_gather_kernel, dim3(1, n, row_copy_blocks(H * hd)), dim3(256), 0, x.qkv,
+                 x.row_stride, x.q_col, 0, 1, H, hd, q16.as<__half>());
+    if (a.layer == 0)  // every layer's pointers at once: one small kernel per step
+      launch_pdl(ctx, decode_ptrs_kernel, dim3((items + 127) / 128, a.n_layers), dim3(128), 0,
+                 step.chunk_seq, items, KV, G, hd, ld, k, v, a.seq_stride, a.layer_stride,
+                 q16.as<__half>(), scores.as<float>(), probs.as<__half>(), out32.as<float>(),
+                 ptrs.as<const void*>());
     const void** P = ptrs.as<const void*>() + size_t(a.layer) * 6 * items;
     KVCOMP_CUBLAS_CHECK(cublasGemmBatchedEx(
         ctx.cublas(), CUBLAS_OP_T, CUBLAS_OP_N, L, G, hd, &scale, P + 0 * items, CUDA_R_16F, hd,
         P + 1 * items, CUDA_R_16F, hd, &zero, (void* const*)(P + 2 * items), CUDA_R_32F, ld, items,
         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    softmax_rows_kernel<<<n * H, 256, 0, ctx.stream()>>>(scores.as<float>(), ld, step.chunk_start,
-                                                         0, H, 0, 1, probs.as<__half>());
-    KVCOMP_LAUNCH_CHECK();
+    launch_pdl(ctx, softmax_rows_kernel, dim3(n * H), dim3(256), 0, scores.as<float>(), ld,
+               step.chunk_start, 0, H, 0, 1, probs.as<__half>());
     KVCOMP_CUBLAS_CHECK(cublasGemmBatchedEx(
         ctx.cublas(), CUBLAS_OP_N, CUBLAS_OP_N, hd, G, L, &one, P + 3 * items, CUDA_R_16F, hd,
         P + 4 * items, CUDA_R_16F, ld, &zero, (void* const*)(P + 5 * items), CUDA_R_32F, hd, items,
@@ -192,17 +244,15 @@ void dense_attention_cuda(const CudaContext& ctx, const KvShape& shape, const De
       scores.ensure(size_t(H) * nq * L * 4, "attention scores");
       probs.ensure(size_t(H) * nq * L * 2, "attention probabilities");
       out32.ensure(size_t(H) * nq * hd * 4, "attention output");
-      q_gather_kernel<<<dim3(nq, 1, row_copy_blocks(H * hd)), 256, 0, ctx.stream()>>>(
-          x.qkv, x.row_stride, x.q_col, c.row + t0, nq, H, hd, q16.as<__half>());
-      KVCOMP_LAUNCH_CHECK();
+      launch_pdl(ctx, q_gather_kernel, dim3(nq, 1, row_copy_blocks(H * hd)), dim3(256), 0, x.qkv,
+                 x.row_stride, x.q_col, c.row + t0, nq, H, hd, q16.as<__half>());
       KVCOMP_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
           ctx.cublas(), CUBLAS_OP_T, CUBLAS_OP_N, L, G * nq, hd, &scale, k + kv_off, CUDA_R_16F, hd,
           a.seq_stride, q16.as<__half>(), CUDA_R_16F, hd, int64_t(G) * nq * hd, &zero,
           scores.as<float>(), CUDA_R_32F, L, int64_t(G) * nq * L, KV, CUBLAS_COMPUTE_32F,
           CUBLAS_GEMM_DEFAULT));
-      softmax_rows_kernel<<<H * nq, 256, 0, ctx.stream()>>>(scores.as<float>(), L, nullptr, c.start,
-                                                            1, t0, nq, probs.as<__half>());
-      KVCOMP_LAUNCH_CHECK();
+      launch_pdl(ctx, softmax_rows_kernel, dim3(H * nq), dim3(256), 0, scores.as<float>(), L,
+                 nullptr, c.start, 1, t0, nq, probs.as<__half>());
       KVCOMP_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
           ctx.cublas(), CUBLAS_OP_N, CUBLAS_OP_N, hd, G * nq, L, &one, v + kv_off, CUDA_R_16F, hd,
           a.seq_stride, probs.as<__half>(), CUDA_R_16F, L, int64_t(G) * nq * L, &zero,
@@ -214,7 +264,7 @@ void dense_attention_cuda(const CudaContext& ctx, const KvShape& shape, const De
 }
 
 DenseKvCacheCuda::DenseKvCacheCuda(const CudaContext& ctx, const KvShape& shape, int max_tokens)
-    : ctx_(ctx), shape_(shape), max_tokens_(max_tokens), len_(shape.n_seqs, 0) {
+    : KvCacheCuda(ctx, shape), max_tokens_(max_tokens), len_(shape.n_seqs, 0) {
   // Decode scratch for a full batch at the longest context, allocated once so that decode steps
   // never allocate (they may be captured into CUDA graphs).
   {
@@ -237,14 +287,38 @@ DenseKvCacheCuda::DenseKvCacheCuda(const CudaContext& ctx, const KvShape& shape,
   v_.zero();
 }
 
+void KvCacheCuda::rope_append(int layer, const QkvView& x, const StepLayout& step,
+                              const float* inv_freq) {
+  check(x.k_col == x.q_col + shape_.n_heads * shape_.head_dim,
+        "rope_append: the k heads must follow the q heads");
+  rope_cuda(ctx_, x.qkv + x.q_col, x.row_stride, step.pos, step.n_tokens, shape_.n_heads,
+            shape_.n_kv_heads, shape_.head_dim, inv_freq);
+  append(layer, x, step);
+}
+
 void DenseKvCacheCuda::append(int layer, const QkvView& x, const StepLayout& step) {
   const size_t layer_off =
       size_t(layer) * shape_.n_seqs * shape_.n_kv_heads * max_tokens_ * shape_.head_dim;
-  dense_append_kernel<<<dim3(step.n_tokens, row_copy_blocks(shape_.n_kv_heads * shape_.head_dim)),
-                        256, 0, ctx_.stream()>>>(
-      x.qkv, x.row_stride, x.k_col, x.v_col, step.seq, step.pos, shape_.n_kv_heads, shape_.head_dim,
-      max_tokens_, k_.as<__half>() + layer_off, v_.as<__half>() + layer_off);
-  KVCOMP_LAUNCH_CHECK();
+  q_ready_layer_ = -1;
+  launch_pdl(ctx_, dense_append_kernel,
+             dim3(step.n_tokens, row_copy_blocks(shape_.n_kv_heads * shape_.head_dim)), dim3(256),
+             0, x.qkv, x.row_stride, x.k_col, x.v_col, step.seq, step.pos, shape_.n_kv_heads,
+             shape_.head_dim, int64_t(max_tokens_), k_.as<__half>() + layer_off,
+             v_.as<__half>() + layer_off);
+}
+
+void DenseKvCacheCuda::rope_append(int layer, const QkvView& x, const StepLayout& step,
+                                   const float* inv_freq) {
+  const int H = shape_.n_heads, KV = shape_.n_kv_heads, hd = shape_.head_dim;
+  if (!step.decode || x.k_col != x.q_col + H * hd || hd % 2 != 0)
+    return KvCacheCuda::rope_append(layer, x, step, inv_freq);
+  const size_t layer_off = size_t(layer) * shape_.n_seqs * KV * max_tokens_ * hd;
+  const int items = (H + 2 * KV) * (hd / 2);
+  launch_pdl(ctx_, dense_rope_append_kernel, dim3(step.n_tokens, row_copy_blocks(items)),
+             dim3(256), 0, x.qkv + x.q_col, x.row_stride, x.k_col - x.q_col, x.v_col - x.q_col,
+             step.seq, step.pos, H, KV, hd, inv_freq, int64_t(max_tokens_),
+             k_.as<__half>() + layer_off, v_.as<__half>() + layer_off, q16_.as<__half>());
+  q_ready_layer_ = layer;
 }
 
 void DenseKvCacheCuda::begin_step(const StepLayout& step) {
@@ -260,6 +334,7 @@ void DenseKvCacheCuda::attend(int layer, const QkvView& x, const StepLayout& ste
   a.layer = layer;
   a.n_layers = shape_.n_layers;
   a.layer_stride = int64_t(shape_.n_seqs) * shape_.n_kv_heads * max_tokens_ * shape_.head_dim;
+  a.q_ready = step.decode && q_ready_layer_ == layer;
   dense_attention_cuda(ctx_, shape_, a, x, step, act, out, q16_, scores_, probs_, out32_, ptrs_);
 }
 

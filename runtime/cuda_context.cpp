@@ -1,5 +1,7 @@
 #include "runtime/cuda_context.h"
 
+#include <cstdlib>
+
 #include "runtime/cuda_check.h"
 
 namespace kvcomp {
@@ -13,6 +15,7 @@ CudaContext::CudaContext(int device) : device_(device) {
   cublas_workspace_ = DeviceBuffer(size_t(32) << 20, "the cuBLAS workspace");
   KVCOMP_CUBLAS_CHECK(
       cublasSetWorkspace(cublas_, cublas_workspace_.get(), cublas_workspace_.bytes()));
+  pdl_ = std::getenv("KVCOMP_NO_PDL") == nullptr && pdl_available(props_, stream_);
 }
 
 CudaContext::~CudaContext() {

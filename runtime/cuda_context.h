@@ -10,6 +10,9 @@
 
 namespace kvcomp {
 
+// True when the GPU and the compiled kernels support programmatic dependent launch (runtime/pdl.cu).
+bool pdl_available(const cudaDeviceProp& props, cudaStream_t stream);
+
 class CudaContext {
  public:
   explicit CudaContext(int device = 0);
@@ -21,6 +24,9 @@ class CudaContext {
   cudaStream_t stream() const { return stream_; }
   cublasHandle_t cublas() const { return cublas_; }
   const cudaDeviceProp& props() const { return props_; }
+  // Whether kernels launched through launch_pdl (runtime/pdl.cuh) use programmatic dependent
+  // launch: a Hopper or later GPU, kernels compiled for it, and KVCOMP_NO_PDL unset.
+  bool pdl() const { return pdl_; }
   std::string name() const;
   void synchronize() const;
 
@@ -29,6 +35,7 @@ class CudaContext {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   cudaDeviceProp props_{};
+  bool pdl_ = false;
   DeviceBuffer cublas_workspace_;  // given to cuBLAS, so captured GEMMs never allocate
 };
 

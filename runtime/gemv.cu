@@ -1,12 +1,13 @@
 // Decode-shaped linear layers (a few tokens): y[n, out] = x[n, in] . w[out, in]^T + beta * y with
-// n <= 8. Bound by reading w once: one warp per output row, 16-byte loads, four in flight per
-// lane, x read through L1 (it is n * in * 2 bytes, shared by every warp). cuBLAS picks GEMM
+// n <= 8. Bound by reading w once: one warp per output row, 16-byte loads, four in
+// flight per lane, x read through L1 (it is n * in * 2 bytes, shared by every warp). cuBLAS picks GEMM
 // kernels for these shapes that leave bandwidth unused; this is the weight-read floor's kernel.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include "runtime/cuda_check.h"
 #include "runtime/gemm.h"
+#include "runtime/pdl.cuh"
 
 namespace kvcomp {
 namespace {
@@ -32,23 +33,30 @@ __device__ __forceinline__ void to_float8(const uint4& u, const __nv_bfloat16*, 
   }
 }
 
+// Launched with launch_pdl: the first group of weights is loaded before pdl_wait(), while the
+// kernel before it (which produces x) is still finishing.
 template <typename T, int NT>
 __global__ void __launch_bounds__(kWarps * 32)
     gemv_kernel(const T* __restrict__ x, const T* __restrict__ w, int in, int out,
                 float* __restrict__ y, float beta) {
   const int lane = threadIdx.x & 31;
   const int row = blockIdx.x * kWarps + (threadIdx.x >> 5);
-  if (row >= out) return;
-  const uint4* wr = reinterpret_cast<const uint4*>(w + int64_t(row) * in);
+  const bool active = row < out;
+  const uint4* wr = reinterpret_cast<const uint4*>(w + int64_t(active ? row : 0) * in);
   const int chunks = in / 8;  // 16-byte chunks of the row
   float acc[NT];
 #pragma unroll
   for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
   int c = lane;
-  for (; c + 96 < chunks; c += 128) {
-    uint4 wv[4];
+  uint4 wv[4];
+  bool full = active && c + 96 < chunks;  // the group at c is whole for this lane
+  if (full) {
 #pragma unroll
     for (int u = 0; u < 4; ++u) wv[u] = __ldg(wr + c + 32 * u);
+  }
+  pdl_wait();
+  pdl_trigger();
+  while (full) {
 #pragma unroll
     for (int u = 0; u < 4; ++u) {
       float wf[8];
@@ -62,8 +70,15 @@ __global__ void __launch_bounds__(kWarps * 32)
         for (int k = 0; k < 8; ++k) acc[t] = fmaf(wf[k], xf[k], acc[t]);
       }
     }
+    c += 128;
+    full = c + 96 < chunks;
+    if (full) {
+#pragma unroll
+      for (int u = 0; u < 4; ++u) wv[u] = __ldg(wr + c + 32 * u);
+    }
   }
-  for (; c < chunks; c += 32) {
+  // The partial group at the row's end.
+  for (; active && c < chunks; c += 32) {
     float wf[8];
     to_float8(__ldg(wr + c), static_cast<const T*>(nullptr), wf);
 #pragma unroll
@@ -76,22 +91,21 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
   }
 #pragma unroll
+  for (int t = 0; t < NT; ++t)
+    for (int o = 16; o > 0; o >>= 1) acc[t] += __shfl_xor_sync(0xffffffffu, acc[t], o);
+  if (!active || lane != 0) return;
+#pragma unroll
   for (int t = 0; t < NT; ++t) {
-    float v = acc[t];
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    if (lane == 0) {
-      float* dst = y + int64_t(t) * out + row;
-      *dst = beta == 0.0f ? v : v + beta * *dst;
-    }
+    float* dst = y + int64_t(t) * out + row;
+    *dst = beta == 0.0f ? acc[t] : acc[t] + beta * *dst;
   }
 }
 
 template <typename T, int NT>
 void launch(const CudaContext& ctx, const void* x, const void* w, int in, int out, float* y,
             float beta) {
-  gemv_kernel<T, NT><<<(out + kWarps - 1) / kWarps, kWarps * 32, 0, ctx.stream()>>>(
-      static_cast<const T*>(x), static_cast<const T*>(w), in, out, y, beta);
-  KVCOMP_LAUNCH_CHECK();
+  launch_pdl(ctx, gemv_kernel<T, NT>, dim3((out + kWarps - 1) / kWarps), dim3(kWarps * 32), 0,
+             static_cast<const T*>(x), static_cast<const T*>(w), in, out, y, beta);
 }
 
 template <typename T>

@@ -40,15 +40,17 @@ struct StepLayout {
   const int* chunk_seq = nullptr;    // [chunks] Chunk::seq
 };
 
-// Where this layer's q, k, v live in the fp32 [T, row_stride] projection output (after RoPE).
+// Where this layer's q, k, v live in the fp32 [T, row_stride] projection output (after RoPE,
+// except for rope_append's input).
 struct QkvView {
-  const float* qkv;
+  float* qkv;
   int64_t row_stride;
   int q_col, k_col, v_col;
 };
 
 class KvCacheCuda {
  public:
+  KvCacheCuda(const CudaContext& ctx, const KvShape& shape) : ctx_(ctx), shape_(shape) {}
   virtual ~KvCacheCuda() = default;
   // Host-side state of a step (lengths), before any of its device work is enqueued.
   virtual void begin_step(const StepLayout&) {}
@@ -57,6 +59,11 @@ class KvCacheCuda {
   virtual bool graph_safe() const { return false; }
   // Appends the step's k, v rows of one layer.
   virtual void append(int layer, const QkvView& x, const StepLayout& step) = 0;
+  // RoPE on the step's q and k heads of x, in place (rope_cuda: the k heads follow the q heads),
+  // then append(). This default runs the two; a cache may do both in one kernel, and prepare its
+  // attention's queries there, as long as x ends as rope_cuda leaves it.
+  virtual void rope_append(int layer, const QkvView& x, const StepLayout& step,
+                           const float* inv_freq);
   // Attention of the step's q rows over each sequence's cache (causal). out: [T, n_heads *
   // head_dim] of type `act`.
   virtual void attend(int layer, const QkvView& x, const StepLayout& step, DType act,
@@ -72,6 +79,10 @@ class KvCacheCuda {
   }
   // Tokens one sequence may append in one step; longer prefills run in pieces.
   virtual int max_step_tokens() const { return 1 << 30; }
+
+ protected:
+  const CudaContext& ctx_;
+  KvShape shape_;
 };
 
 // Uncompressed fp16 cache, preallocated for n_seqs x max_tokens, with the paper's baseline
@@ -82,6 +93,10 @@ class DenseKvCacheCuda : public KvCacheCuda {
   void begin_step(const StepLayout& step) override;
   bool graph_safe() const override { return true; }
   void append(int layer, const QkvView& x, const StepLayout& step) override;
+  // Decode steps: one kernel applies RoPE, appends k and v, and gathers the fp16 queries that
+  // attend() then uses as they are.
+  void rope_append(int layer, const QkvView& x, const StepLayout& step,
+                   const float* inv_freq) override;
   void attend(int layer, const QkvView& x, const StepLayout& step, DType act, void* out) override;
   int64_t bytes() const override;
   bool read(int layer, int seq, std::vector<float>& k, std::vector<float>& v) const override;
@@ -92,12 +107,11 @@ class DenseKvCacheCuda : public KvCacheCuda {
   int max_tokens() const { return max_tokens_; }
 
  private:
-  const CudaContext& ctx_;
-  KvShape shape_;
   int max_tokens_;
   std::vector<int> len_;  // [n_seqs] tokens held
   DeviceBuffer k_, v_;
   DeviceBuffer q16_, scores_, probs_, out32_, ptrs_;  // attention scratch, grown as needed
+  int q_ready_layer_ = -1;  // the layer whose decode queries rope_append left in q16_
 };
 
 // The pieces of the baseline attention, shared by every cache that ends in an fp16 [n_kv,
@@ -113,6 +127,8 @@ struct DenseAttentionArgs {
   int layer = 0;
   int n_layers = 1;
   int64_t layer_stride = 0;
+  // Decode steps: q16 already holds the step's queries (fp16 [chunk][head][head_dim]).
+  bool q_ready = false;
 };
 void dense_attention_cuda(const CudaContext& ctx, const KvShape& shape, const DenseAttentionArgs& a,
                           const QkvView& x, const StepLayout& step, DType act, void* out,

@@ -1,11 +1,14 @@
 // GPU Llama ops. Each kernel is memory-bound and touches its inputs once: one block per row
-// with a block-wide reduction where a row needs one (RMSNorm, log-sum-exp).
+// with a block-wide reduction where a row needs one (RMSNorm, log-sum-exp). The kernels of a
+// forward step are launched with launch_pdl (runtime/pdl.cuh) and begin with pdl_wait().
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include "runtime/cuda_check.h"
 #include "runtime/cuda_types.cuh"
 #include "runtime/ops_cuda.h"
+#include "runtime/pdl.cuh"
+#include "runtime/rope.cuh"
 
 namespace kvcomp {
 namespace {
@@ -39,6 +42,8 @@ __device__ float block_max(float v) {
 
 template <typename T>
 __global__ void embedding_kernel(const T* table, const int* ids, int dim, float* out) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t row = blockIdx.x;
   const T* src = table + int64_t(ids[row]) * dim;
   for (int j = threadIdx.x; j < dim; j += blockDim.x) out[row * dim + j] = to_f(src[j]);
@@ -49,6 +54,8 @@ __global__ void embedding_kernel(const T* table, const int* ids, int dim, float*
 template <typename T, int V>
 __global__ void rmsnorm_kernel(const float* x, const T* w, const int* rows, int dim, float eps,
                                T* out) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t i = blockIdx.x;
   const float* xr = x + (rows ? int64_t(rows[i]) : i) * dim;
   float ss = 0;
@@ -73,6 +80,8 @@ __global__ void rmsnorm_kernel(const float* x, const T* w, const int* rows, int 
 constexpr int kRopeHeads = 4;
 __global__ void rope_kernel(float* qkv, int64_t row_stride, const int* pos, int n_heads,
                             int n_kv_heads, int head_dim, const float* inv_freq) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t row = blockIdx.x;
   const int half = head_dim / 2;
   const int h0 = blockIdx.y * kRopeHeads;
@@ -81,19 +90,19 @@ __global__ void rope_kernel(float* qkv, int64_t row_stride, const int* pos, int 
   const float p = float(pos[row]);
   for (int e = threadIdx.x; e < heads * half; e += blockDim.x) {
     const int h = h0 + e / half, f = e % half;
-    const float angle = p * inv_freq[f];  // fp32 product, as the CPU twin and HF do
-    float s, c;
-    sincosf(angle, &s, &c);
     float* xh = x + int64_t(h) * head_dim;  // k heads follow the q heads
-    const float a = xh[f], b = xh[f + half];
-    xh[f] = a * c - b * s;
-    xh[f + half] = b * c + a * s;
+    float a = xh[f], b = xh[f + half];
+    rope_rotate(p, inv_freq[f], a, b);
+    xh[f] = a;
+    xh[f + half] = b;
   }
 }
 
 // Four consecutive values per thread (inter % 4 == 0: 16-byte loads), else one.
 template <typename T, int V>
 __global__ void swiglu_kernel(const float* gate_up, int64_t n_total, int inter, T* out) {
+  pdl_wait();
+  pdl_trigger();
   for (int64_t e = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) * V; e < n_total;
        e += int64_t(gridDim.x) * blockDim.x * V) {
     const int64_t i = e / inter, j = e % inter;
@@ -114,6 +123,8 @@ __global__ void swiglu_kernel(const float* gate_up, int64_t n_total, int inter, 
 }
 
 __global__ void nll_kernel(const float* logits, const int* targets, int vocab, float* nll) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t i = blockIdx.x;
   const int t = targets[i];
   if (t < 0) {
@@ -153,6 +164,34 @@ __global__ void fill_kernel(T* dst, int64_t n, float value) {
     dst[e] = from_f<T>(value);
 }
 
+// One 16 KiB piece per thread: the bulk-copy engine's L2 prefetch on Hopper, a line at a time
+// before it.
+constexpr int64_t kPrefetchPiece = 16 << 10;
+__global__ void l2_prefetch_kernel(const char* p, int64_t bytes, bool evict_last) {
+  const int64_t off = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) * kPrefetchPiece;
+  if (off >= bytes) return;
+  const uint32_t n = uint32_t(min(kPrefetchPiece, bytes - off)) & ~15u;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (n == 0) return;
+  if (evict_last) {
+    uint64_t policy;
+    asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;" : "=l"(policy));
+    asm volatile("cp.async.bulk.prefetch.L2.global.L2::cache_hint [%0], %1, %2;" ::"l"(p + off),
+                 "r"(n), "l"(policy)
+                 : "memory");
+  } else {
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p + off), "r"(n) : "memory");
+  }
+#else
+  for (uint32_t b = 0; b < n; b += 128) {
+    if (evict_last)
+      asm volatile("prefetch.global.L2::evict_last [%0];" ::"l"(p + off + b));
+    else
+      asm volatile("prefetch.global.L2 [%0];" ::"l"(p + off + b));
+  }
+#endif
+}
+
 int grid_for(int64_t n, int threads) {
   return int(std::min<int64_t>((n + threads - 1) / threads, 65535 * 8));
 }
@@ -164,7 +203,8 @@ void embedding_cuda(const CudaContext& ctx, DType t, const void* table, const in
   if (n == 0) return;
   dispatch16(t, "GPU activations", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    embedding_kernel<T><<<n, 256, 0, ctx.stream()>>>(static_cast<const T*>(table), ids, dim, out);
+    launch_pdl(ctx, embedding_kernel<T>, dim3(n), dim3(256), 0, static_cast<const T*>(table), ids,
+               dim, out);
   });
   KVCOMP_LAUNCH_CHECK();
 }
@@ -176,12 +216,9 @@ void rmsnorm_cuda(const CudaContext& ctx, DType t, const float* x, const void* w
     using T = std::remove_pointer_t<decltype(tag)>;
     // Few rows (a decode step's head): wide blocks, so one row is not a serial chain of loads.
     const int threads = n < 64 ? 1024 : 256;
-    if (dim % 4 == 0)
-      rmsnorm_kernel<T, 4><<<n, threads, 0, ctx.stream()>>>(x, static_cast<const T*>(w), rows, dim,
-                                                            eps, static_cast<T*>(out));
-    else
-      rmsnorm_kernel<T, 1><<<n, threads, 0, ctx.stream()>>>(x, static_cast<const T*>(w), rows, dim,
-                                                            eps, static_cast<T*>(out));
+    launch_pdl(ctx, dim % 4 == 0 ? rmsnorm_kernel<T, 4> : rmsnorm_kernel<T, 1>, dim3(n),
+               dim3(threads), 0, x, static_cast<const T*>(w), rows, dim, eps,
+               static_cast<T*>(out));
   });
   KVCOMP_LAUNCH_CHECK();
 }
@@ -191,8 +228,8 @@ void rope_cuda(const CudaContext& ctx, float* qkv, int64_t row_stride, const int
   if (n == 0) return;
   check(head_dim % 2 == 0, "rope: head_dim must be even, got ", head_dim);
   const dim3 grid(n, (n_heads + n_kv_heads + kRopeHeads - 1) / kRopeHeads);
-  rope_kernel<<<grid, 256, 0, ctx.stream()>>>(qkv, row_stride, pos, n_heads, n_kv_heads, head_dim,
-                                              inv_freq);
+  launch_pdl(ctx, rope_kernel, grid, dim3(256), 0, qkv, row_stride, pos, n_heads, n_kv_heads,
+             head_dim, inv_freq);
   KVCOMP_LAUNCH_CHECK();
 }
 
@@ -203,11 +240,11 @@ void swiglu_cuda(const CudaContext& ctx, DType t, const float* gate_up, int n, i
   dispatch16(t, "GPU activations", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     if (inter % 4 == 0)
-      swiglu_kernel<T, 4><<<grid_for(total / 4, 256), 256, 0, ctx.stream()>>>(gate_up, total, inter,
-                                                                              static_cast<T*>(out));
+      launch_pdl(ctx, swiglu_kernel<T, 4>, dim3(grid_for(total / 4, 256)), dim3(256), 0, gate_up,
+                 total, inter, static_cast<T*>(out));
     else
-      swiglu_kernel<T, 1><<<grid_for(total, 256), 256, 0, ctx.stream()>>>(gate_up, total, inter,
-                                                                          static_cast<T*>(out));
+      launch_pdl(ctx, swiglu_kernel<T, 1>, dim3(grid_for(total, 256)), dim3(256), 0, gate_up, total,
+                 inter, static_cast<T*>(out));
   });
   KVCOMP_LAUNCH_CHECK();
 }
@@ -215,7 +252,15 @@ void swiglu_cuda(const CudaContext& ctx, DType t, const float* gate_up, int n, i
 void nll_cuda(const CudaContext& ctx, const float* logits, const int* targets, int n, int vocab,
               float* nll) {
   if (n == 0) return;
-  nll_kernel<<<n, 512, 0, ctx.stream()>>>(logits, targets, vocab, nll);
+  launch_pdl(ctx, nll_kernel, dim3(n), dim3(512), 0, logits, targets, vocab, nll);
+  KVCOMP_LAUNCH_CHECK();
+}
+
+void l2_prefetch_cuda(cudaStream_t stream, const void* p, int64_t bytes, bool evict_last) {
+  const int64_t pieces = (bytes + kPrefetchPiece - 1) / kPrefetchPiece;
+  if (pieces == 0) return;
+  l2_prefetch_kernel<<<int((pieces + 127) / 128), 128, 0, stream>>>(static_cast<const char*>(p),
+                                                                       bytes, evict_last);
   KVCOMP_LAUNCH_CHECK();
 }
 

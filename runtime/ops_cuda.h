@@ -34,6 +34,12 @@ void swiglu_cuda(const CudaContext& ctx, DType t, const float* gate_up, int n, i
 void nll_cuda(const CudaContext& ctx, const float* logits, const int* targets, int n, int vocab,
               float* nll);
 
+// Asks the GPU to bring [p, p + bytes) into L2 (p 16-byte aligned), on `stream`, without
+// waiting for it: a hint that changes no data (so it has no CPU twin). evict_last marks the lines
+// to be kept over other data. A decode step prefetches the next weights this way while
+// attention leaves memory bandwidth unused.
+void l2_prefetch_cuda(cudaStream_t stream, const void* p, int64_t bytes, bool evict_last);
+
 // Fills n values of type t (kF32, kF16, kBF16) with uniform values in [-scale, scale] from a
 // counter-based hash of (seed, index): the same numbers on every run and GPU.
 void random_fill_cuda(const CudaContext& ctx, DType t, void* dst, int64_t n, uint64_t seed,

@@ -225,11 +225,15 @@ TEST_CASE("nll_cuda equals nll_ref", "[gpu]") {
 
 // One step of (sequence, tokens) chunks, in row order, after len[s] tokens of each sequence:
 // random q/k/v rows appended to the GPU dense cache and attended (outputs poisoned first), the
-// same through the CPU reference over fp16-rounded q, k, v. Returns the worst relative error of
-// any chunk and advances len.
+// same through the CPU reference over fp16-rounded q, k, v. With inv_freq (host, and d_inv on
+// the device), the rows go through rope_append (RoPE fused with the append in decode steps)
+// and the reference applies rope_ref; the rows left in device memory must be rope_ref's too.
+// Returns the worst relative error of any chunk and advances len.
 static double dense_step_err(const CudaContext& ctx, DenseKvCacheCuda& cache, DenseKvCacheRef& ref,
                              const std::vector<std::pair<int, int>>& chunks, bool decode,
-                             std::vector<int>& len, int heads, int kv_heads, int hd, DType act) {
+                             std::vector<int>& len, int heads, int kv_heads, int hd, DType act,
+                             const std::vector<float>* inv_freq = nullptr,
+                             const float* d_inv = nullptr) {
   const int QD = heads * hd, KD = kv_heads * hd, stride = QD + 2 * KD;
   StepLayout step;
   std::vector<int> pos, seq;
@@ -242,6 +246,13 @@ static double dense_step_err(const CudaContext& ctx, DenseKvCacheCuda& cache, De
   step.n_tokens = T;
   step.decode = decode;
   const auto x = randn(size_t(T) * stride);
+  auto xr = x;  // what the reference sees: x after RoPE when inv_freq is given
+  if (inv_freq)
+    for (int r = 0; r < T; ++r) {
+      float* row = xr.data() + size_t(r) * stride;
+      rope_ref(row, &pos[r], 1, heads, hd, inv_freq->data());
+      rope_ref(row + QD, &pos[r], 1, kv_heads, hd, inv_freq->data());
+    }
   std::vector<int> ints = pos;
   ints.insert(ints.end(), seq.begin(), seq.end());
   for (auto& c : step.chunks) ints.push_back(c.start);
@@ -253,15 +264,20 @@ static double dense_step_err(const CudaContext& ctx, DenseKvCacheCuda& cache, De
   step.chunk_seq = step.chunk_start + int(chunks.size());
   const QkvView view{d_x.as<float>(), stride, 0, QD, QD + KD};
   const DeviceBuffer d_out = poisoned(size_t(T) * QD * 2);
-  cache.append(0, view, step);
+  if (inv_freq)
+    cache.rope_append(0, view, step, d_inv);
+  else
+    cache.append(0, view, step);
   cache.attend(0, view, step, act, d_out.get());
   ctx.synchronize();
   const auto got16 = download<uint16_t>(d_out, size_t(T) * QD);
+  const auto x_after = download<float>(d_x, x.size());
+  for (size_t e = 0; e < x.size(); ++e) REQUIRE(std::fabs(x_after[e] - xr[e]) < 1e-4f);
   double worst = 0;
   for (const auto& c : step.chunks) {
     std::vector<float> q(size_t(c.count) * QD), k(size_t(c.count) * KD), v(size_t(c.count) * KD);
     for (int i = 0; i < c.count; ++i) {
-      const float* row = x.data() + size_t(c.row + i) * stride;
+      const float* row = xr.data() + size_t(c.row + i) * stride;
       for (int e = 0; e < QD; ++e) q[size_t(i) * QD + e] = round_fp16(row[e]);
       std::copy_n(row + QD, KD, k.data() + size_t(i) * KD);
       std::copy_n(row + QD + KD, KD, v.data() + size_t(i) * KD);
@@ -280,11 +296,16 @@ static double dense_step_err(const CudaContext& ctx, DenseKvCacheCuda& cache, De
 }
 
 // The dense cache's cuBLAS attention against attention_ref over the same fp16-rounded K/V:
-// sequences of different lengths, prefill and decode steps, GQA ratios 1, 4, 8.
+// sequences of different lengths, prefill and decode steps, GQA ratios 1, 4, 8; rows given
+// after RoPE (append), or before it (rope_append: one fused kernel in decode steps).
 TEST_CASE("dense cuBLAS attention equals attention_ref", "[gpu]") {
   CudaContext ctx;
+  for (bool rope : {false, true})
   for (int hd : {64, 128})
     for (auto [heads, kv_heads] : {std::pair{8, 8}, {8, 2}, {16, 2}}) {
+      std::vector<float> inv(hd / 2);
+      for (int i = 0; i < hd / 2; ++i) inv[i] = float(std::pow(10000.0, -2.0 * i / hd));
+      const DeviceBuffer d_inv = upload(inv);
       const int n_seqs = 3, max_tokens = 300;
       const std::vector<int> prompt = {1, 37, 129};  // prefill lengths per sequence
       KvShape shape{1, n_seqs, heads, kv_heads, hd};
@@ -297,12 +318,13 @@ TEST_CASE("dense cuBLAS attention equals attention_ref", "[gpu]") {
         std::vector<std::pair<int, int>> chunks;
         for (int s = 0; s < n_seqs; ++s) chunks.push_back({s, step_i == 0 ? prompt[s] : 1});
         worst = std::max(worst, dense_step_err(ctx, cache, ref, chunks, step_i > 0, len, heads,
-                                               kv_heads, hd, DType::kF16));
+                                               kv_heads, hd, DType::kF16, rope ? &inv : nullptr,
+                                               d_inv.as<float>()));
       }
-      INFO("head_dim " << hd << " heads " << heads << "/" << kv_heads << " worst rel err "
-                       << worst);
-      std::printf("dense attention hd=%d heads=%d/%d: worst rel err %.2e\n", hd, heads, kv_heads,
-                  worst);
+      INFO("rope " << rope << " head_dim " << hd << " heads " << heads << "/" << kv_heads
+                   << " worst rel err " << worst);
+      std::printf("dense attention%s hd=%d heads=%d/%d: worst rel err %.2e\n",
+                  rope ? " (rope_append)" : "", hd, heads, kv_heads, worst);
       REQUIRE(worst < kTolFp16Attn);
     }
 }
@@ -414,6 +436,29 @@ TEST_CASE("linear_cuda (decode-shaped kernel and cuBLAS) equals matmul_ref", "[g
       std::vector<float> ref(size_t(n) * out);
       matmul_ref(from_bf16(xb).data(), from_bf16(wb).data(), n, in, out, ref.data());
       for (size_t i = 0; i < ref.size(); ++i) ref[i] += y0[i];
+      const double e = rel_err(download<float>(dy, ref.size()), ref);
+      INFO("n " << n << " in " << in << " out " << out << " rel err " << e);
+      REQUIRE(e < 1e-5);
+    }
+}
+
+// The decode kernel over whole and partial groups of 128 16-byte chunks per row (in / 8 = 1, 129,
+// 512, 1376 chunks) and more rows than one wave of blocks; beta 0.5.
+TEST_CASE("gemv_cuda equals matmul_ref over partial chunk groups", "[gpu]") {
+  CudaContext ctx;
+  for (int n : {1, 3, 8})
+    for (auto [in, out] : {std::pair{8, 5}, {1032, 4099}, {4096, 9001}, {11008, 131}}) {
+      const auto xb = to_bf16(randn(size_t(n) * in));
+      const auto wb = to_bf16(randn(size_t(out) * in, 0.05f));
+      auto dx = upload(xb);
+      auto dw = upload(wb);
+      const auto y0 = randn(size_t(n) * out);
+      auto dy = upload(y0);
+      gemv_cuda(ctx, DType::kBF16, dx.get(), dw.get(), n, in, out, dy.as<float>(), 0.5f);
+      ctx.synchronize();
+      std::vector<float> ref(size_t(n) * out);
+      matmul_ref(from_bf16(xb).data(), from_bf16(wb).data(), n, in, out, ref.data());
+      for (size_t i = 0; i < ref.size(); ++i) ref[i] += 0.5f * y0[i];
       const double e = rel_err(download<float>(dy, ref.size()), ref);
       INFO("n " << n << " in " << in << " out " << out << " rel err " << e);
       REQUIRE(e < 1e-5);
