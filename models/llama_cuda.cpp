@@ -26,7 +26,8 @@ struct GpuLayer {
   DeviceBuffer wqkv;       // [q_dim + 2 kv_dim, hidden]: q_proj, k_proj, v_proj rows
   DeviceBuffer wo;         // [hidden, q_dim]
   DeviceBuffer mlp_norm;   // [hidden]
-  DeviceBuffer w_gate_up;  // [2 inter, hidden]: gate_proj rows, then up_proj rows
+  DeviceBuffer w_gate_up;  // [2 inter, hidden]: gate_proj and up_proj rows, interleaved in
+                           // groups of kGateUpGroup when inter allows (interleave_gate_up)
   DeviceBuffer w_down;     // [hidden, inter]
 };
 
@@ -75,7 +76,18 @@ class CudaEngine : public Engine {
                       "layer weights");
       L.wo = upload({p + "self_attn.o_proj.weight"}, "layer weights");
       L.mlp_norm = upload({p + "post_attention_layernorm.weight"}, "layer weights");
-      L.w_gate_up = upload({p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"}, "layer weights");
+      if (gate_up_interleaved()) {
+        const auto gate = to_act(ck.get(p + "mlp.gate_proj.weight"), act_);
+        const auto up = to_act(ck.get(p + "mlp.up_proj.weight"), act_);
+        std::vector<uint16_t> both(gate.size() * 2);
+        interleave_gate_up(gate.data(), up.data(), cfg_.intermediate_size, cfg_.hidden_size,
+                           both.data());
+        L.w_gate_up = DeviceBuffer(both.size() * 2, "layer weights");
+        L.w_gate_up.upload(both.data(), both.size() * 2);
+      } else {
+        L.w_gate_up =
+            upload({p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"}, "layer weights");
+      }
       L.w_down = upload({p + "mlp.down_proj.weight"}, "layer weights");
     }
     init_common();
@@ -118,9 +130,6 @@ class CudaEngine : public Engine {
   ~CudaEngine() override {
     for (auto& [key, g] : graphs_)
       if (g.exec) cudaGraphExecDestroy(g.exec);
-    if (fork_) cudaEventDestroy(fork_);
-    if (join_) cudaEventDestroy(join_);
-    if (side_) cudaStreamDestroy(side_);
   }
 
   const LlamaConfig& config() const override { return cfg_; }
@@ -277,9 +286,6 @@ class CudaEngine : public Engine {
   static constexpr int kMaxStepTokens = 4096;  // longer prefills run in pieces
 
   void init_common() {
-    KVCOMP_CUDA_CHECK(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
-    KVCOMP_CUDA_CHECK(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming));
-    KVCOMP_CUDA_CHECK(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming));
     inv_freq_ = DeviceBuffer(size_t(cfg_.head_dim / 2) * 4, "RoPE frequencies");
     const auto f = rope_inv_freq(cfg_);
     inv_freq_.upload(f.data(), f.size() * 4);
@@ -288,6 +294,8 @@ class CudaEngine : public Engine {
     targets_ = DeviceBuffer(kLogitRows * 4, "targets");
     head_in_ = DeviceBuffer(kLogitRows * cfg_.hidden_size * 2, "final hidden states");
     rows_ = DeviceBuffer(kLogitRows * 4, "row indices");
+    norm_counter_ = DeviceBuffer(4, "a counter");
+    norm_counter_.zero();
   }
 
   const void* head() const { return cfg_.tie_word_embeddings ? embed_.get() : lm_head_.get(); }
@@ -384,28 +392,26 @@ class CudaEngine : public Engine {
     return step;
   }
 
-  // Device work of all layers; leaves the residual stream in x_.
+  // Device work of all layers; leaves the residual stream in x_. Decode-shaped steps fuse the
+  // RMSNorm after the output and down projections into those GEMVs (their last block
+  // normalizes) and SwiGLU into the gate/up GEMV: per layer, the GEMVs and attention's kernels.
   void layers(const StepLayout& step) {
     const int H = cfg_.hidden_size, QD = cfg_.q_dim(), KD = cfg_.kv_dim();
-    const int I = cfg_.intermediate_size;
+    const int I = cfg_.intermediate_size, n_layers = cfg_.n_layers;
     const int QKV = QD + 2 * KD, T = step.n_tokens;
+    const float eps = cfg_.rms_norm_eps;
+    const bool fused = gemv_applies(act_, T, H) && gemv_applies(act_, T, QD) &&
+                       gemv_applies(act_, T, I) && gate_up_interleaved();
+    int* counter = norm_counter_.as<int>();
     embedding_cuda(ctx_, act_, embed_.get(), step_ints_.as<int>(), T, H, x_.as<float>());
     const QkvView view{qkv_.as<float>(), QKV, 0, QD, QD + KD};
-    // Decode steps: while attention runs (it leaves memory bandwidth unused, unless the context
-    // is long), the side stream prefetches the output projection's weights into L2 (as much of
-    // them as fits in 3/4 of it). The side stream joins at the end of the layers.
-    const bool prefetch = step.decode && l2_prefetch_ != 0;
-    const int64_t wo_bytes = std::min<int64_t>(int64_t(H) * QD * 2,
-                                               int64_t(ctx_.props().l2CacheSize) * 3 / 4 / 256 * 256);
-    for (int l = 0; l < cfg_.n_layers; ++l) {
+    for (int l = 0; l < n_layers; ++l) {
       NvtxRange layer_range("layer");
       const GpuLayer& L = layers_[l];
-      norm_linear(T, L.attn_norm.get(), L.wqkv.get(), QKV, qkv_.as<float>());
-      if (prefetch) {
-        KVCOMP_CUDA_CHECK(cudaEventRecord(fork_, ctx_.stream()));
-        KVCOMP_CUDA_CHECK(cudaStreamWaitEvent(side_, fork_));
-        l2_prefetch_cuda(side_, L.wo.get(), wo_bytes, l2_prefetch_ == 2);
-      }
+      // h_ = RMSNorm(x_) with attn_norm (fused: left there by the previous layer's down GEMV)
+      if (!fused || l == 0)
+        rmsnorm_cuda(ctx_, act_, x_.as<float>(), L.attn_norm.get(), nullptr, T, H, eps, h_.get());
+      linear_cuda(ctx_, act_, h_.get(), L.wqkv.get(), T, H, QKV, qkv_.as<float>());
       {
         NvtxRange r("cache append");  // with RoPE on q and k (one kernel for the fp16 cache)
         cache_->rope_append(l, view, step, inv_freq_.as<float>());
@@ -414,23 +420,27 @@ class CudaEngine : public Engine {
         NvtxRange r("attention");
         cache_->attend(l, view, step, act_, h_.get());
       }
+      if (fused) {
+        gemv_norm_cuda(ctx_, act_, h_.get(), L.wo.get(), T, QD, H, x_.as<float>(), 1.0f,
+                       L.mlp_norm.get(), eps, h_.get(), counter);
+        gemv_swiglu_cuda(ctx_, act_, h_.get(), L.w_gate_up.get(), T, H, I, m_.get());
+        if (l + 1 < n_layers)
+          gemv_norm_cuda(ctx_, act_, m_.get(), L.w_down.get(), T, I, H, x_.as<float>(), 1.0f,
+                         layers_[l + 1].attn_norm.get(), eps, h_.get(), counter);
+        else
+          linear_cuda(ctx_, act_, m_.get(), L.w_down.get(), T, I, H, x_.as<float>(), 1.0f);
+        continue;
+      }
       linear_cuda(ctx_, act_, h_.get(), L.wo.get(), T, QD, H, x_.as<float>(), 1.0f);
-      norm_linear(T, L.mlp_norm.get(), L.w_gate_up.get(), 2 * I, gu_.as<float>());
-      swiglu_cuda(ctx_, act_, gu_.as<float>(), T, I, m_.get());
+      rmsnorm_cuda(ctx_, act_, x_.as<float>(), L.mlp_norm.get(), nullptr, T, H, eps, h_.get());
+      linear_cuda(ctx_, act_, h_.get(), L.w_gate_up.get(), T, H, 2 * I, gu_.as<float>());
+      swiglu_cuda(ctx_, act_, gu_.as<float>(), T, I, m_.get(), gate_up_interleaved());
       linear_cuda(ctx_, act_, m_.get(), L.w_down.get(), T, I, H, x_.as<float>(), 1.0f);
-    }
-    if (prefetch) {
-      KVCOMP_CUDA_CHECK(cudaEventRecord(join_, side_));
-      KVCOMP_CUDA_CHECK(cudaStreamWaitEvent(ctx_.stream(), join_));
     }
   }
 
-  // y[T, out] = RMSNorm(x_) . w^T, through h_.
-  void norm_linear(int T, const void* norm_w, const void* w, int out, float* y) {
-    const int H = cfg_.hidden_size;
-    rmsnorm_cuda(ctx_, act_, x_.as<float>(), norm_w, nullptr, T, H, cfg_.rms_norm_eps, h_.get());
-    linear_cuda(ctx_, act_, h_.get(), w, T, H, out, y);
-  }
+  // Whether w_gate_up is stored in interleave_gate_up's order.
+  bool gate_up_interleaved() const { return cfg_.intermediate_size % kGateUpGroup == 0; }
 
   void finish(const std::vector<SeqChunk>& chunks, const StepLayout& step) {
     for (const auto& c : chunks) len_[c.seq] += int(c.tokens.size());
@@ -487,12 +497,6 @@ class CudaEngine : public Engine {
   };
   static constexpr int kGraphKeyBucket = 256;
   bool graphs_enabled_ = std::getenv("KVCOMP_NO_GRAPHS") == nullptr;
-  // L2 prefetch of the output projection in decode steps: 0 off, 1 on, 2 with the evict_last
-  // hint (KVCOMP_L2_PREFETCH; default 1).
-  int l2_prefetch_ = std::getenv("KVCOMP_L2_PREFETCH") ? std::atoi(std::getenv("KVCOMP_L2_PREFETCH"))
-                                                       : 1;
-  cudaStream_t side_ = nullptr;
-  cudaEvent_t fork_ = nullptr, join_ = nullptr;
   std::map<uint64_t, Graph> graphs_;
 
   CudaContext ctx_;
@@ -512,6 +516,7 @@ class CudaEngine : public Engine {
   DeviceBuffer gu_;   // [T, 2 inter] fp32
   DeviceBuffer m_;    // [T, inter] act
   DeviceBuffer logits_, nll_, targets_, head_in_, rows_;
+  DeviceBuffer norm_counter_;  // gemv_norm_cuda's block counter
 };
 
 }  // namespace

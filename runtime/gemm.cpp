@@ -1,5 +1,7 @@
 #include "runtime/gemm.h"
 
+#include <algorithm>
+
 #include "runtime/cuda_check.h"
 
 namespace kvcomp {
@@ -14,6 +16,18 @@ cudaDataType cuda_type(DType t) {
       return CUDA_R_16BF;
   }
   return CUDA_R_32F;
+}
+
+void interleave_gate_up(const uint16_t* gate, const uint16_t* up, int inter, int in,
+                        uint16_t* out) {
+  check(inter % kGateUpGroup == 0, "interleave_gate_up: inter ", inter, " is not a multiple of ",
+        kGateUpGroup);
+  for (int j = 0; j < inter; ++j) {
+    const int q = j / kGateUpGroup, r = j % kGateUpGroup;
+    std::copy_n(gate + size_t(j) * in, in, out + (size_t(q) * 2 * kGateUpGroup + r) * in);
+    std::copy_n(up + size_t(j) * in, in,
+                out + (size_t(q) * 2 * kGateUpGroup + kGateUpGroup + r) * in);
+  }
 }
 
 void linear_cuda(const CudaContext& ctx, DType t, const void* x, const void* w, int n, int in,

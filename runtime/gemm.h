@@ -1,6 +1,8 @@
 // cuBLAS GEMMs in the row-major terms the rest of the runtime uses.
 #pragma once
 
+#include <cstdint>
+
 #include "models/safetensors.h"  // DType
 #include "runtime/cuda_context.h"
 
@@ -18,5 +20,24 @@ constexpr int kGemvMaxTokens = 8;
 bool gemv_applies(DType t, int n, int in);
 void gemv_cuda(const CudaContext& ctx, DType t, const void* x, const void* w, int n, int in,
                int out, float* y, float beta = 0.0f);
+
+// The MLP's gate and up projections as one matrix whose rows alternate in groups of
+// kGateUpGroup: gate rows 4q..4q+3, then up rows 4q..4q+3, for q = 0 .. inter/4 - 1 (inter % 4
+// == 0). A decode GEMV block then holds both halves of its outputs and applies SwiGLU itself.
+constexpr int kGateUpGroup = 4;
+// out [2*inter, in] from gate and up [inter, in] (16-bit values).
+void interleave_gate_up(const uint16_t* gate, const uint16_t* up, int inter, int in,
+                        uint16_t* out);
+
+// m[n, inter] = t(silu(g) * u) where (g, u) are the gate and up outputs of x . w_gate_up^T, w in
+// interleave_gate_up's order: the gemv and swiglu_cuda in one kernel.
+void gemv_swiglu_cuda(const CudaContext& ctx, DType t, const void* x, const void* w_gate_up,
+                      int n, int in, int inter, void* m);
+
+// gemv_cuda, then normed[n, out] = rmsnorm(y rows, norm_w, eps) in type t, done by the last
+// block to finish (counter: one int, zero before and after; calls on one stream may share it).
+void gemv_norm_cuda(const CudaContext& ctx, DType t, const void* x, const void* w, int n, int in,
+                    int out, float* y, float beta, const void* norm_w, float eps, void* normed,
+                    int* counter);
 
 }  // namespace kvcomp

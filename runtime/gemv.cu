@@ -8,6 +8,7 @@
 #include "runtime/cuda_check.h"
 #include "runtime/gemm.h"
 #include "runtime/pdl.cuh"
+#include "runtime/row_ops.cuh"
 
 namespace kvcomp {
 namespace {
@@ -35,10 +36,35 @@ __device__ __forceinline__ void to_float8(const uint4& u, const __nv_bfloat16*, 
 
 // Launched with launch_pdl: the first group of weights is loaded before pdl_wait(), while the
 // kernel before it (which produces x) is still finishing.
-template <typename T, int NT>
+// Weights are read once: loaded without allocating in L1, which keeps x there.
+__device__ __forceinline__ uint4 load_w(const uint4* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+// What a block does once its rows are summed.
+enum Epilogue {
+  kStore,   // y = acc + beta * y
+  kSwiglu,  // rows in interleave_gate_up's order, kWarps = 2 * kGateUpGroup per block: the
+            // block's 4 gate and 4 up rows give m[t][4 * block + i] = silu(g_i) * u_i
+  kNorm,    // kStore, then the last block to finish normalizes the y rows into `normed`
+};
+static_assert(kWarps == 2 * kGateUpGroup, "a SwiGLU block holds one group of gate and up rows");
+
+struct EpilogueArgs {
+  void* out = nullptr;           // kSwiglu: m [n, out / 2]; kNorm: normed [n, out] (type T)
+  const void* norm_w = nullptr;  // kNorm: [out]
+  float eps = 0.0f;
+  int* counter = nullptr;  // kNorm: blocks done; zero before the launch, reset by the last one
+};
+
+template <typename T, int NT, int EPI>
 __global__ void __launch_bounds__(kWarps * 32)
     gemv_kernel(const T* __restrict__ x, const T* __restrict__ w, int in, int out,
-                float* __restrict__ y, float beta) {
+                float* __restrict__ y, float beta, EpilogueArgs ep) {
   const int lane = threadIdx.x & 31;
   const int row = blockIdx.x * kWarps + (threadIdx.x >> 5);
   const bool active = row < out;
@@ -52,7 +78,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   bool full = active && c + 96 < chunks;  // the group at c is whole for this lane
   if (full) {
 #pragma unroll
-    for (int u = 0; u < 4; ++u) wv[u] = __ldg(wr + c + 32 * u);
+    for (int u = 0; u < 4; ++u) wv[u] = load_w(wr + c + 32 * u);
   }
   pdl_wait();
   pdl_trigger();
@@ -74,13 +100,13 @@ __global__ void __launch_bounds__(kWarps * 32)
     full = c + 96 < chunks;
     if (full) {
 #pragma unroll
-      for (int u = 0; u < 4; ++u) wv[u] = __ldg(wr + c + 32 * u);
+      for (int u = 0; u < 4; ++u) wv[u] = load_w(wr + c + 32 * u);
     }
   }
   // The partial group at the row's end.
   for (; active && c < chunks; c += 32) {
     float wf[8];
-    to_float8(__ldg(wr + c), static_cast<const T*>(nullptr), wf);
+    to_float8(load_w(wr + c), static_cast<const T*>(nullptr), wf);
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
       float xf[8];
@@ -93,41 +119,80 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
   for (int t = 0; t < NT; ++t)
     for (int o = 16; o > 0; o >>= 1) acc[t] += __shfl_xor_sync(0xffffffffu, acc[t], o);
-  if (!active || lane != 0) return;
+  if constexpr (EPI == kSwiglu) {
+    __shared__ float sums[kWarps][NT];
+    const int warp = threadIdx.x >> 5;
+    if (lane == 0)
 #pragma unroll
-  for (int t = 0; t < NT; ++t) {
-    float* dst = y + int64_t(t) * out + row;
-    *dst = beta == 0.0f ? acc[t] : acc[t] + beta * *dst;
+      for (int t = 0; t < NT; ++t) sums[warp][t] = acc[t];
+    __syncthreads();
+    const int inter = out / 2;
+    if (threadIdx.x < kGateUpGroup * NT) {
+      const int i = threadIdx.x % kGateUpGroup, t = threadIdx.x / kGateUpGroup;
+      const int j = blockIdx.x * kGateUpGroup + i;
+      if (j < inter)
+        static_cast<T*>(ep.out)[int64_t(t) * inter + j] =
+            from_f<T>(silu_mul(sums[i][t], sums[kGateUpGroup + i][t]));
+    }
+    return;
+  }
+  if (active && lane == 0)
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      float* dst = y + int64_t(t) * out + row;
+      *dst = beta == 0.0f ? acc[t] : acc[t] + beta * *dst;
+    }
+  if constexpr (EPI == kNorm) {
+    // The last block sees every block's rows: each made its stores visible before counting.
+    __shared__ bool last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(ep.counter, 1) == int(gridDim.x) - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    const T* nw = static_cast<const T*>(ep.norm_w);
+    T* normed = static_cast<T*>(ep.out);
+    for (int t = 0; t < NT; ++t) {
+      if (out % 4 == 0)
+        rmsnorm_row<T, 4, true>(y + int64_t(t) * out, nw, out, ep.eps, normed + int64_t(t) * out);
+      else
+        rmsnorm_row<T, 1, true>(y + int64_t(t) * out, nw, out, ep.eps, normed + int64_t(t) * out);
+    }
+    if (threadIdx.x == 0) *ep.counter = 0;
   }
 }
 
 template <typename T, int NT>
-void launch(const CudaContext& ctx, const void* x, const void* w, int in, int out, float* y,
-            float beta) {
-  launch_pdl(ctx, gemv_kernel<T, NT>, dim3((out + kWarps - 1) / kWarps), dim3(kWarps * 32), 0,
-             static_cast<const T*>(x), static_cast<const T*>(w), in, out, y, beta);
+void launch(const CudaContext& ctx, int epi, const void* x, const void* w, int in, int out,
+            float* y, float beta, const EpilogueArgs& ep) {
+  auto kernel = epi == kSwiglu ? gemv_kernel<T, NT, kSwiglu>
+                : epi == kNorm ? gemv_kernel<T, NT, kNorm>
+                               : gemv_kernel<T, NT, kStore>;
+  launch_pdl(ctx, kernel, dim3((out + kWarps - 1) / kWarps), dim3(kWarps * 32), 0,
+             static_cast<const T*>(x), static_cast<const T*>(w), in, out, y, beta, ep);
 }
 
 template <typename T>
-void dispatch(const CudaContext& ctx, int n, const void* x, const void* w, int in, int out,
-              float* y, float beta) {
+void dispatch(const CudaContext& ctx, int epi, int n, const void* x, const void* w, int in,
+              int out, float* y, float beta, const EpilogueArgs& ep) {
   switch (n) {
     case 1:
-      return launch<T, 1>(ctx, x, w, in, out, y, beta);
+      return launch<T, 1>(ctx, epi, x, w, in, out, y, beta, ep);
     case 2:
-      return launch<T, 2>(ctx, x, w, in, out, y, beta);
+      return launch<T, 2>(ctx, epi, x, w, in, out, y, beta, ep);
     case 3:
-      return launch<T, 3>(ctx, x, w, in, out, y, beta);
+      return launch<T, 3>(ctx, epi, x, w, in, out, y, beta, ep);
     case 4:
-      return launch<T, 4>(ctx, x, w, in, out, y, beta);
+      return launch<T, 4>(ctx, epi, x, w, in, out, y, beta, ep);
     case 5:
-      return launch<T, 5>(ctx, x, w, in, out, y, beta);
+      return launch<T, 5>(ctx, epi, x, w, in, out, y, beta, ep);
     case 6:
-      return launch<T, 6>(ctx, x, w, in, out, y, beta);
+      return launch<T, 6>(ctx, epi, x, w, in, out, y, beta, ep);
     case 7:
-      return launch<T, 7>(ctx, x, w, in, out, y, beta);
+      return launch<T, 7>(ctx, epi, x, w, in, out, y, beta, ep);
     case 8:
-      return launch<T, 8>(ctx, x, w, in, out, y, beta);
+      return launch<T, 8>(ctx, epi, x, w, in, out, y, beta, ep);
     default:
       fail("gemv: at most ", kGemvMaxTokens, " tokens, got ", n);
   }
@@ -139,13 +204,38 @@ bool gemv_applies(DType t, int n, int in) {
   return n >= 1 && n <= kGemvMaxTokens && in % 8 == 0 && (t == DType::kF16 || t == DType::kBF16);
 }
 
-void gemv_cuda(const CudaContext& ctx, DType t, const void* x, const void* w, int n, int in,
-               int out, float* y, float beta) {
+static void run(const CudaContext& ctx, DType t, int epi, int n, const void* x, const void* w, int in,
+                int out, float* y, float beta, const EpilogueArgs& ep) {
   check(gemv_applies(t, n, in), "gemv: unsupported shape (", n, " tokens, in ", in, ")");
   if (t == DType::kBF16)
-    dispatch<__nv_bfloat16>(ctx, n, x, w, in, out, y, beta);
+    dispatch<__nv_bfloat16>(ctx, epi, n, x, w, in, out, y, beta, ep);
   else
-    dispatch<__half>(ctx, n, x, w, in, out, y, beta);
+    dispatch<__half>(ctx, epi, n, x, w, in, out, y, beta, ep);
+}
+
+void gemv_cuda(const CudaContext& ctx, DType t, const void* x, const void* w, int n, int in,
+               int out, float* y, float beta) {
+  run(ctx, t, kStore, n, x, w, in, out, y, beta, EpilogueArgs{});
+}
+
+void gemv_swiglu_cuda(const CudaContext& ctx, DType t, const void* x, const void* w_gate_up,
+                      int n, int in, int inter, void* m) {
+  check(inter % kGateUpGroup == 0, "gemv_swiglu: inter ", inter, " is not a multiple of ",
+        kGateUpGroup);
+  EpilogueArgs ep;
+  ep.out = m;
+  run(ctx, t, kSwiglu, n, x, w_gate_up, in, 2 * inter, nullptr, 0.0f, ep);
+}
+
+void gemv_norm_cuda(const CudaContext& ctx, DType t, const void* x, const void* w, int n, int in,
+                    int out, float* y, float beta, const void* norm_w, float eps, void* normed,
+                    int* counter) {
+  EpilogueArgs ep;
+  ep.out = normed;
+  ep.norm_w = norm_w;
+  ep.eps = eps;
+  ep.counter = counter;
+  run(ctx, t, kNorm, n, x, w, in, out, y, beta, ep);
 }
 
 }  // namespace kvcomp

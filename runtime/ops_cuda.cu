@@ -9,23 +9,10 @@
 #include "runtime/ops_cuda.h"
 #include "runtime/pdl.cuh"
 #include "runtime/rope.cuh"
+#include "runtime/row_ops.cuh"
 
 namespace kvcomp {
 namespace {
-
-// Sum over the block (blockDim.x a multiple of 32, at most 1024).
-__device__ float block_sum(float v) {
-  __shared__ float part[32];
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  __syncthreads();
-  if (lane == 0) part[warp] = v;
-  __syncthreads();
-  const int nw = blockDim.x / 32;
-  v = lane < nw ? part[lane] : 0.0f;
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
 
 __device__ float block_max(float v) {
   __shared__ float part[32];
@@ -49,30 +36,15 @@ __global__ void embedding_kernel(const T* table, const int* ids, int dim, float*
   for (int j = threadIdx.x; j < dim; j += blockDim.x) out[row * dim + j] = to_f(src[j]);
 }
 
-// V = 4: dim % 4 == 0, 16-byte loads (a 4096-wide row is one load per thread of a 1024-thread
-// block); else V = 1.
+// One block per row; V = 4: dim % 4 == 0, 16-byte loads (a 4096-wide row is one load per thread
+// of a 1024-thread block); else V = 1.
 template <typename T, int V>
 __global__ void rmsnorm_kernel(const float* x, const T* w, const int* rows, int dim, float eps,
                                T* out) {
   pdl_wait();
   pdl_trigger();
   const int64_t i = blockIdx.x;
-  const float* xr = x + (rows ? int64_t(rows[i]) : i) * dim;
-  float ss = 0;
-#pragma unroll 4
-  for (int j = threadIdx.x * V; j < dim; j += blockDim.x * V) {
-    if constexpr (V == 4) {
-      const float4 v = *reinterpret_cast<const float4*>(xr + j);
-      ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
-    } else {
-      ss += xr[j] * xr[j];
-    }
-  }
-  ss = block_sum(ss);
-  const float r = rsqrtf(ss / dim + eps);
-  for (int j = threadIdx.x * V; j < dim; j += blockDim.x * V)
-#pragma unroll
-    for (int k = 0; k < V; ++k) out[i * dim + j + k] = from_f<T>(xr[j + k] * r * to_f(w[j + k]));
+  rmsnorm_row<T, V, false>(x + (rows ? int64_t(rows[i]) : i) * dim, w, dim, eps, out + i * dim);
 }
 
 // One block per (token, group of kRopeHeads heads); thread f of a head rotates the pair
@@ -98,27 +70,31 @@ __global__ void rope_kernel(float* qkv, int64_t row_stride, const int* pos, int 
   }
 }
 
-// Four consecutive values per thread (inter % 4 == 0: 16-byte loads), else one.
+// Four consecutive values per thread (inter % 4 == 0: 16-byte loads), else one. interleaved
+// (V = 4 only): gate_up columns come in groups of kGateUpGroup gate then kGateUpGroup up values.
 template <typename T, int V>
-__global__ void swiglu_kernel(const float* gate_up, int64_t n_total, int inter, T* out) {
+__global__ void swiglu_kernel(const float* gate_up, int64_t n_total, int inter, bool interleaved,
+                              T* out) {
   pdl_wait();
   pdl_trigger();
   for (int64_t e = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) * V; e < n_total;
        e += int64_t(gridDim.x) * blockDim.x * V) {
     const int64_t i = e / inter, j = e % inter;
-    const float* g = gate_up + i * 2 * inter + j;
     float gv[V], uv[V];
     if constexpr (V == 4) {
+      static_assert(kGateUpGroup == 4, "one 16-byte load per group");
+      const float* g = gate_up + i * 2 * inter + (interleaved ? 2 * j : j);
       const float4 a = *reinterpret_cast<const float4*>(g);
-      const float4 b = *reinterpret_cast<const float4*>(g + inter);
+      const float4 b = *reinterpret_cast<const float4*>(g + (interleaved ? 4 : inter));
       gv[0] = a.x, gv[1] = a.y, gv[2] = a.z, gv[3] = a.w;
       uv[0] = b.x, uv[1] = b.y, uv[2] = b.z, uv[3] = b.w;
     } else {
+      const float* g = gate_up + i * 2 * inter + j;
       gv[0] = g[0];
       uv[0] = g[inter];
     }
 #pragma unroll
-    for (int k = 0; k < V; ++k) out[e + k] = from_f<T>(gv[k] / (1.0f + expf(-gv[k])) * uv[k]);
+    for (int k = 0; k < V; ++k) out[e + k] = from_f<T>(silu_mul(gv[k], uv[k]));
   }
 }
 
@@ -164,34 +140,6 @@ __global__ void fill_kernel(T* dst, int64_t n, float value) {
     dst[e] = from_f<T>(value);
 }
 
-// One 16 KiB piece per thread: the bulk-copy engine's L2 prefetch on Hopper, a line at a time
-// before it.
-constexpr int64_t kPrefetchPiece = 16 << 10;
-__global__ void l2_prefetch_kernel(const char* p, int64_t bytes, bool evict_last) {
-  const int64_t off = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) * kPrefetchPiece;
-  if (off >= bytes) return;
-  const uint32_t n = uint32_t(min(kPrefetchPiece, bytes - off)) & ~15u;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if (n == 0) return;
-  if (evict_last) {
-    uint64_t policy;
-    asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;" : "=l"(policy));
-    asm volatile("cp.async.bulk.prefetch.L2.global.L2::cache_hint [%0], %1, %2;" ::"l"(p + off),
-                 "r"(n), "l"(policy)
-                 : "memory");
-  } else {
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p + off), "r"(n) : "memory");
-  }
-#else
-  for (uint32_t b = 0; b < n; b += 128) {
-    if (evict_last)
-      asm volatile("prefetch.global.L2::evict_last [%0];" ::"l"(p + off + b));
-    else
-      asm volatile("prefetch.global.L2 [%0];" ::"l"(p + off + b));
-  }
-#endif
-}
-
 int grid_for(int64_t n, int threads) {
   return int(std::min<int64_t>((n + threads - 1) / threads, 65535 * 8));
 }
@@ -234,17 +182,19 @@ void rope_cuda(const CudaContext& ctx, float* qkv, int64_t row_stride, const int
 }
 
 void swiglu_cuda(const CudaContext& ctx, DType t, const float* gate_up, int n, int inter,
-                 void* out) {
+                 void* out, bool interleaved) {
   const int64_t total = int64_t(n) * inter;
   if (total == 0) return;
+  check(!interleaved || inter % kGateUpGroup == 0, "swiglu: interleaved gate/up needs inter % ",
+        kGateUpGroup, " == 0, got ", inter);
   dispatch16(t, "GPU activations", [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     if (inter % 4 == 0)
       launch_pdl(ctx, swiglu_kernel<T, 4>, dim3(grid_for(total / 4, 256)), dim3(256), 0, gate_up,
-                 total, inter, static_cast<T*>(out));
+                 total, inter, interleaved, static_cast<T*>(out));
     else
       launch_pdl(ctx, swiglu_kernel<T, 1>, dim3(grid_for(total, 256)), dim3(256), 0, gate_up, total,
-                 inter, static_cast<T*>(out));
+                 inter, false, static_cast<T*>(out));
   });
   KVCOMP_LAUNCH_CHECK();
 }
@@ -253,14 +203,6 @@ void nll_cuda(const CudaContext& ctx, const float* logits, const int* targets, i
               float* nll) {
   if (n == 0) return;
   launch_pdl(ctx, nll_kernel, dim3(n), dim3(512), 0, logits, targets, vocab, nll);
-  KVCOMP_LAUNCH_CHECK();
-}
-
-void l2_prefetch_cuda(cudaStream_t stream, const void* p, int64_t bytes, bool evict_last) {
-  const int64_t pieces = (bytes + kPrefetchPiece - 1) / kPrefetchPiece;
-  if (pieces == 0) return;
-  l2_prefetch_kernel<<<int((pieces + 127) / 128), 128, 0, stream>>>(static_cast<const char*>(p),
-                                                                       bytes, evict_last);
   KVCOMP_LAUNCH_CHECK();
 }
 

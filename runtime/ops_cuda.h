@@ -8,6 +8,7 @@
 
 #include "models/safetensors.h"  // DType
 #include "runtime/cuda_context.h"
+#include "runtime/gemm.h"  // kGateUpGroup
 
 namespace kvcomp {
 
@@ -27,18 +28,13 @@ void rope_cuda(const CudaContext& ctx, float* qkv, int64_t row_stride, const int
                int n_heads, int n_kv_heads, int head_dim, const float* inv_freq);
 
 // out[i, j] = t(silu(gate_up[i, j]) * gate_up[i, inter + j]). gate_up: fp32 [n, 2*inter].
+// interleaved: gate_up's columns are in the order of interleave_gate_up (runtime/gemm.h) instead.
 void swiglu_cuda(const CudaContext& ctx, DType t, const float* gate_up, int n, int inter,
-                 void* out);
+                 void* out, bool interleaved = false);
 
 // nll[i] = logsumexp(logits[i, :]) - logits[i, targets[i]]; 0 where targets[i] < 0.
 void nll_cuda(const CudaContext& ctx, const float* logits, const int* targets, int n, int vocab,
               float* nll);
-
-// Asks the GPU to bring [p, p + bytes) into L2 (p 16-byte aligned), on `stream`, without
-// waiting for it: a hint that changes no data (so it has no CPU twin). evict_last marks the lines
-// to be kept over other data. A decode step prefetches the next weights this way while
-// attention leaves memory bandwidth unused.
-void l2_prefetch_cuda(cudaStream_t stream, const void* p, int64_t bytes, bool evict_last);
 
 // Fills n values of type t (kF32, kF16, kBF16) with uniform values in [-scale, scale] from a
 // counter-based hash of (seed, index): the same numbers on every run and GPU.

@@ -201,6 +201,26 @@ TEST_CASE("swiglu_cuda equals swiglu_ref", "[gpu]") {
     INFO("inter " << inter << " rel err " << e);
     REQUIRE(e < kTolBf16);
   }
+  // Columns in interleave_gate_up's order: groups of 4 gate values, then their 4 up values.
+  for (int inter : {4, 1376}) {
+    const int n = 3;
+    const auto g = randn(size_t(n) * inter, 4.0f), u = randn(size_t(n) * inter, 4.0f);
+    std::vector<float> gu(size_t(n) * 2 * inter), ref(g.size());
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < inter; ++j) {
+        const size_t at = size_t(i) * 2 * inter + size_t(j / 4) * 8 + j % 4;
+        gu[at] = g[size_t(i) * inter + j];
+        gu[at + 4] = u[size_t(i) * inter + j];
+      }
+    swiglu_ref(g.data(), u.data(), int64_t(g.size()), ref.data());
+    auto d = upload(gu);
+    auto out = poisoned(ref.size() * 2);
+    swiglu_cuda(ctx, DType::kBF16, d.as<float>(), n, inter, out.get(), /*interleaved=*/true);
+    ctx.synchronize();
+    const double e = rel_err(from_bf16(download<uint16_t>(out, ref.size())), ref);
+    INFO("interleaved, inter " << inter << " rel err " << e);
+    REQUIRE(e < kTolBf16);
+  }
 }
 
 TEST_CASE("nll_cuda equals nll_ref", "[gpu]") {
@@ -463,4 +483,66 @@ TEST_CASE("gemv_cuda equals matmul_ref over partial chunk groups", "[gpu]") {
       INFO("n " << n << " in " << in << " out " << out << " rel err " << e);
       REQUIRE(e < 1e-5);
     }
+}
+
+// The gate/up GEMV with SwiGLU applied by each block (weights in interleave_gate_up's order)
+// against matmul_ref of the gate and up halves and swiglu_ref.
+TEST_CASE("gemv_swiglu_cuda equals matmul_ref + swiglu_ref", "[gpu]") {
+  CudaContext ctx;
+  for (int n : {1, 3, 8})
+    for (auto [in, inter] : {std::pair{64, 4}, {1032, 172}, {4096, 1376}}) {
+      const auto xb = to_bf16(randn(size_t(n) * in));
+      const auto gate = to_bf16(randn(size_t(inter) * in, 0.1f));
+      const auto up = to_bf16(randn(size_t(inter) * in, 0.1f));
+      std::vector<uint16_t> both(gate.size() * 2);
+      interleave_gate_up(gate.data(), up.data(), inter, in, both.data());
+      auto dx = upload(xb);
+      auto dw = upload(both);
+      auto dm = poisoned(size_t(n) * inter * 2);
+      gemv_swiglu_cuda(ctx, DType::kBF16, dx.get(), dw.get(), n, in, inter, dm.get());
+      ctx.synchronize();
+      std::vector<float> g(size_t(n) * inter), u(g.size()), ref(g.size());
+      matmul_ref(from_bf16(xb).data(), from_bf16(gate).data(), n, in, inter, g.data());
+      matmul_ref(from_bf16(xb).data(), from_bf16(up).data(), n, in, inter, u.data());
+      swiglu_ref(g.data(), u.data(), int64_t(g.size()), ref.data());
+      const double e = rel_err(from_bf16(download<uint16_t>(dm, ref.size())), ref);
+      INFO("n " << n << " in " << in << " inter " << inter << " rel err " << e);
+      REQUIRE(e < kTolBf16);
+    }
+}
+
+// The GEMV whose last block normalizes the updated rows: y against matmul_ref + y0 and the
+// normalized rows against rmsnorm_ref of them. Three calls in a row share the counter, which
+// must be back to zero after each.
+TEST_CASE("gemv_norm_cuda equals matmul_ref + rmsnorm_ref", "[gpu]") {
+  CudaContext ctx;
+  DeviceBuffer counter(4, "counter");
+  counter.zero();
+  for (int n : {1, 3, 8})
+    for (auto [in, out] : {std::pair{64, 33}, {1032, 4099}, {4096, 4096}})
+      for (int call = 0; call < 3; ++call) {
+        const auto xb = to_bf16(randn(size_t(n) * in));
+        const auto wb = to_bf16(randn(size_t(out) * in, 0.05f));
+        const auto nw = to_bf16(randn(out));
+        const auto y0 = randn(size_t(n) * out);
+        auto dx = upload(xb);
+        auto dw = upload(wb);
+        auto dnw = upload(nw);
+        auto dy = upload(y0);
+        auto dn = poisoned(size_t(n) * out * 2);
+        gemv_norm_cuda(ctx, DType::kBF16, dx.get(), dw.get(), n, in, out, dy.as<float>(), 1.0f,
+                       dnw.get(), 1e-5f, dn.get(), counter.as<int>());
+        ctx.synchronize();
+        std::vector<float> y(size_t(n) * out), normed(y.size());
+        matmul_ref(from_bf16(xb).data(), from_bf16(wb).data(), n, in, out, y.data());
+        for (size_t i = 0; i < y.size(); ++i) y[i] += y0[i];
+        rmsnorm_ref(y.data(), from_bf16(nw).data(), n, out, 1e-5f, normed.data());
+        const double ey = rel_err(download<float>(dy, y.size()), y);
+        const double en = rel_err(from_bf16(download<uint16_t>(dn, y.size())), normed);
+        INFO("n " << n << " in " << in << " out " << out << " call " << call << " rel err y "
+                  << ey << " normed " << en);
+        REQUIRE(ey < 1e-5);
+        REQUIRE(en < kTolBf16);
+        REQUIRE(download<int>(counter, 1)[0] == 0);
+      }
 }
