@@ -294,8 +294,6 @@ class CudaEngine : public Engine {
     targets_ = DeviceBuffer(kLogitRows * 4, "targets");
     head_in_ = DeviceBuffer(kLogitRows * cfg_.hidden_size * 2, "final hidden states");
     rows_ = DeviceBuffer(kLogitRows * 4, "row indices");
-    norm_counter_ = DeviceBuffer(4, "a counter");
-    norm_counter_.zero();
   }
 
   const void* head() const { return cfg_.tie_word_embeddings ? embed_.get() : lm_head_.get(); }
@@ -392,25 +390,20 @@ class CudaEngine : public Engine {
     return step;
   }
 
-  // Device work of all layers; leaves the residual stream in x_. Decode-shaped steps fuse the
-  // RMSNorm after the output and down projections into those GEMVs (their last block
-  // normalizes) and SwiGLU into the gate/up GEMV: per layer, the GEMVs and attention's kernels.
+  // Device work of all layers; leaves the residual stream in x_. Decode-shaped steps apply SwiGLU
+  // in the gate/up GEMV's blocks (when fuse_swiglu_).
   void layers(const StepLayout& step) {
     const int H = cfg_.hidden_size, QD = cfg_.q_dim(), KD = cfg_.kv_dim();
-    const int I = cfg_.intermediate_size, n_layers = cfg_.n_layers;
+    const int I = cfg_.intermediate_size;
     const int QKV = QD + 2 * KD, T = step.n_tokens;
     const float eps = cfg_.rms_norm_eps;
-    const bool fused = gemv_applies(act_, T, H) && gemv_applies(act_, T, QD) &&
-                       gemv_applies(act_, T, I) && gate_up_interleaved();
-    int* counter = norm_counter_.as<int>();
+    const bool fuse_swiglu = fuse_swiglu_ && gemv_applies(act_, T, H) && gate_up_interleaved();
     embedding_cuda(ctx_, act_, embed_.get(), step_ints_.as<int>(), T, H, x_.as<float>());
     const QkvView view{qkv_.as<float>(), QKV, 0, QD, QD + KD};
-    for (int l = 0; l < n_layers; ++l) {
+    for (int l = 0; l < cfg_.n_layers; ++l) {
       NvtxRange layer_range("layer");
       const GpuLayer& L = layers_[l];
-      // h_ = RMSNorm(x_) with attn_norm (fused: left there by the previous layer's down GEMV)
-      if (!fused || l == 0)
-        rmsnorm_cuda(ctx_, act_, x_.as<float>(), L.attn_norm.get(), nullptr, T, H, eps, h_.get());
+      rmsnorm_cuda(ctx_, act_, x_.as<float>(), L.attn_norm.get(), nullptr, T, H, eps, h_.get());
       linear_cuda(ctx_, act_, h_.get(), L.wqkv.get(), T, H, QKV, qkv_.as<float>());
       {
         NvtxRange r("cache append");  // with RoPE on q and k (one kernel for the fp16 cache)
@@ -420,21 +413,14 @@ class CudaEngine : public Engine {
         NvtxRange r("attention");
         cache_->attend(l, view, step, act_, h_.get());
       }
-      if (fused) {
-        gemv_norm_cuda(ctx_, act_, h_.get(), L.wo.get(), T, QD, H, x_.as<float>(), 1.0f,
-                       L.mlp_norm.get(), eps, h_.get(), counter);
-        gemv_swiglu_cuda(ctx_, act_, h_.get(), L.w_gate_up.get(), T, H, I, m_.get());
-        if (l + 1 < n_layers)
-          gemv_norm_cuda(ctx_, act_, m_.get(), L.w_down.get(), T, I, H, x_.as<float>(), 1.0f,
-                         layers_[l + 1].attn_norm.get(), eps, h_.get(), counter);
-        else
-          linear_cuda(ctx_, act_, m_.get(), L.w_down.get(), T, I, H, x_.as<float>(), 1.0f);
-        continue;
-      }
       linear_cuda(ctx_, act_, h_.get(), L.wo.get(), T, QD, H, x_.as<float>(), 1.0f);
       rmsnorm_cuda(ctx_, act_, x_.as<float>(), L.mlp_norm.get(), nullptr, T, H, eps, h_.get());
-      linear_cuda(ctx_, act_, h_.get(), L.w_gate_up.get(), T, H, 2 * I, gu_.as<float>());
-      swiglu_cuda(ctx_, act_, gu_.as<float>(), T, I, m_.get(), gate_up_interleaved());
+      if (fuse_swiglu) {
+        gemv_swiglu_cuda(ctx_, act_, h_.get(), L.w_gate_up.get(), T, H, I, m_.get());
+      } else {
+        linear_cuda(ctx_, act_, h_.get(), L.w_gate_up.get(), T, H, 2 * I, gu_.as<float>());
+        swiglu_cuda(ctx_, act_, gu_.as<float>(), T, I, m_.get(), gate_up_interleaved());
+      }
       linear_cuda(ctx_, act_, m_.get(), L.w_down.get(), T, I, H, x_.as<float>(), 1.0f);
     }
   }
@@ -497,6 +483,8 @@ class CudaEngine : public Engine {
   };
   static constexpr int kGraphKeyBucket = 256;
   bool graphs_enabled_ = std::getenv("KVCOMP_NO_GRAPHS") == nullptr;
+  // KVCOMP_FUSED_SWIGLU=1: decode steps apply SwiGLU in the gate/up GEMV.
+  bool fuse_swiglu_ = std::getenv("KVCOMP_FUSED_SWIGLU") != nullptr;
   std::map<uint64_t, Graph> graphs_;
 
   CudaContext ctx_;
@@ -516,7 +504,6 @@ class CudaEngine : public Engine {
   DeviceBuffer gu_;   // [T, 2 inter] fp32
   DeviceBuffer m_;    // [T, inter] act
   DeviceBuffer logits_, nll_, targets_, head_in_, rows_;
-  DeviceBuffer norm_counter_;  // gemv_norm_cuda's block counter
 };
 
 }  // namespace

@@ -34,10 +34,4 @@ void interleave_gate_up(const uint16_t* gate, const uint16_t* up, int inter, int
 void gemv_swiglu_cuda(const CudaContext& ctx, DType t, const void* x, const void* w_gate_up,
                       int n, int in, int inter, void* m);
 
-// gemv_cuda, then normed[n, out] = rmsnorm(y rows, norm_w, eps) in type t, done by the last
-// block to finish (counter: one int, zero before and after; calls on one stream may share it).
-void gemv_norm_cuda(const CudaContext& ctx, DType t, const void* x, const void* w, int n, int in,
-                    int out, float* y, float beta, const void* norm_w, float eps, void* normed,
-                    int* counter);
-
 }  // namespace kvcomp

@@ -8,7 +8,7 @@
 #include "runtime/cuda_check.h"
 #include "runtime/gemm.h"
 #include "runtime/pdl.cuh"
-#include "runtime/row_ops.cuh"
+#include "runtime/row_ops.cuh"  // silu_mul
 
 namespace kvcomp {
 namespace {
@@ -50,15 +50,11 @@ enum Epilogue {
   kStore,   // y = acc + beta * y
   kSwiglu,  // rows in interleave_gate_up's order, kWarps = 2 * kGateUpGroup per block: the
             // block's 4 gate and 4 up rows give m[t][4 * block + i] = silu(g_i) * u_i
-  kNorm,    // kStore, then the last block to finish normalizes the y rows into `normed`
 };
 static_assert(kWarps == 2 * kGateUpGroup, "a SwiGLU block holds one group of gate and up rows");
 
 struct EpilogueArgs {
-  void* out = nullptr;           // kSwiglu: m [n, out / 2]; kNorm: normed [n, out] (type T)
-  const void* norm_w = nullptr;  // kNorm: [out]
-  float eps = 0.0f;
-  int* counter = nullptr;  // kNorm: blocks done; zero before the launch, reset by the last one
+  void* out = nullptr;  // kSwiglu: m [n, out / 2] (type T)
 };
 
 template <typename T, int NT, int EPI>
@@ -142,33 +138,12 @@ __global__ void __launch_bounds__(kWarps * 32)
       float* dst = y + int64_t(t) * out + row;
       *dst = beta == 0.0f ? acc[t] : acc[t] + beta * *dst;
     }
-  if constexpr (EPI == kNorm) {
-    // The last block sees every block's rows: each made its stores visible before counting.
-    __shared__ bool last;
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) last = atomicAdd(ep.counter, 1) == int(gridDim.x) - 1;
-    __syncthreads();
-    if (!last) return;
-    __threadfence();
-    const T* nw = static_cast<const T*>(ep.norm_w);
-    T* normed = static_cast<T*>(ep.out);
-    for (int t = 0; t < NT; ++t) {
-      if (out % 4 == 0)
-        rmsnorm_row<T, 4, true>(y + int64_t(t) * out, nw, out, ep.eps, normed + int64_t(t) * out);
-      else
-        rmsnorm_row<T, 1, true>(y + int64_t(t) * out, nw, out, ep.eps, normed + int64_t(t) * out);
-    }
-    if (threadIdx.x == 0) *ep.counter = 0;
-  }
 }
 
 template <typename T, int NT>
 void launch(const CudaContext& ctx, int epi, const void* x, const void* w, int in, int out,
             float* y, float beta, const EpilogueArgs& ep) {
-  auto kernel = epi == kSwiglu ? gemv_kernel<T, NT, kSwiglu>
-                : epi == kNorm ? gemv_kernel<T, NT, kNorm>
-                               : gemv_kernel<T, NT, kStore>;
+  auto kernel = epi == kSwiglu ? gemv_kernel<T, NT, kSwiglu> : gemv_kernel<T, NT, kStore>;
   launch_pdl(ctx, kernel, dim3((out + kWarps - 1) / kWarps), dim3(kWarps * 32), 0,
              static_cast<const T*>(x), static_cast<const T*>(w), in, out, y, beta, ep);
 }
@@ -225,17 +200,6 @@ void gemv_swiglu_cuda(const CudaContext& ctx, DType t, const void* x, const void
   EpilogueArgs ep;
   ep.out = m;
   run(ctx, t, kSwiglu, n, x, w_gate_up, in, 2 * inter, nullptr, 0.0f, ep);
-}
-
-void gemv_norm_cuda(const CudaContext& ctx, DType t, const void* x, const void* w, int n, int in,
-                    int out, float* y, float beta, const void* norm_w, float eps, void* normed,
-                    int* counter) {
-  EpilogueArgs ep;
-  ep.out = normed;
-  ep.norm_w = norm_w;
-  ep.eps = eps;
-  ep.counter = counter;
-  run(ctx, t, kNorm, n, x, w, in, out, y, beta, ep);
 }
 
 }  // namespace kvcomp

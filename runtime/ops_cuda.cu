@@ -44,7 +44,7 @@ __global__ void rmsnorm_kernel(const float* x, const T* w, const int* rows, int 
   pdl_wait();
   pdl_trigger();
   const int64_t i = blockIdx.x;
-  rmsnorm_row<T, V, false>(x + (rows ? int64_t(rows[i]) : i) * dim, w, dim, eps, out + i * dim);
+  rmsnorm_row<T, V>(x + (rows ? int64_t(rows[i]) : i) * dim, w, dim, eps, out + i * dim);
 }
 
 // One block per (token, group of kRopeHeads heads); thread f of a head rotates the pair

@@ -1,5 +1,5 @@
-// Block-wide pieces shared by the row kernels of ops_cuda.cu and the decode GEMV's epilogue
-// (gemv.cu), so that both compute RMSNorm the same way. For .cu files.
+// Pieces of the row kernels of ops_cuda.cu; silu_mul is shared with the gate/up GEMV's SwiGLU
+// epilogue (gemv.cu), so that both compute the same bits. For .cu files.
 #pragma once
 
 #include "runtime/cuda_types.cuh"
@@ -21,15 +21,12 @@ __device__ __forceinline__ float block_sum(float v) {
 }
 
 // out[j] = T(x[j] * rsqrt(mean(x^2) + eps) * w[j]) for one row of dim values, by the whole
-// block. V = 4: dim % 4 == 0, 16-byte loads; else V = 1. CG: x is read through L2 only (it was
-// written by other blocks of the same kernel).
-template <typename T, int V, bool CG>
+// block. V = 4: dim % 4 == 0, 16-byte loads; else V = 1.
+template <typename T, int V>
 __device__ __forceinline__ void rmsnorm_row(const float* x, const T* w, int dim, float eps,
                                             T* out) {
-  auto load4 = [](const float* p) {
-    return CG ? __ldcg(reinterpret_cast<const float4*>(p)) : *reinterpret_cast<const float4*>(p);
-  };
-  auto load1 = [](const float* p) { return CG ? __ldcg(p) : *p; };
+  auto load4 = [](const float* p) { return *reinterpret_cast<const float4*>(p); };
+  auto load1 = [](const float* p) { return *p; };
   float ss = 0;
 #pragma unroll 4
   for (int j = threadIdx.x * V; j < dim; j += blockDim.x * V) {

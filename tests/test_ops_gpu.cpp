@@ -511,38 +511,3 @@ TEST_CASE("gemv_swiglu_cuda equals matmul_ref + swiglu_ref", "[gpu]") {
     }
 }
 
-// The GEMV whose last block normalizes the updated rows: y against matmul_ref + y0 and the
-// normalized rows against rmsnorm_ref of them. Three calls in a row share the counter, which
-// must be back to zero after each.
-TEST_CASE("gemv_norm_cuda equals matmul_ref + rmsnorm_ref", "[gpu]") {
-  CudaContext ctx;
-  DeviceBuffer counter(4, "counter");
-  counter.zero();
-  for (int n : {1, 3, 8})
-    for (auto [in, out] : {std::pair{64, 33}, {1032, 4099}, {4096, 4096}})
-      for (int call = 0; call < 3; ++call) {
-        const auto xb = to_bf16(randn(size_t(n) * in));
-        const auto wb = to_bf16(randn(size_t(out) * in, 0.05f));
-        const auto nw = to_bf16(randn(out));
-        const auto y0 = randn(size_t(n) * out);
-        auto dx = upload(xb);
-        auto dw = upload(wb);
-        auto dnw = upload(nw);
-        auto dy = upload(y0);
-        auto dn = poisoned(size_t(n) * out * 2);
-        gemv_norm_cuda(ctx, DType::kBF16, dx.get(), dw.get(), n, in, out, dy.as<float>(), 1.0f,
-                       dnw.get(), 1e-5f, dn.get(), counter.as<int>());
-        ctx.synchronize();
-        std::vector<float> y(size_t(n) * out), normed(y.size());
-        matmul_ref(from_bf16(xb).data(), from_bf16(wb).data(), n, in, out, y.data());
-        for (size_t i = 0; i < y.size(); ++i) y[i] += y0[i];
-        rmsnorm_ref(y.data(), from_bf16(nw).data(), n, out, 1e-5f, normed.data());
-        const double ey = rel_err(download<float>(dy, y.size()), y);
-        const double en = rel_err(from_bf16(download<uint16_t>(dn, y.size())), normed);
-        INFO("n " << n << " in " << in << " out " << out << " call " << call << " rel err y "
-                  << ey << " normed " << en);
-        REQUIRE(ey < 1e-5);
-        REQUIRE(en < kTolBf16);
-        REQUIRE(download<int>(counter, 1)[0] == 0);
-      }
-}
