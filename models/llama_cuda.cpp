@@ -483,8 +483,8 @@ class CudaEngine : public Engine {
   };
   static constexpr int kGraphKeyBucket = 256;
   bool graphs_enabled_ = std::getenv("KVCOMP_NO_GRAPHS") == nullptr;
-  // KVCOMP_FUSED_SWIGLU=1: decode steps apply SwiGLU in the gate/up GEMV.
-  bool fuse_swiglu_ = std::getenv("KVCOMP_FUSED_SWIGLU") != nullptr;
+  // KVCOMP_NO_FUSED_SWIGLU=1: decode steps run SwiGLU as a kernel of its own.
+  bool fuse_swiglu_ = std::getenv("KVCOMP_NO_FUSED_SWIGLU") == nullptr;
   std::map<uint64_t, Graph> graphs_;
 
   CudaContext ctx_;

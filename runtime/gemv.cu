@@ -5,6 +5,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cstdlib>
+
 #include "runtime/cuda_check.h"
 #include "runtime/gemm.h"
 #include "runtime/pdl.cuh"
@@ -57,7 +59,7 @@ struct EpilogueArgs {
   void* out = nullptr;  // kSwiglu: m [n, out / 2] (type T)
 };
 
-template <typename T, int NT, int EPI>
+template <typename T, int NT, int EPI, int LOADS>
 __global__ void __launch_bounds__(kWarps * 32)
     gemv_kernel(const T* __restrict__ x, const T* __restrict__ w, int in, int out,
                 float* __restrict__ y, float beta, EpilogueArgs ep) {
@@ -70,17 +72,17 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
   for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
   int c = lane;
-  uint4 wv[4];
-  bool full = active && c + 96 < chunks;  // the group at c is whole for this lane
+  uint4 wv[LOADS];
+  bool full = active && c + 32 * (LOADS - 1) < chunks;  // the group at c is whole for this lane
   if (full) {
 #pragma unroll
-    for (int u = 0; u < 4; ++u) wv[u] = load_w(wr + c + 32 * u);
+    for (int u = 0; u < LOADS; ++u) wv[u] = load_w(wr + c + 32 * u);
   }
   pdl_wait();
   pdl_trigger();
   while (full) {
 #pragma unroll
-    for (int u = 0; u < 4; ++u) {
+    for (int u = 0; u < LOADS; ++u) {
       float wf[8];
       to_float8(wv[u], static_cast<const T*>(nullptr), wf);
 #pragma unroll
@@ -92,11 +94,11 @@ __global__ void __launch_bounds__(kWarps * 32)
         for (int k = 0; k < 8; ++k) acc[t] = fmaf(wf[k], xf[k], acc[t]);
       }
     }
-    c += 128;
-    full = c + 96 < chunks;
+    c += 32 * LOADS;
+    full = c + 32 * (LOADS - 1) < chunks;
     if (full) {
 #pragma unroll
-      for (int u = 0; u < 4; ++u) wv[u] = load_w(wr + c + 32 * u);
+      for (int u = 0; u < LOADS; ++u) wv[u] = load_w(wr + c + 32 * u);
     }
   }
   // The partial group at the row's end.
@@ -143,7 +145,9 @@ __global__ void __launch_bounds__(kWarps * 32)
 template <typename T, int NT>
 void launch(const CudaContext& ctx, int epi, const void* x, const void* w, int in, int out,
             float* y, float beta, const EpilogueArgs& ep) {
-  auto kernel = epi == kSwiglu ? gemv_kernel<T, NT, kSwiglu> : gemv_kernel<T, NT, kStore>;
+  static const int loads = std::getenv("KVCOMP_GEMV_LOADS") ? std::atoi(std::getenv("KVCOMP_GEMV_LOADS")) : 4;
+  auto kernel = loads == 8 ? (epi == kSwiglu ? gemv_kernel<T, NT, kSwiglu, 8> : gemv_kernel<T, NT, kStore, 8>)
+                           : (epi == kSwiglu ? gemv_kernel<T, NT, kSwiglu, 4> : gemv_kernel<T, NT, kStore, 4>);
   launch_pdl(ctx, kernel, dim3((out + kWarps - 1) / kWarps), dim3(kWarps * 32), 0,
              static_cast<const T*>(x), static_cast<const T*>(w), in, out, y, beta, ep);
 }
