@@ -314,10 +314,10 @@ void DenseKvCacheCuda::rope_append(int layer, const QkvView& x, const StepLayout
     return KvCacheCuda::rope_append(layer, x, step, inv_freq);
   const size_t layer_off = size_t(layer) * shape_.n_seqs * KV * max_tokens_ * hd;
   const int items = (H + 2 * KV) * (hd / 2);
-  launch_pdl(ctx_, dense_rope_append_kernel, dim3(step.n_tokens, row_copy_blocks(items)),
-             dim3(256), 0, x.qkv + x.q_col, x.row_stride, x.k_col - x.q_col, x.v_col - x.q_col,
-             step.seq, step.pos, H, KV, hd, inv_freq, int64_t(max_tokens_),
-             k_.as<__half>() + layer_off, v_.as<__half>() + layer_off, q16_.as<__half>());
+  launch_pdl(ctx_, dense_rope_append_kernel, dim3(step.n_tokens, row_copy_blocks(items)), dim3(256),
+             0, x.qkv + x.q_col, x.row_stride, x.k_col - x.q_col, x.v_col - x.q_col, step.seq,
+             step.pos, H, KV, hd, inv_freq, int64_t(max_tokens_), k_.as<__half>() + layer_off,
+             v_.as<__half>() + layer_off, q16_.as<__half>());
   q_ready_layer_ = layer;
 }
 

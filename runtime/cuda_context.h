@@ -10,7 +10,8 @@
 
 namespace kvcomp {
 
-// True when the GPU and the compiled kernels support programmatic dependent launch (runtime/pdl.cu).
+// True when the GPU and the compiled kernels support programmatic dependent launch
+// (runtime/pdl.cu).
 bool pdl_available(const cudaDeviceProp& props, cudaStream_t stream);
 
 class CudaContext {

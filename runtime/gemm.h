@@ -26,12 +26,11 @@ void gemv_cuda(const CudaContext& ctx, DType t, const void* x, const void* w, in
 // == 0). A decode GEMV block then holds both halves of its outputs and applies SwiGLU itself.
 constexpr int kGateUpGroup = 4;
 // out [2*inter, in] from gate and up [inter, in] (16-bit values).
-void interleave_gate_up(const uint16_t* gate, const uint16_t* up, int inter, int in,
-                        uint16_t* out);
+void interleave_gate_up(const uint16_t* gate, const uint16_t* up, int inter, int in, uint16_t* out);
 
 // m[n, inter] = t(silu(g) * u) where (g, u) are the gate and up outputs of x . w_gate_up^T, w in
 // interleave_gate_up's order: the gemv and swiglu_cuda in one kernel.
-void gemv_swiglu_cuda(const CudaContext& ctx, DType t, const void* x, const void* w_gate_up,
-                      int n, int in, int inter, void* m);
+void gemv_swiglu_cuda(const CudaContext& ctx, DType t, const void* x, const void* w_gate_up, int n,
+                      int in, int inter, void* m);
 
 }  // namespace kvcomp

@@ -165,8 +165,7 @@ void rmsnorm_cuda(const CudaContext& ctx, DType t, const float* x, const void* w
     // Few rows (a decode step's head): wide blocks, so one row is not a serial chain of loads.
     const int threads = n < 64 ? 1024 : 256;
     launch_pdl(ctx, dim % 4 == 0 ? rmsnorm_kernel<T, 4> : rmsnorm_kernel<T, 1>, dim3(n),
-               dim3(threads), 0, x, static_cast<const T*>(w), rows, dim, eps,
-               static_cast<T*>(out));
+               dim3(threads), 0, x, static_cast<const T*>(w), rows, dim, eps, static_cast<T*>(out));
   });
   KVCOMP_LAUNCH_CHECK();
 }
@@ -181,8 +180,8 @@ void rope_cuda(const CudaContext& ctx, float* qkv, int64_t row_stride, const int
   KVCOMP_LAUNCH_CHECK();
 }
 
-void swiglu_cuda(const CudaContext& ctx, DType t, const float* gate_up, int n, int inter,
-                 void* out, bool interleaved) {
+void swiglu_cuda(const CudaContext& ctx, DType t, const float* gate_up, int n, int inter, void* out,
+                 bool interleaved) {
   const int64_t total = int64_t(n) * inter;
   if (total == 0) return;
   check(!interleaved || inter % kGateUpGroup == 0, "swiglu: interleaved gate/up needs inter % ",

@@ -321,32 +321,32 @@ static double dense_step_err(const CudaContext& ctx, DenseKvCacheCuda& cache, De
 TEST_CASE("dense cuBLAS attention equals attention_ref", "[gpu]") {
   CudaContext ctx;
   for (bool rope : {false, true})
-  for (int hd : {64, 128})
-    for (auto [heads, kv_heads] : {std::pair{8, 8}, {8, 2}, {16, 2}}) {
-      std::vector<float> inv(hd / 2);
-      for (int i = 0; i < hd / 2; ++i) inv[i] = float(std::pow(10000.0, -2.0 * i / hd));
-      const DeviceBuffer d_inv = upload(inv);
-      const int n_seqs = 3, max_tokens = 300;
-      const std::vector<int> prompt = {1, 37, 129};  // prefill lengths per sequence
-      KvShape shape{1, n_seqs, heads, kv_heads, hd};
-      DenseKvCacheCuda cache(ctx, shape, max_tokens);
-      DenseKvCacheRef ref(shape, /*round_to_fp16=*/true);
-      std::vector<int> len(n_seqs, 0);
-      double worst = 0;
-      for (int step_i = 0; step_i < 4; ++step_i) {
-        // Step 0: prefill of every sequence; then three decode steps for all of them.
-        std::vector<std::pair<int, int>> chunks;
-        for (int s = 0; s < n_seqs; ++s) chunks.push_back({s, step_i == 0 ? prompt[s] : 1});
-        worst = std::max(worst, dense_step_err(ctx, cache, ref, chunks, step_i > 0, len, heads,
-                                               kv_heads, hd, DType::kF16, rope ? &inv : nullptr,
-                                               d_inv.as<float>()));
+    for (int hd : {64, 128})
+      for (auto [heads, kv_heads] : {std::pair{8, 8}, {8, 2}, {16, 2}}) {
+        std::vector<float> inv(hd / 2);
+        for (int i = 0; i < hd / 2; ++i) inv[i] = float(std::pow(10000.0, -2.0 * i / hd));
+        const DeviceBuffer d_inv = upload(inv);
+        const int n_seqs = 3, max_tokens = 300;
+        const std::vector<int> prompt = {1, 37, 129};  // prefill lengths per sequence
+        KvShape shape{1, n_seqs, heads, kv_heads, hd};
+        DenseKvCacheCuda cache(ctx, shape, max_tokens);
+        DenseKvCacheRef ref(shape, /*round_to_fp16=*/true);
+        std::vector<int> len(n_seqs, 0);
+        double worst = 0;
+        for (int step_i = 0; step_i < 4; ++step_i) {
+          // Step 0: prefill of every sequence; then three decode steps for all of them.
+          std::vector<std::pair<int, int>> chunks;
+          for (int s = 0; s < n_seqs; ++s) chunks.push_back({s, step_i == 0 ? prompt[s] : 1});
+          worst = std::max(
+              worst, dense_step_err(ctx, cache, ref, chunks, step_i > 0, len, heads, kv_heads, hd,
+                                    DType::kF16, rope ? &inv : nullptr, d_inv.as<float>()));
+        }
+        INFO("rope " << rope << " head_dim " << hd << " heads " << heads << "/" << kv_heads
+                     << " worst rel err " << worst);
+        std::printf("dense attention%s hd=%d heads=%d/%d: worst rel err %.2e\n",
+                    rope ? " (rope_append)" : "", hd, heads, kv_heads, worst);
+        REQUIRE(worst < kTolFp16Attn);
       }
-      INFO("rope " << rope << " head_dim " << hd << " heads " << heads << "/" << kv_heads
-                   << " worst rel err " << worst);
-      std::printf("dense attention%s hd=%d heads=%d/%d: worst rel err %.2e\n",
-                  rope ? " (rope_append)" : "", hd, heads, kv_heads, worst);
-      REQUIRE(worst < kTolFp16Attn);
-    }
 }
 
 namespace {
@@ -510,4 +510,3 @@ TEST_CASE("gemv_swiglu_cuda equals matmul_ref + swiglu_ref", "[gpu]") {
       REQUIRE(e < kTolBf16);
     }
 }
-
