@@ -228,82 +228,33 @@ __global__ void e4m3_encode_kernel(const float* x, int64_t n, uint8_t* ours, uin
   }
 }
 
+// The options, validated before BlockedKvCacheCuda uses their block and window sizes.
+const KvOptions& checked(const KvOptions& opts) {
+  validate(opts);
+  return opts;
+}
+
 }  // namespace
 
 FixedBitCacheCuda::FixedBitCacheCuda(const CudaContext& ctx, const KvShape& shape, int max_tokens,
                                      const KvOptions& opts)
-    : KvCacheCuda(ctx, shape), opts_(opts), max_tokens_(max_tokens) {
-  validate(opts);
+    : BlockedKvCacheCuda(ctx, shape, max_tokens, checked(opts).block_k, opts.block_v, opts.window_k,
+                         opts.window_v, "fixed-bit cache", "fixed-bit"),
+      opts_(opts) {
   const int L = shape.n_layers, S = shape.n_seqs, KV = shape.n_kv_heads, hd = shape.head_dim;
-  check(L >= 1 && S >= 1 && KV >= 1 && shape.n_heads % KV == 0 && hd >= 1,
-        "fixed-bit cache: bad shape: ", L, " layers, ", S, " sequences, ", shape.n_heads,
-        " heads, ", KV, " KV heads, head_dim ", hd);
   fmt_ = fixedbit_formats(opts, hd);
   check(std::max(opts.block_k, opts.block_v) * hd <= kMaxQuantBlockValues, "--kv ",
         kv_mode_name(opts.mode), ": blocks of ", std::max(opts.block_k, opts.block_v),
         " tokens x head_dim ", hd, " exceed the GPU quantizer's ", kMaxQuantBlockValues,
         " values; use smaller --block-k/--block-v");
-  cap_k_ = opts.window_k + opts.block_k + kMaxStepTokens;
-  cap_v_ = opts.window_v + opts.block_v + kMaxStepTokens;
-  max_kb_ = std::max(1, (max_tokens + opts.block_k - 1) / opts.block_k);
-  max_vb_ = std::max(1, (max_tokens + opts.block_v - 1) / opts.block_v);
   const size_t heads = size_t(L) * S * KV;
-  ring_k_ = DeviceBuffer(heads * cap_k_ * hd * 2, "the fixed-bit K window");
-  ring_v_ = DeviceBuffer(heads * cap_v_ * hd * 2, "the fixed-bit V window");
-  ring_k_.zero();
-  ring_v_.zero();
   store_k_ = DeviceBuffer(heads * max_kb_ * size_t(block_bytes(0)), "the fixed-bit K blocks");
   store_v_ = DeviceBuffer(heads * max_vb_ * size_t(block_bytes(1)), "the fixed-bit V blocks");
-  len_.assign(S, 0);
-  done_k_.assign(S, 0);
-  done_v_.assign(S, 0);
-  d_len_ = DeviceBuffer(size_t(S) * 4, "lengths");
-  d_done_k_ = DeviceBuffer(size_t(S) * 4, "lengths");
-  d_done_v_ = DeviceBuffer(size_t(S) * 4, "lengths");
-  d_len_.zero();
-  d_done_k_.zero();
-  d_done_v_.zero();
 }
 
-void FixedBitCacheCuda::begin_step(const StepLayout& step) {
-  for (const auto& c : step.chunks) {
-    check(c.count <= kMaxStepTokens, "fixed-bit cache: ", c.count,
-          " tokens in one step for one sequence (at most ", kMaxStepTokens, ")");
-    len_[c.seq] = c.start + c.count;
-    check(len_[c.seq] <= max_tokens_, "fixed-bit cache: sequence ", c.seq, " exceeds ", max_tokens_,
-          " tokens");
-  }
-  d_len_.upload(len_.data(), len_.size() * 4);
-}
-
-void FixedBitCacheCuda::append(int layer, const QkvView& x, const StepLayout& step) {
+void FixedBitCacheCuda::decode_blocks(int layer, int n, const int* d_chunk_seq, int mk, int mv,
+                                      int cap) const {
   const int S = shape_.n_seqs, KV = shape_.n_kv_heads, hd = shape_.head_dim;
-  const size_t lk = size_t(layer) * S * KV * cap_k_ * hd, lv = size_t(layer) * S * KV * cap_v_ * hd;
-  ring_append_cuda(ctx_, x, step, KV, hd, cap_k_, cap_v_, ring_k_.as<__half>() + lk,
-                   ring_v_.as<__half>() + lv);
-}
-
-int FixedBitCacheCuda::dequantize(int layer, const std::vector<StepLayout::Chunk>& chunks,
-                                  const int* d_chunk_seq) const {
-  const int S = shape_.n_seqs, KV = shape_.n_kv_heads, hd = shape_.head_dim;
-  const int n = int(chunks.size());
-  int cap = 8, mk = 0, mv = 0;
-  for (const auto& c : chunks) {
-    cap = std::max(cap, len_[c.seq]);
-    mk = std::max(mk, done_k_[c.seq] / opts_.block_k);
-    mv = std::max(mv, done_v_[c.seq] / opts_.block_v);
-  }
-  cap = (cap + 7) / 8 * 8;
-  const size_t need = size_t(n) * KV * cap * hd * 2;
-  if (scratch_k_.bytes() < need) {
-    scratch_k_ = DeviceBuffer();
-    scratch_v_ = DeviceBuffer();
-    scratch_k_ = DeviceBuffer(need, "the fixed-bit dequantize scratch");
-    scratch_v_ = DeviceBuffer(need, "the fixed-bit dequantize scratch");
-    // Rows past a sequence's length are read with probability 0: keep them finite.
-    scratch_k_.zero();
-    scratch_v_.zero();
-  }
   if (mk > 0) {
     const FormatArgs f = format_args(fmt_.k, opts_.block_k, hd);
     dequantize_blocks_kernel<<<dim3(mk, n * KV), 256, 0, ctx_.stream()>>>(
@@ -318,30 +269,6 @@ int FixedBitCacheCuda::dequantize(int layer, const std::vector<StepLayout::Chunk
         max_vb_, d_chunk_seq, d_done_v_.as<int>(), KV, scratch_v_.as<__half>(), cap);
     KVCOMP_LAUNCH_CHECK();
   }
-  const size_t lk = size_t(layer) * S * KV * cap_k_ * hd, lv = size_t(layer) * S * KV * cap_v_ * hd;
-  ring_window_copy_cuda(ctx_, d_chunk_seq, n, KV, hd, d_len_.as<int>(), d_done_k_.as<int>(),
-                        d_done_v_.as<int>(), ring_k_.as<__half>() + lk, ring_v_.as<__half>() + lv,
-                        cap_k_, cap_v_, scratch_k_.get(), scratch_v_.get(), cap);
-  return cap;
-}
-
-void FixedBitCacheCuda::attend(int layer, const QkvView& x, const StepLayout& step, DType act,
-                               void* out) {
-  const int n = int(step.chunks.size()), hd = shape_.head_dim;
-  const int cap = dequantize(layer, step.chunks, step.chunk_seq);
-  if (identity_.bytes() < size_t(n) * 4) {
-    const int m = std::max(n, 64);
-    identity_ = DeviceBuffer(size_t(m) * 4, "chunk ids");
-    iota_cuda(ctx_, identity_.as<int>(), m);
-  }
-  // The scratch holds chunk i's cache at "sequence" i.
-  StepLayout local = step;
-  for (int i = 0; i < n; ++i) local.chunks[i].seq = i;
-  local.chunk_seq = identity_.as<int>();
-  KvShape sh = shape_;
-  sh.n_seqs = n;
-  const DenseAttentionArgs args{scratch_k_.get(), scratch_v_.get(), int64_t(cap) * hd, cap};
-  dense_attention_cuda(ctx_, sh, args, x, local, act, out, q16_, scores_, probs_, out32_, ptrs_);
 }
 
 void FixedBitCacheCuda::commit(const StepLayout& step) {
@@ -378,8 +305,7 @@ void FixedBitCacheCuda::commit(const StepLayout& step) {
         d_jobs.as<QuantJob>(), f);
     KVCOMP_LAUNCH_CHECK();
   }
-  d_done_k_.upload(done_k_.data(), done_k_.size() * 4);
-  d_done_v_.upload(done_v_.data(), done_v_.size() * 4);
+  upload_done();
 }
 
 KvStats FixedBitCacheCuda::stats() const {
@@ -403,30 +329,7 @@ int64_t FixedBitCacheCuda::bytes() const {
 }
 
 int64_t FixedBitCacheCuda::allocated_bytes() const {
-  return int64_t(ring_k_.bytes() + ring_v_.bytes() + store_k_.bytes() + store_v_.bytes() +
-                 scratch_k_.bytes() + scratch_v_.bytes());
-}
-
-bool FixedBitCacheCuda::read(int layer, int seq, std::vector<float>& k,
-                             std::vector<float>& v) const {
-  const int KV = shape_.n_kv_heads, hd = shape_.head_dim, len = len_.at(seq);
-  DeviceBuffer one(4, "sequence id");
-  one.upload(&seq, 4);
-  std::vector<StepLayout::Chunk> chunks = {{seq, 0, len, 0}};
-  const int cap = dequantize(layer, chunks, one.as<int>());
-  ctx_.synchronize();
-  std::vector<uint16_t> hk(size_t(KV) * cap * hd), hv(hk.size());
-  scratch_k_.download(hk.data(), hk.size() * 2);
-  scratch_v_.download(hv.data(), hv.size() * 2);
-  k.resize(size_t(len) * KV * hd);
-  v.resize(k.size());
-  for (int t = 0; t < len; ++t)
-    for (int g = 0; g < KV; ++g)
-      for (int c = 0; c < hd; ++c) {
-        k[(size_t(t) * KV + g) * hd + c] = fp16_to_float(hk[(size_t(g) * cap + t) * hd + c]);
-        v[(size_t(t) * KV + g) * hd + c] = fp16_to_float(hv[(size_t(g) * cap + t) * hd + c]);
-      }
-  return true;
+  return window_allocated_bytes() + int64_t(store_k_.bytes() + store_v_.bytes());
 }
 
 std::vector<uint8_t> FixedBitCacheCuda::block(KvPart p, int layer, int seq, int head, int b) const {

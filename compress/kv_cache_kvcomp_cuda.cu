@@ -70,41 +70,33 @@ __global__ void gather_headers_kernel(const uint8_t* const* index, int64_t n, Bl
   out[i] = h;
 }
 
-}  // namespace
-
-KvCompCacheCuda::KvCompCacheCuda(const CudaContext& ctx, const KvShape& shape, int max_tokens,
-                                 const KvOptions& opts)
-    : KvCacheCuda(ctx, shape), opts_(opts), codec_(codec_options(opts)), max_tokens_(max_tokens) {
+// The options, validated before BlockedKvCacheCuda uses their block and window sizes.
+const KvOptions& checked(const KvOptions& opts, const KvShape& shape) {
   validate(opts);
-  validate_codec_options(codec_);
+  validate_codec_options(codec_options(opts));
   check(shape.head_dim == 64 || shape.head_dim == 128,
         "--kv kvcomp: the GPU cache supports head_dim 64 and 128, the model has ", shape.head_dim);
   check(!opts.codebook_per_head,
         "--codebook-per-head: available on the CPU (--device cpu); the GPU cache uses one "
         "codebook per layer and K|V");
+  return opts;
+}
+
+}  // namespace
+
+KvCompCacheCuda::KvCompCacheCuda(const CudaContext& ctx, const KvShape& shape, int max_tokens,
+                                 const KvOptions& opts)
+    : BlockedKvCacheCuda(ctx, shape, max_tokens, codec_options(checked(opts, shape)).block_k,
+                         codec_options(opts).block_v, opts.window_k, opts.window_v, "kvcomp cache",
+                         "KVComp"),
+      opts_(opts),
+      codec_(codec_options(opts)) {
   const int L = shape.n_layers, S = shape.n_seqs, KV = shape.n_kv_heads, hd = shape.head_dim;
-  cap_k_ = opts.window_k + codec_.block_k + kMaxStepTokens;
-  cap_v_ = opts.window_v + codec_.block_v + kMaxStepTokens;
-  max_kb_ = std::max(1, (max_tokens + codec_.block_k - 1) / codec_.block_k);
-  max_vb_ = std::max(1, (max_tokens + codec_.block_v - 1) / codec_.block_v);
   const size_t heads = size_t(L) * S * KV;
-  ring_k_ = DeviceBuffer(heads * cap_k_ * hd * 2, "the KVComp K window");
-  ring_v_ = DeviceBuffer(heads * cap_v_ * hd * 2, "the KVComp V window");
-  ring_k_.zero();
-  ring_v_.zero();
   index_k_ = DeviceBuffer(heads * max_kb_ * sizeof(void*), "the KVComp block index");
   index_v_ = DeviceBuffer(heads * max_vb_ * sizeof(void*), "the KVComp block index");
   index_k_.zero();
   index_v_.zero();
-  len_.assign(S, 0);
-  done_k_.assign(S, 0);
-  done_v_.assign(S, 0);
-  d_len_ = DeviceBuffer(size_t(S) * 4, "lengths");
-  d_done_k_ = DeviceBuffer(size_t(S) * 4, "lengths");
-  d_done_v_ = DeviceBuffer(size_t(S) * 4, "lengths");
-  d_len_.zero();
-  d_done_k_.zero();
-  d_done_v_.zero();
   err_ = DeviceBuffer(4, "codec flags");
   {
     // The fused kernel's split states for a full batch at the longest context, allocated once so
@@ -133,64 +125,21 @@ void KvCompCacheCuda::upload_codebooks() {
   gpu_codebooks_ = std::make_unique<GpuCodebooks>(codebooks_);
 }
 
-void KvCompCacheCuda::begin_step(const StepLayout& step) {
-  for (const auto& c : step.chunks) {
-    check(c.count <= kMaxStepTokens, "kvcomp cache: ", c.count,
-          " tokens in one step for one sequence (at most ", kMaxStepTokens, ")");
-    len_[c.seq] = c.start + c.count;
-    check(len_[c.seq] <= max_tokens_, "kvcomp cache: sequence ", c.seq, " exceeds ", max_tokens_,
-          " tokens");
-  }
-  d_len_.upload(len_.data(), len_.size() * 4);
-}
-
-void KvCompCacheCuda::append(int layer, const QkvView& x, const StepLayout& step) {
+void KvCompCacheCuda::decode_blocks(int layer, int n, const int* d_chunk_seq, int mk, int mv,
+                                    int cap) const {
   const int S = shape_.n_seqs, KV = shape_.n_kv_heads, hd = shape_.head_dim;
-  const size_t lk = size_t(layer) * S * KV * cap_k_ * hd, lv = size_t(layer) * S * KV * cap_v_ * hd;
-  ring_append_cuda(ctx_, x, step, KV, hd, cap_k_, cap_v_, ring_k_.as<__half>() + lk,
-                   ring_v_.as<__half>() + lv);
-}
-
-int KvCompCacheCuda::decompress(int layer, const std::vector<StepLayout::Chunk>& chunks,
-                                const int* d_chunk_seq) const {
-  const int S = shape_.n_seqs, KV = shape_.n_kv_heads, hd = shape_.head_dim;
-  const int n = int(chunks.size());
-  int cap = 8, mk = 0, mv = 0;
-  for (const auto& c : chunks) {
-    cap = std::max(cap, len_[c.seq]);
-    mk = std::max(mk, done_k_[c.seq] / codec_.block_k);
-    mv = std::max(mv, done_v_[c.seq] / codec_.block_v);
-  }
-  cap = (cap + 7) / 8 * 8;
-  const size_t need = size_t(n) * KV * cap * hd * 2;
-  if (scratch_k_.bytes() < need) {
-    scratch_k_ = DeviceBuffer();
-    scratch_v_ = DeviceBuffer();
-    scratch_k_ = DeviceBuffer(need, "the KVComp decode scratch");
-    scratch_v_ = DeviceBuffer(need, "the KVComp decode scratch");
-    // Rows past a sequence's length are read with probability 0: keep them finite.
-    scratch_k_.zero();
-    scratch_v_.zero();
-  }
   const int n_jobs = n * KV * (mk + mv);
-  if (n_jobs > 0) {
-    decode_jobs_.ensure(size_t(n_jobs) * sizeof(DecodeJob), "decode jobs");
-    decode_jobs_kernel<<<(n_jobs + 255) / 256, 256, 0, ctx_.stream()>>>(
-        d_chunk_seq, n, KV, hd, mk, mv,
-        index_k_.as<const uint8_t*>() + size_t(layer) * S * KV * max_kb_,
-        index_v_.as<const uint8_t*>() + size_t(layer) * S * KV * max_vb_, max_kb_, max_vb_,
-        d_done_k_.as<int>(), d_done_v_.as<int>(), codec_.block_k, codec_.block_v,
-        cb_index(0, layer, 0), cb_index(1, layer, 0), scratch_k_.as<__half>(),
-        scratch_v_.as<__half>(), cap, decode_jobs_.as<DecodeJob>());
-    KVCOMP_LAUNCH_CHECK();
-    decode_blocks_cuda(ctx_, decode_jobs_.as<DecodeJob>(), n_jobs, *gpu_codebooks_,
-                       std::max(codec_.block_k, codec_.block_v) * hd, nullptr);
-  }
-  const size_t lk = size_t(layer) * S * KV * cap_k_ * hd, lv = size_t(layer) * S * KV * cap_v_ * hd;
-  ring_window_copy_cuda(ctx_, d_chunk_seq, n, KV, hd, d_len_.as<int>(), d_done_k_.as<int>(),
-                        d_done_v_.as<int>(), ring_k_.as<__half>() + lk, ring_v_.as<__half>() + lv,
-                        cap_k_, cap_v_, scratch_k_.get(), scratch_v_.get(), cap);
-  return cap;
+  decode_jobs_.ensure(size_t(n_jobs) * sizeof(DecodeJob), "decode jobs");
+  decode_jobs_kernel<<<(n_jobs + 255) / 256, 256, 0, ctx_.stream()>>>(
+      d_chunk_seq, n, KV, hd, mk, mv,
+      index_k_.as<const uint8_t*>() + size_t(layer) * S * KV * max_kb_,
+      index_v_.as<const uint8_t*>() + size_t(layer) * S * KV * max_vb_, max_kb_, max_vb_,
+      d_done_k_.as<int>(), d_done_v_.as<int>(), codec_.block_k, codec_.block_v,
+      cb_index(0, layer, 0), cb_index(1, layer, 0), scratch_k_.as<__half>(),
+      scratch_v_.as<__half>(), cap, decode_jobs_.as<DecodeJob>());
+  KVCOMP_LAUNCH_CHECK();
+  decode_blocks_cuda(ctx_, decode_jobs_.as<DecodeJob>(), n_jobs, *gpu_codebooks_,
+                     std::max(codec_.block_k, codec_.block_v) * hd, nullptr);
 }
 
 void KvCompCacheCuda::attend(int layer, const QkvView& x, const StepLayout& step, DType act,
@@ -237,18 +186,7 @@ void KvCompCacheCuda::attend(int layer, const QkvView& x, const StepLayout& step
     return;
   }
   // Decode every block to fp16, then the cuBLAS path over [chunk][kv head][cap][hd].
-  const int cap = decompress(layer, step.chunks, step.chunk_seq);
-  if (identity_.bytes() < size_t(n) * 4) {
-    identity_ = DeviceBuffer(size_t(std::max(n, 64)) * 4, "chunk ids");
-    iota_cuda(ctx_, identity_.as<int>(), std::max(n, 64));
-  }
-  StepLayout local = step;
-  for (int i = 0; i < n; ++i) local.chunks[i].seq = i;
-  local.chunk_seq = identity_.as<int>();
-  KvShape sh = shape_;
-  sh.n_seqs = n;
-  const DenseAttentionArgs args{scratch_k_.get(), scratch_v_.get(), int64_t(cap) * hd, cap};
-  dense_attention_cuda(ctx_, sh, args, x, local, act, out, q16_, scores_, probs_, out32_, ptrs_);
+  BlockedKvCacheCuda::attend(layer, x, step, act, out);
 }
 
 KvCompCacheCuda::Arena& KvCompCacheCuda::arena_for(uint64_t expect_bytes) {
@@ -377,14 +315,12 @@ void KvCompCacheCuda::commit(const StepLayout& step) {
       break;
     }
   }
-  d_done_k_.upload(done_k_.data(), done_k_.size() * 4);
-  d_done_v_.upload(done_v_.data(), done_v_.size() * 4);
+  upload_done();
 }
 
 int64_t KvCompCacheCuda::bytes() const {
-  int64_t window = 0;
-  for (int s = 0; s < shape_.n_seqs; ++s) window += (len_[s] - done_k_[s]) + (len_[s] - done_v_[s]);
-  window *= int64_t(shape_.n_layers) * shape_.n_kv_heads * shape_.head_dim * 2;
+  const int64_t window =
+      int64_t(window_tokens()) * shape_.n_layers * shape_.n_kv_heads * shape_.head_dim * 2;
   int64_t cb = 0;
   for (int part = 0; part < 2; ++part)
     if (built_part_[part])
@@ -394,9 +330,9 @@ int64_t KvCompCacheCuda::bytes() const {
 }
 
 int64_t KvCompCacheCuda::allocated_bytes() const {
-  int64_t b = int64_t(ring_k_.bytes() + ring_v_.bytes() + index_k_.bytes() + index_v_.bytes());
+  int64_t b = window_allocated_bytes() + int64_t(index_k_.bytes() + index_v_.bytes());
   for (const auto& a : arenas_) b += int64_t(a.buf.capacity());
-  return b + int64_t(scratch_k_.bytes() + scratch_v_.bytes());
+  return b;
 }
 
 KvStats KvCompCacheCuda::stats() const {
@@ -424,27 +360,6 @@ KvStats KvCompCacheCuda::stats() const {
     st.window_v_values += uint64_t(len_[s] - done_v_[s]) * L * KV * hd;
   }
   return st;
-}
-
-bool KvCompCacheCuda::read(int layer, int seq, std::vector<float>& k, std::vector<float>& v) const {
-  const int KV = shape_.n_kv_heads, hd = shape_.head_dim, len = len_.at(seq);
-  DeviceBuffer one(4, "sequence id");
-  one.upload(&seq, 4);
-  std::vector<StepLayout::Chunk> chunks = {{seq, 0, len, 0}};
-  const int cap = decompress(layer, chunks, one.as<int>());
-  ctx_.synchronize();
-  std::vector<uint16_t> hk(size_t(KV) * cap * hd), hv(hk.size());
-  scratch_k_.download(hk.data(), hk.size() * 2);
-  scratch_v_.download(hv.data(), hv.size() * 2);
-  k.resize(size_t(len) * KV * hd);
-  v.resize(k.size());
-  for (int t = 0; t < len; ++t)
-    for (int g = 0; g < KV; ++g)
-      for (int c = 0; c < hd; ++c) {
-        k[(size_t(t) * KV + g) * hd + c] = fp16_to_float(hk[(size_t(g) * cap + t) * hd + c]);
-        v[(size_t(t) * KV + g) * hd + c] = fp16_to_float(hv[(size_t(g) * cap + t) * hd + c]);
-      }
-  return true;
 }
 
 }  // namespace kvcomp

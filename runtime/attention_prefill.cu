@@ -73,6 +73,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 
@@ -372,8 +373,15 @@ template <int HD, typename T>
 void launch(const CudaContext& ctx, const PrefillParams& p, int n_kv, int grid_y) {
   auto kernel = prefill_attention_kernel<HD, T>;
   constexpr size_t smem = smem_bytes<HD>();
-  KVCOMP_CUDA_CHECK(
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  // The shared-memory limit is raised once per instantiation and device (the first launch on it).
+  static std::array<bool, 64> raised{};
+  int device = 0;
+  KVCOMP_CUDA_CHECK(cudaGetDevice(&device));
+  if (device >= int(raised.size()) || !raised[device]) {
+    KVCOMP_CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    if (device < int(raised.size())) raised[device] = true;
+  }
   kernel<<<dim3(n_kv, grid_y), kThreads, smem, ctx.stream()>>>(p);
   KVCOMP_LAUNCH_CHECK();
 }
