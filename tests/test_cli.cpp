@@ -1,41 +1,19 @@
 // The kvcomp binary on good and bad input: every bad input exits non-zero with a message that
 // names the file, tensor or option and what was expected.
-#include <sys/wait.h>
-
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
 #include "tests/catch.h"
+#include "tests/shell.h"
 
 namespace {
 
-struct Run {
-  int code;
-  std::string out;  // stdout and stderr together
-};
-
 Run run(const std::string& args) {
-  const std::string cmd = std::string(KVCOMP_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  std::array<char, 4096> buf;
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return shell(std::string(KVCOMP_BINARY) + " " + args);
 }
 
 const std::string kFixtures = KVCOMP_TEST_FIXTURES;
-
-std::filesystem::path temp_dir(const std::string& name) {
-  auto d = std::filesystem::temp_directory_path() / ("kvcomp_cli_" + name);
-  std::filesystem::remove_all(d);
-  std::filesystem::create_directories(d);
-  return d;
-}
 
 void expect_error(const std::string& args, const std::string& message) {
   const Run r = run(args);
@@ -57,7 +35,7 @@ TEST_CASE("generate on the CPU streams readable text and reports its speed") {
 }
 
 TEST_CASE("a prompt file is generated as one batch") {
-  const auto d = temp_dir("prompts");
+  const auto d = temp_dir("cli_prompts");
   std::ofstream(d / "p.txt") << "Call me Ishmael.\n\nIt is a truth universally acknowledged\n";
   const Run r =
       run("generate --device cpu --prompt-file " + (d / "p.txt").string() + " -n 8 --seed 3");
@@ -89,7 +67,7 @@ TEST_CASE("inspect describes a model") {
 TEST_CASE("bad input gives a clear error and a non-zero exit") {
   expect_error("generate --model /nonexistent/dir -p hi",
                "model directory not found: /nonexistent/dir");
-  const auto empty = temp_dir("empty");
+  const auto empty = temp_dir("cli_empty");
   expect_error("generate --model " + empty.string() + " -p hi", "config.json");
   expect_error("generate --device cpu -p hi --temperature -1", "--temperature");
   expect_error("generate --device cpu -p hi --top-p 2", "--top-p");
@@ -114,7 +92,7 @@ TEST_CASE("bad input gives a clear error and a non-zero exit") {
   expect_error("perplexity --device cpu --ctx 64", "--text");
   expect_error("bench --ctx 12x", "--ctx");
   // A truncated shard of a real checkpoint.
-  const auto broken = temp_dir("truncated");
+  const auto broken = temp_dir("cli_truncated");
   for (const auto& e : std::filesystem::directory_iterator(kFixtures + "/tiny-gqa"))
     std::filesystem::copy(e.path(), broken / e.path().filename());
   std::filesystem::resize_file(broken / "model.safetensors", 1000);

@@ -1,9 +1,6 @@
 // kvcomp sweep on the demo model with a tiny setting (ctx 128, one window, two modes): the
 // table, CSV and JSON, the summary, the plot or a clear message when gnuplot is missing; and
 // tools/plot_attention.py on the benchmark fixtures when python3 and gnuplot are there.
-#include <sys/wait.h>
-
-#include <array>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -13,30 +10,9 @@
 #include <string>
 
 #include "tests/catch.h"
+#include "tests/shell.h"
 
 namespace {
-
-struct Run {
-  int code;
-  std::string out;  // stdout and stderr together
-};
-
-Run shell(const std::string& cmd) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  std::array<char, 4096> buf;
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
-std::filesystem::path temp_dir(const std::string& name) {
-  auto d = std::filesystem::temp_directory_path() / ("kvcomp_sweep_" + name);
-  std::filesystem::remove_all(d);
-  std::filesystem::create_directories(d);
-  return d;
-}
 
 // The first 20000 characters of the demo model's held-out text.
 std::filesystem::path small_text(const std::filesystem::path& dir) {
@@ -55,7 +31,7 @@ const std::filesystem::path kFixtures = KVCOMP_TEST_FIXTURES;
 }  // namespace
 
 TEST_CASE("sweep writes the table, CSV, JSON and the summary") {
-  const auto d = temp_dir("demo");
+  const auto d = temp_dir("sweep_demo");
   const auto text = small_text(d);
   // Small windows and V blocks so that ctx 128 compresses something.
   const std::string args = " sweep --device cpu --text " + text.string() +
@@ -108,7 +84,7 @@ TEST_CASE("sweep writes the table, CSV, JSON and the summary") {
 }
 
 TEST_CASE("sweep without gnuplot still writes CSV and JSON and says why the PNG is missing") {
-  const auto d = temp_dir("nognuplot");
+  const auto d = temp_dir("sweep_nognuplot");
   const auto text = small_text(d);
   const Run r =
       shell("KVCOMP_GNUPLOT=/nonexistent/gnuplot " + kBinary + " sweep --device cpu " + "--text " +
@@ -124,7 +100,7 @@ TEST_CASE("sweep without gnuplot still writes CSV and JSON and says why the PNG 
 }
 
 TEST_CASE("sweep rejects bad modes and error bounds") {
-  const auto d = temp_dir("bad");
+  const auto d = temp_dir("sweep_bad");
   const auto text = small_text(d);
   const std::string base = kBinary + " sweep --device cpu --text " + text.string() +
                            " --ctx 64 --out " + (d / "out").string();
@@ -144,7 +120,7 @@ TEST_CASE("plot_attention.py draws the benchmark fixtures") {
     std::printf("plot_attention.py: skipped (python3 or gnuplot not installed)\n");
     return;
   }
-  const auto d = temp_dir("attention");
+  const auto d = temp_dir("sweep_attention");
   const auto script = kFixtures.parent_path().parent_path() / "tools" / "plot_attention.py";
   const Run r =
       shell("python3 " + script.string() + " --bench " +
