@@ -132,4 +132,21 @@ void ProgressBar::finish() {
   }
 }
 
+void add_window_options(CLI::App* cmd, std::string& text, PerplexityOptions& ppl, int& prefill) {
+  cmd->add_option("--text", text, "Text file to evaluate")->required();
+  cmd->add_option("--ctx", ppl.ctx, "Tokens per window")->required();
+  cmd->add_option("--max-windows", ppl.max_windows, "Evaluate at most this many windows (0: all)")
+      ->capture_default_str();
+  cmd->add_option("--prefill", prefill,
+                  "Tokens of each window run as one prefill; the rest are teacher-forced decode "
+                  "steps, one token per step, so the cache is read (and a compressed cache "
+                  "grows) as in generation. Default: ctx/4 (at least 1), for every --kv mode; "
+                  "--prefill <ctx>: one prefill per window");
+  cmd->add_option("--batch", ppl.batch, "Windows evaluated together")->capture_default_str();
+}
+
+int window_prefill(int prefill, int ctx) {
+  return prefill >= 0 ? prefill : perplexity_default_prefill(ctx);
+}
+
 }  // namespace kvcomp::cli

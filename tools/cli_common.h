@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "models/perplexity.h"  // PerplexityOptions
 #include "runtime/kv_options.h"
 
 namespace kvcomp::cli {
@@ -37,6 +38,12 @@ void add_kv_params(CLI::App* cmd, KvOptions& k, bool error_bounds = true);
 void add_v_params32_flag(CLI::App* cmd, KvOptions& k);
 // Resolves --kv into o.kv_opts.mode (throws Error on an unknown mode).
 void finish_kv_options(CommonOptions& o);
+
+// The evaluation windows of perplexity and sweep: --text, --ctx, --max-windows, --batch into
+// text and ppl, --prefill into prefill (-1 when not given: use window_prefill).
+void add_window_options(CLI::App* cmd, std::string& text, PerplexityOptions& ppl, int& prefill);
+// --prefill as given, else perplexity_default_prefill(ctx).
+int window_prefill(int prefill, int ctx);
 
 // A one-line progress bar on stderr (redrawn in place on a terminal, a final line otherwise).
 class ProgressBar {

@@ -18,7 +18,7 @@ void add_perplexity_command(CLI::App& app) {
     CommonOptions common;
     std::string text;
     PerplexityOptions ppl;
-    int prefill = -1;  // -1: perplexity_default_prefill(ctx)
+    int prefill = -1;  // -1: window_prefill's default
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
@@ -26,23 +26,13 @@ void add_perplexity_command(CLI::App& app) {
       "perplexity", "Perplexity of a text: ids = [BOS] + encode(file), non-overlapping windows");
   add_model_options(cmd, o->common);
   add_kv_options(cmd, o->common);
-  cmd->add_option("--text", o->text, "Text file to evaluate")->required();
-  cmd->add_option("--ctx", o->ppl.ctx, "Tokens per window")->required();
-  cmd->add_option("--max-windows", o->ppl.max_windows,
-                  "Evaluate at most this many windows (0: all)")
-      ->capture_default_str();
-  cmd->add_option("--prefill", o->prefill,
-                  "Tokens of each window run as one prefill; the rest are teacher-forced decode "
-                  "steps, one token per step, so the cache is read (and a compressed cache "
-                  "grows) as in generation. Default: ctx/4 (at least 1), for every --kv mode; "
-                  "--prefill <ctx>: one prefill per window");
-  cmd->add_option("--batch", o->ppl.batch, "Windows evaluated together")->capture_default_str();
+  add_window_options(cmd, o->text, o->ppl, o->prefill);
   cmd->add_flag("--json", o->json, "Print one JSON object on stdout");
 
   cmd->callback([o] {
     finish_kv_options(o->common);
     o->ppl.kv = o->common.kv_opts;
-    o->ppl.prefill = o->prefill >= 0 ? o->prefill : perplexity_default_prefill(o->ppl.ctx);
+    o->ppl.prefill = window_prefill(o->prefill, o->ppl.ctx);
     const std::string text = read_text_file(o->text, "--text");
     const auto dir = o->common.model_dir();
     auto engine = make_engine(dir, parse_device(o->common.device));

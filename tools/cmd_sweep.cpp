@@ -181,15 +181,7 @@ void add_sweep_command(CLI::App& app) {
       "table, CSV, JSON and a plot");
   add_model_options(cmd, o->common);
   add_kv_params(cmd, o->common.kv_opts, /*error_bounds=*/false);  // --eb instead
-  cmd->add_option("--text", o->text, "Text file to evaluate")->required();
-  cmd->add_option("--ctx", o->ppl.ctx, "Tokens per window")->required();
-  cmd->add_option("--max-windows", o->ppl.max_windows,
-                  "Evaluate at most this many windows (0: all)")
-      ->capture_default_str();
-  cmd->add_option("--prefill", o->prefill,
-                  "Tokens of each window run as one prefill, the rest as decode steps "
-                  "(default: ctx/4)");
-  cmd->add_option("--batch", o->ppl.batch, "Windows evaluated together")->capture_default_str();
+  add_window_options(cmd, o->text, o->ppl, o->prefill);
   cmd->add_option("--modes", o->modes,
                   "Comma-separated --kv modes; fp16 is always run (the reference)")
       ->capture_default_str();
@@ -245,7 +237,7 @@ void add_sweep_command(CLI::App& app) {
     const Tokenizer tok = load_tokenizer(dir, cfg.bos_token_id);
     const std::vector<int> ids = perplexity_ids(tok, cfg.bos_token_id, text);
     PerplexityOptions po = o->ppl;
-    po.prefill = o->prefill >= 0 ? o->prefill : perplexity_default_prefill(po.ctx);
+    po.prefill = window_prefill(o->prefill, po.ctx);
     check(po.ctx >= 2, "--ctx: expected a window of at least 2 tokens, got ", po.ctx);
     int windows = int(ids.size() / size_t(po.ctx));
     check(windows >= 1, "--text: ", ids.size(), " tokens (with BOS), fewer than one window of ",
