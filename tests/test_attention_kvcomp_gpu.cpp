@@ -13,10 +13,12 @@
 #include "runtime/cuda_check.h"
 #include "runtime/half.h"
 #include "tests/catch.h"
+#include "tests/gpu_test_util.h"
 #include "tools/attention_testbed.h"
 
 using namespace kvcomp;
 using namespace kvcomp::testbed;
+using kvcomp::test::rel_err;
 
 namespace {
 
@@ -50,15 +52,6 @@ HostKv synthetic_kv(int n_seqs, int n_kv, int hd, const std::vector<int>& len, u
       kv.v.push_back(std::move(v));
     }
   return kv;
-}
-
-double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    den += double(b[i]) * b[i];
-  }
-  return std::sqrt(num / den);
 }
 
 struct Case {

@@ -35,8 +35,10 @@
 #include "runtime/error.h"
 #include "runtime/half.h"
 #include "tests/catch.h"
+#include "tests/gpu_test_util.h"
 
 using namespace kvcomp;
+using namespace kvcomp::test;
 
 namespace {
 
@@ -160,20 +162,6 @@ std::vector<float> gather(const Case& c, const JobSpec& j) {
   return x;
 }
 
-template <typename T>
-DeviceBuffer upload_vec(const std::vector<T>& v, const char* what) {
-  DeviceBuffer b(std::max<size_t>(v.size() * sizeof(T), 1), what);
-  if (!v.empty()) b.upload(v.data(), v.size() * sizeof(T));
-  return b;
-}
-
-template <typename T>
-std::vector<T> download_vec(const DeviceBuffer& b, size_t n) {
-  std::vector<T> v(n);
-  if (n) b.download(v.data(), n * sizeof(T));
-  return v;
-}
-
 int max_values_of(const Case& c) {
   int m = 1;
   for (const JobSpec& j : c.jobs) m = std::max(m, j.n_tokens * c.src.head_dim);
@@ -247,7 +235,7 @@ void check_encode(const CudaContext& ctx, const Case& c, const CpuBlocks& cpu,
     jobs.push_back(device_job(c, c.jobs[i], d_src.as<const __half>(), d_slots.as<uint8_t*>() + i));
     check_encode_job(jobs.back(), gcb.size(), max_values_of(c));
   }
-  DeviceBuffer d_jobs = upload_vec(jobs, "test jobs");
+  DeviceBuffer d_jobs = upload(jobs, "test jobs");
 
   const uint64_t need = cpu.bytes.size();
   const uint64_t guard = 4096;
@@ -267,7 +255,7 @@ void check_encode(const CudaContext& ctx, const Case& c, const CpuBlocks& cpu,
 
   std::vector<uint8_t> mem(need + guard);
   KVCOMP_CUDA_CHECK(cudaMemcpy(mem.data(), arena.base, mem.size(), cudaMemcpyDeviceToHost));
-  const std::vector<uint8_t*> slots = download_vec<uint8_t*>(d_slots, n_jobs);
+  const std::vector<uint8_t*> slots = download<uint8_t*>(d_slots, n_jobs);
 
   std::vector<std::pair<uint64_t, uint64_t>> spans;
   for (size_t i = 0; i < n_jobs; ++i) {
@@ -308,7 +296,7 @@ void check_decode(const CudaContext& ctx, const Case& c, const CpuBlocks& cpu,
   const int hd = c.src.head_dim;
   int max_n = 1;
   for (const JobSpec& j : c.jobs) max_n = std::max(max_n, j.n_tokens);
-  DeviceBuffer d_blocks = upload_vec(cpu.bytes, "test blocks");
+  DeviceBuffer d_blocks = upload(cpu.bytes, "test blocks");
   DeviceBuffer d_err(sizeof(int), "test error flag");
 
   // Expected output of each block: fp16 bits, fp32 values, fp32 symbols.
@@ -350,7 +338,7 @@ void check_decode(const CudaContext& ctx, const Case& c, const CpuBlocks& cpu,
         jobs[i].dst = d_out.as<uint8_t>() + i * per_job * esize;
         jobs[i].dst_row_stride = stride;
       }
-      DeviceBuffer d_jobs = upload_vec(jobs, "test decode jobs");
+      DeviceBuffer d_jobs = upload(jobs, "test decode jobs");
       d_err.zero();
       if (out == 0) {
         decode_blocks_cuda(ctx, d_jobs.as<const DecodeJob>(), int(n_jobs), gcb, max_values_of(c),
@@ -365,9 +353,9 @@ void check_decode(const CudaContext& ctx, const Case& c, const CpuBlocks& cpu,
                       : out == 1 ? "fp32"
                                  : "symbols")
                   << ", row stride " << stride);
-      REQUIRE(download_vec<int>(d_err, 1)[0] == 0);
+      REQUIRE(download<int>(d_err, 1)[0] == 0);
       if (out == 0) {
-        const std::vector<uint16_t> got = download_vec<uint16_t>(d_out, n_jobs * per_job);
+        const std::vector<uint16_t> got = download<uint16_t>(d_out, n_jobs * per_job);
         for (size_t i = 0; i < n_jobs; ++i) {
           size_t bad = 0, first_t = 0, first_c = 0;
           for (int t = 0; t < max_n; ++t) {
@@ -383,7 +371,7 @@ void check_decode(const CudaContext& ctx, const Case& c, const CpuBlocks& cpu,
           REQUIRE(bad == 0);
         }
       } else {
-        const std::vector<uint32_t> got = download_vec<uint32_t>(d_out, n_jobs * per_job);
+        const std::vector<uint32_t> got = download<uint32_t>(d_out, n_jobs * per_job);
         for (size_t i = 0; i < n_jobs; ++i) {
           const std::vector<float>& ex = out == 1 ? exp32[i] : exp_sym[i];
           size_t bad = 0, first_t = 0, first_c = 0;
@@ -426,15 +414,15 @@ void check_histogram(const CudaContext& ctx, const Case& c, const DeviceBuffer& 
       histogram_add(q, want.data() + size_t(cbi) * kMaxAlphabet, alphabet);
     }
     if (jobs.empty()) continue;
-    keep.push_back(upload_vec(jobs, "test histogram jobs"));
+    keep.push_back(upload(jobs, "test histogram jobs"));
     histogram_blocks_cuda(ctx, keep.back().as<const EncodeJob>(), int(jobs.size()), alphabet,
                           d_hist.as<unsigned long long>(), n_cb, d_err.as<int>());
   }
   ctx.synchronize();
   INFO(c.name << ": histogram");
-  REQUIRE(download_vec<int>(d_err, 1)[0] == 0);
+  REQUIRE(download<int>(d_err, 1)[0] == 0);
   const std::vector<unsigned long long> got =
-      download_vec<unsigned long long>(d_hist, size_t(n_cb) * kMaxAlphabet);
+      download<unsigned long long>(d_hist, size_t(n_cb) * kMaxAlphabet);
   for (size_t i = 0; i < want.size(); ++i) {
     INFO("codebook " << i / kMaxAlphabet << " symbol " << i % kMaxAlphabet);
     REQUIRE(uint64_t(got[i]) == want[i]);
@@ -460,7 +448,7 @@ void run_case(const CudaContext& ctx, const Case& c) {
     INFO("expected Huffman blocks of kind " << kind_str(k));
     REQUIRE(kinds.count(k) == 1);
   }
-  DeviceBuffer d_src = upload_vec(c.src.h, "test source");
+  DeviceBuffer d_src = upload(c.src.h, "test source");
   const GpuCodebooks gcb(c.cbs);
   check_encode(ctx, c, cpu, d_src, gcb);
   check_decode(ctx, c, cpu, gcb);
@@ -782,7 +770,7 @@ TEST_CASE("codec gpu: an arena too small", "[gpu][codec]") {
     c.cbs.push_back(codebook_from_jobs(c, int(k) - 1, quant_max_symbol(eb_of(k), k) + 1, 8));
   }
   const CpuBlocks cpu = cpu_encode(c);
-  DeviceBuffer d_src = upload_vec(c.src.h, "test source");
+  DeviceBuffer d_src = upload(c.src.h, "test source");
   const GpuCodebooks gcb(c.cbs);
   const size_t n_jobs = c.jobs.size();
   const uint64_t need = cpu.bytes.size();
@@ -795,7 +783,7 @@ TEST_CASE("codec gpu: an arena too small", "[gpu][codec]") {
       jobs.push_back(
           device_job(c, c.jobs[i], d_src.as<const __half>(), d_slots.as<uint8_t*>() + i));
     }
-    DeviceBuffer d_jobs = upload_vec(jobs, "test jobs");
+    DeviceBuffer d_jobs = upload(jobs, "test jobs");
     const uint64_t guard = need + 4096;  // room for everything past the capacity
     BlockArenaBuffer arena_buf(capacity + guard, "test arena");
     BlockArena arena = arena_buf.view();
@@ -813,7 +801,7 @@ TEST_CASE("codec gpu: an arena too small", "[gpu][codec]") {
 
     std::vector<uint8_t> mem(capacity + guard);
     KVCOMP_CUDA_CHECK(cudaMemcpy(mem.data(), arena.base, mem.size(), cudaMemcpyDeviceToHost));
-    const std::vector<uint8_t*> slots = download_vec<uint8_t*>(d_slots, n_jobs);
+    const std::vector<uint8_t*> slots = download<uint8_t*>(d_slots, n_jobs);
     size_t placed = 0;
     uint64_t placed_bytes = 0;
     for (size_t i = 0; i < n_jobs; ++i) {
@@ -838,7 +826,7 @@ TEST_CASE("codec gpu: invalid jobs and malformed blocks are skipped and flagged"
   CudaContext ctx;
   const int hd = 64;
   Source src = kv_like(64, hd, true);
-  DeviceBuffer d_src = upload_vec(src.h, "test source");
+  DeviceBuffer d_src = upload(src.h, "test source");
   const std::vector<uint64_t> flat(22, 1);
   const std::vector<Codebook> cbs = {Codebook::from_histogram(flat.data(), 22, 8)};
   const GpuCodebooks gcb(cbs);
@@ -865,14 +853,14 @@ TEST_CASE("codec gpu: invalid jobs and malformed blocks are skipped and flagged"
   REQUIRE_THROWS_WITH(check_encode_job(good, 1, 15 * hd), HasSubstr("max_block_values"));
 
   const std::vector<EncodeJob> jobs = {good, bad_kind, bad_cb};
-  DeviceBuffer d_jobs = upload_vec(jobs, "test jobs");
+  DeviceBuffer d_jobs = upload(jobs, "test jobs");
   BlockArenaBuffer arena_buf(1 << 16, "test arena");
   const BlockArena arena = arena_buf.view();
   block_arena_reset(ctx, arena);
   encode_blocks_cuda(ctx, d_jobs.as<const EncodeJob>(), 3, gcb, arena, 16 * hd);
   const BlockArenaState st = block_arena_state(ctx, arena);
   REQUIRE(st.error == kCodecErrBadJob);
-  const std::vector<uint8_t*> slots = download_vec<uint8_t*>(d_slots, 3);
+  const std::vector<uint8_t*> slots = download<uint8_t*>(d_slots, 3);
   REQUIRE(slots[0] != nullptr);
   REQUIRE(slots[1] == nullptr);
   REQUIRE(slots[2] == nullptr);
@@ -890,7 +878,7 @@ TEST_CASE("codec gpu: invalid jobs and malformed blocks are skipped and flagged"
   bytes[one] = uint8_t(BlockMode::kPacked);
   bytes.insert(bytes.end(), block.begin(), block.end());
   bytes[2 * one + 16] ^= 4;  // block_bytes off by 4
-  DeviceBuffer d_blocks = upload_vec(bytes, "test blocks");
+  DeviceBuffer d_blocks = upload(bytes, "test blocks");
   // Jobs: the good block, the packed one, the mis-sized one, and a null job (skipped, no flag).
   DeviceBuffer d_out(4 * size_t(16) * hd * 2, "test decode output");
   KVCOMP_CUDA_CHECK(cudaMemset(d_out.get(), 0xff, d_out.bytes()));
@@ -901,13 +889,13 @@ TEST_CASE("codec gpu: invalid jobs and malformed blocks are skipped and flagged"
     djobs[size_t(i)].dst = d_out.as<uint8_t>() + size_t(i) * 16 * hd * 2;
     djobs[size_t(i)].dst_row_stride = hd;
   }
-  DeviceBuffer d_djobs = upload_vec(djobs, "test decode jobs");
+  DeviceBuffer d_djobs = upload(djobs, "test decode jobs");
   DeviceBuffer d_err(sizeof(int), "test error flag");
   d_err.zero();
   decode_blocks_cuda(ctx, d_djobs.as<const DecodeJob>(), 4, gcb, 16 * hd, d_err.as<int>());
   ctx.synchronize();
-  REQUIRE(download_vec<int>(d_err, 1)[0] == kCodecErrBadBlock);
-  const std::vector<uint16_t> out = download_vec<uint16_t>(d_out, size_t(4) * 16 * hd);
+  REQUIRE(download<int>(d_err, 1)[0] == kCodecErrBadBlock);
+  const std::vector<uint16_t> out = download<uint16_t>(d_out, size_t(4) * 16 * hd);
   std::vector<float> y(size_t(16) * hd);
   decode_block_ref(bytes.data(), one, cbs[0], y.data(), size_t(hd));
   for (size_t e = 0; e < size_t(16) * hd; ++e) {
@@ -918,7 +906,7 @@ TEST_CASE("codec gpu: invalid jobs and malformed blocks are skipped and flagged"
   d_err.zero();
   decode_blocks_cuda(ctx, d_djobs.as<const DecodeJob>() + 3, 1, gcb, 16 * hd, d_err.as<int>());
   ctx.synchronize();
-  REQUIRE(download_vec<int>(d_err, 1)[0] == 0);
+  REQUIRE(download<int>(d_err, 1)[0] == 0);
 }
 
 TEST_CASE("codec gpu: worst_case_block_bytes bounds every block", "[gpu][codec]") {

@@ -17,8 +17,10 @@
 #include "runtime/sampler.h"
 #include "tests/catch.h"
 #include "tests/demo_text.h"
+#include "tests/gpu_test_util.h"
 
 using namespace kvcomp;
+using kvcomp::test::rel_err;
 
 namespace {
 
@@ -28,15 +30,6 @@ constexpr double kTolLogitsBf16 = 3e-2;
 constexpr double kTolBatching = 2e-3;
 // A greedy divergence is accepted only where the CPU's two candidates are this close.
 constexpr double kNearTieLogits = 0.15;
-
-double rel_err(const float* a, const float* b, size_t n) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; ++i) {
-    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    den += double(b[i]) * b[i];
-  }
-  return std::sqrt(num / den);
-}
 
 std::vector<int> random_ids(int n, int vocab, uint64_t seed) {
   std::mt19937_64 r(seed);

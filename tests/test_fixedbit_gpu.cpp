@@ -21,8 +21,10 @@
 #include "runtime/tokenizer.h"
 #include "tests/catch.h"
 #include "tests/demo_text.h"
+#include "tests/gpu_test_util.h"
 
 using namespace kvcomp;
+using namespace kvcomp::test;
 
 namespace {
 
@@ -33,29 +35,6 @@ constexpr double kTolFp16Attn = 3e-3;
 constexpr double kTolPplGpu = 0.005;
 
 const KvMode kModes[] = {KvMode::kKivi2, KvMode::kKivi4, KvMode::kInt8, KvMode::kFp8};
-
-template <typename T>
-DeviceBuffer upload(const std::vector<T>& v) {
-  DeviceBuffer b(std::max<size_t>(v.size(), 1) * sizeof(T), "test data");
-  if (!v.empty()) b.upload(v.data(), v.size() * sizeof(T));
-  return b;
-}
-
-template <typename T>
-std::vector<T> download(const DeviceBuffer& b, size_t n) {
-  std::vector<T> v(n);
-  b.download(v.data(), n * sizeof(T));
-  return v;
-}
-
-double rel_err(const std::vector<float>& got, const std::vector<float>& want) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-    den += double(want[i]) * want[i];
-  }
-  return std::sqrt(num / std::max(den, 1e-30));
-}
 
 }  // namespace
 

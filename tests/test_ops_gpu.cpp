@@ -20,8 +20,10 @@
 #include "runtime/ops_cuda.h"
 #include "runtime/ops_ref.h"
 #include "tests/catch.h"
+#include "tests/gpu_test_util.h"
 
 using namespace kvcomp;
+using namespace kvcomp::test;
 
 namespace {
 
@@ -46,38 +48,6 @@ std::vector<float> from_bf16(const std::vector<uint16_t>& h) {
   std::vector<float> o(h.size());
   for (size_t i = 0; i < h.size(); ++i) o[i] = bf16_to_float(h[i]);
   return o;
-}
-
-template <typename T>
-DeviceBuffer upload(const std::vector<T>& v) {
-  DeviceBuffer b(v.size() * sizeof(T), "test input");
-  b.upload(v.data(), v.size() * sizeof(T));
-  return b;
-}
-
-template <typename T>
-std::vector<T> download(const DeviceBuffer& b, size_t n) {
-  std::vector<T> v(n);
-  b.download(v.data(), n * sizeof(T));
-  return v;
-}
-
-DeviceBuffer poisoned(size_t bytes) {
-  DeviceBuffer b(bytes, "test output");
-  KVCOMP_CUDA_CHECK(cudaMemset(b.get(), 0xff, bytes));  // NaN in fp32, fp16 and bf16
-  return b;
-}
-
-// ||a - b|| / ||b||, NaN-propagating.
-double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
-  REQUIRE(a.size() == b.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double d = double(a[i]) - b[i];
-    num += d * d;
-    den += double(b[i]) * b[i];
-  }
-  return std::sqrt(num / std::max(den, 1e-30));
 }
 
 constexpr double kTolFp32 = 1e-5;      // fp32 arithmetic, different summation order
