@@ -178,7 +178,6 @@ void o_scatter(const CudaContext& ctx, DType act, const float* o, int row0, int 
     launch_pdl(ctx, o_scatter_kernel<T>, dim3(nq, blocks, row_copy_blocks(n_heads * head_dim)),
                dim3(256), 0, o, row0, nq, n_heads, head_dim, static_cast<T*>(out));
   });
-  KVCOMP_LAUNCH_CHECK();
 }
 
 }  // namespace

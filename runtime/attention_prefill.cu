@@ -373,14 +373,13 @@ template <int HD, typename T>
 void launch(const CudaContext& ctx, const PrefillParams& p, int n_kv, int grid_y) {
   auto kernel = prefill_attention_kernel<HD, T>;
   constexpr size_t smem = smem_bytes<HD>();
-  // The shared-memory limit is raised once per instantiation and device (the first launch on it).
+  // The shared-memory limit is raised at the first launch on each device.
   static std::array<bool, 64> raised{};
-  int device = 0;
-  KVCOMP_CUDA_CHECK(cudaGetDevice(&device));
-  if (device >= int(raised.size()) || !raised[device]) {
+  const int d = ctx.device();
+  if (d >= int(raised.size()) || !raised[d]) {
     KVCOMP_CUDA_CHECK(
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    if (device < int(raised.size())) raised[device] = true;
+    if (d < int(raised.size())) raised[d] = true;
   }
   kernel<<<dim3(n_kv, grid_y), kThreads, smem, ctx.stream()>>>(p);
   KVCOMP_LAUNCH_CHECK();

@@ -22,6 +22,7 @@ class CudaContext {
   CudaContext& operator=(const CudaContext&) = delete;
 
   // A blocking stream: it orders with the synchronous cudaMemcpy of DeviceBuffer.
+  int device() const { return device_; }
   cudaStream_t stream() const { return stream_; }
   cublasHandle_t cublas() const { return cublas_; }
   const cudaDeviceProp& props() const { return props_; }

@@ -7,9 +7,10 @@
 #include <cuda_fp16.h>
 
 #include "runtime/cuda_check.h"
+#include "runtime/cuda_types.cuh"  // from_f
 #include "runtime/gemm.h"
 #include "runtime/pdl.cuh"
-#include "runtime/row_ops.cuh"  // silu_mul
+#include "runtime/swiglu.cuh"
 
 namespace kvcomp {
 namespace {
@@ -35,8 +36,6 @@ __device__ __forceinline__ void to_float8(const uint4& u, const __nv_bfloat16*, 
   }
 }
 
-// Launched with launch_pdl: the first group of weights is loaded before pdl_wait(), while the
-// kernel before it (which produces x) is still finishing.
 // Weights are read once: loaded without allocating in L1, which keeps x there.
 __device__ __forceinline__ uint4 load_w(const uint4* p) {
   uint4 v;
@@ -54,14 +53,13 @@ enum Epilogue {
 };
 static_assert(kWarps == 2 * kGateUpGroup, "a SwiGLU block holds one group of gate and up rows");
 
-struct EpilogueArgs {
-  void* out = nullptr;  // kSwiglu: m [n, out / 2] (type T)
-};
-
+// Launched with launch_pdl: the first group of weights is loaded before pdl_wait(), while the
+// kernel before it (which produces x) is still finishing. kSwiglu writes m [n, out / 2] instead
+// of y.
 template <typename T, int NT, int EPI, int LOADS>
 __global__ void __launch_bounds__(kWarps * 32)
     gemv_kernel(const T* __restrict__ x, const T* __restrict__ w, int in, int out,
-                float* __restrict__ y, float beta, EpilogueArgs ep) {
+                float* __restrict__ y, float beta, T* __restrict__ m) {
   const int lane = threadIdx.x & 31;
   const int row = blockIdx.x * kWarps + (threadIdx.x >> 5);
   const bool active = row < out;
@@ -128,8 +126,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       const int i = threadIdx.x % kGateUpGroup, t = threadIdx.x / kGateUpGroup;
       const int j = blockIdx.x * kGateUpGroup + i;
       if (j < inter)
-        static_cast<T*>(ep.out)[int64_t(t) * inter + j] =
-            from_f<T>(silu_mul(sums[i][t], sums[kGateUpGroup + i][t]));
+        m[int64_t(t) * inter + j] = from_f<T>(silu_mul(sums[i][t], sums[kGateUpGroup + i][t]));
     }
     return;
   }
@@ -143,36 +140,37 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 template <typename T, int NT>
 void launch(const CudaContext& ctx, int epi, const void* x, const void* w, int in, int out,
-            float* y, float beta, const EpilogueArgs& ep) {
+            float* y, float beta, void* m) {
   // Loads in flight per lane: 8 for one token (a 7B decode step 5% faster than with 4), 4 for
   // more (with 8, batch 4 was 6% slower).
   constexpr int kLoads = NT == 1 ? 8 : 4;
   auto kernel =
       epi == kSwiglu ? gemv_kernel<T, NT, kSwiglu, kLoads> : gemv_kernel<T, NT, kStore, kLoads>;
   launch_pdl(ctx, kernel, dim3((out + kWarps - 1) / kWarps), dim3(kWarps * 32), 0,
-             static_cast<const T*>(x), static_cast<const T*>(w), in, out, y, beta, ep);
+             static_cast<const T*>(x), static_cast<const T*>(w), in, out, y, beta,
+             static_cast<T*>(m));
 }
 
 template <typename T>
 void dispatch(const CudaContext& ctx, int epi, int n, const void* x, const void* w, int in, int out,
-              float* y, float beta, const EpilogueArgs& ep) {
+              float* y, float beta, void* m) {
   switch (n) {
     case 1:
-      return launch<T, 1>(ctx, epi, x, w, in, out, y, beta, ep);
+      return launch<T, 1>(ctx, epi, x, w, in, out, y, beta, m);
     case 2:
-      return launch<T, 2>(ctx, epi, x, w, in, out, y, beta, ep);
+      return launch<T, 2>(ctx, epi, x, w, in, out, y, beta, m);
     case 3:
-      return launch<T, 3>(ctx, epi, x, w, in, out, y, beta, ep);
+      return launch<T, 3>(ctx, epi, x, w, in, out, y, beta, m);
     case 4:
-      return launch<T, 4>(ctx, epi, x, w, in, out, y, beta, ep);
+      return launch<T, 4>(ctx, epi, x, w, in, out, y, beta, m);
     case 5:
-      return launch<T, 5>(ctx, epi, x, w, in, out, y, beta, ep);
+      return launch<T, 5>(ctx, epi, x, w, in, out, y, beta, m);
     case 6:
-      return launch<T, 6>(ctx, epi, x, w, in, out, y, beta, ep);
+      return launch<T, 6>(ctx, epi, x, w, in, out, y, beta, m);
     case 7:
-      return launch<T, 7>(ctx, epi, x, w, in, out, y, beta, ep);
+      return launch<T, 7>(ctx, epi, x, w, in, out, y, beta, m);
     case 8:
-      return launch<T, 8>(ctx, epi, x, w, in, out, y, beta, ep);
+      return launch<T, 8>(ctx, epi, x, w, in, out, y, beta, m);
     default:
       fail("gemv: at most ", kGemvMaxTokens, " tokens, got ", n);
   }
@@ -185,26 +183,24 @@ bool gemv_applies(DType t, int n, int in) {
 }
 
 static void run(const CudaContext& ctx, DType t, int epi, int n, const void* x, const void* w,
-                int in, int out, float* y, float beta, const EpilogueArgs& ep) {
+                int in, int out, float* y, float beta, void* m) {
   check(gemv_applies(t, n, in), "gemv: unsupported shape (", n, " tokens, in ", in, ")");
   if (t == DType::kBF16)
-    dispatch<__nv_bfloat16>(ctx, epi, n, x, w, in, out, y, beta, ep);
+    dispatch<__nv_bfloat16>(ctx, epi, n, x, w, in, out, y, beta, m);
   else
-    dispatch<__half>(ctx, epi, n, x, w, in, out, y, beta, ep);
+    dispatch<__half>(ctx, epi, n, x, w, in, out, y, beta, m);
 }
 
 void gemv_cuda(const CudaContext& ctx, DType t, const void* x, const void* w, int n, int in,
                int out, float* y, float beta) {
-  run(ctx, t, kStore, n, x, w, in, out, y, beta, EpilogueArgs{});
+  run(ctx, t, kStore, n, x, w, in, out, y, beta, nullptr);
 }
 
 void gemv_swiglu_cuda(const CudaContext& ctx, DType t, const void* x, const void* w_gate_up, int n,
                       int in, int inter, void* m) {
   check(inter % kGateUpGroup == 0, "gemv_swiglu: inter ", inter, " is not a multiple of ",
         kGateUpGroup);
-  EpilogueArgs ep;
-  ep.out = m;
-  run(ctx, t, kSwiglu, n, x, w_gate_up, in, 2 * inter, nullptr, 0.0f, ep);
+  run(ctx, t, kSwiglu, n, x, w_gate_up, in, 2 * inter, nullptr, 0.0f, m);
 }
 
 }  // namespace kvcomp

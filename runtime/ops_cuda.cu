@@ -9,10 +9,24 @@
 #include "runtime/ops_cuda.h"
 #include "runtime/pdl.cuh"
 #include "runtime/rope.cuh"
-#include "runtime/row_ops.cuh"
+#include "runtime/swiglu.cuh"
 
 namespace kvcomp {
 namespace {
+
+// Sum over the block (blockDim.x a multiple of 32, at most 1024).
+__device__ float block_sum(float v) {
+  __shared__ float part[32];
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  __syncthreads();
+  if (lane == 0) part[warp] = v;
+  __syncthreads();
+  const int nw = blockDim.x / 32;
+  v = lane < nw ? part[lane] : 0.0f;
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
 
 __device__ float block_max(float v) {
   __shared__ float part[32];
@@ -44,7 +58,30 @@ __global__ void rmsnorm_kernel(const float* x, const T* w, const int* rows, int 
   pdl_wait();
   pdl_trigger();
   const int64_t i = blockIdx.x;
-  rmsnorm_row<T, V>(x + (rows ? int64_t(rows[i]) : i) * dim, w, dim, eps, out + i * dim);
+  const float* xr = x + (rows ? int64_t(rows[i]) : i) * dim;
+  T* o = out + i * dim;
+  float ss = 0;
+#pragma unroll 4
+  for (int j = threadIdx.x * V; j < dim; j += blockDim.x * V) {
+    if constexpr (V == 4) {
+      const float4 v = *reinterpret_cast<const float4*>(xr + j);
+      ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    } else {
+      ss += xr[j] * xr[j];
+    }
+  }
+  ss = block_sum(ss);
+  const float r = rsqrtf(ss / dim + eps);
+  for (int j = threadIdx.x * V; j < dim; j += blockDim.x * V) {
+    if constexpr (V == 4) {
+      const float4 v = *reinterpret_cast<const float4*>(xr + j);
+      const float f[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int k = 0; k < 4; ++k) o[j + k] = from_f<T>(f[k] * r * to_f(w[j + k]));
+    } else {
+      o[j] = from_f<T>(xr[j] * r * to_f(w[j]));
+    }
+  }
 }
 
 // One block per (token, group of kRopeHeads heads); thread f of a head rotates the pair
@@ -154,7 +191,6 @@ void embedding_cuda(const CudaContext& ctx, DType t, const void* table, const in
     launch_pdl(ctx, embedding_kernel<T>, dim3(n), dim3(256), 0, static_cast<const T*>(table), ids,
                dim, out);
   });
-  KVCOMP_LAUNCH_CHECK();
 }
 
 void rmsnorm_cuda(const CudaContext& ctx, DType t, const float* x, const void* w, const int* rows,
@@ -167,7 +203,6 @@ void rmsnorm_cuda(const CudaContext& ctx, DType t, const float* x, const void* w
     launch_pdl(ctx, dim % 4 == 0 ? rmsnorm_kernel<T, 4> : rmsnorm_kernel<T, 1>, dim3(n),
                dim3(threads), 0, x, static_cast<const T*>(w), rows, dim, eps, static_cast<T*>(out));
   });
-  KVCOMP_LAUNCH_CHECK();
 }
 
 void rope_cuda(const CudaContext& ctx, float* qkv, int64_t row_stride, const int* pos, int n,
@@ -177,7 +212,6 @@ void rope_cuda(const CudaContext& ctx, float* qkv, int64_t row_stride, const int
   const dim3 grid(n, (n_heads + n_kv_heads + kRopeHeads - 1) / kRopeHeads);
   launch_pdl(ctx, rope_kernel, grid, dim3(256), 0, qkv, row_stride, pos, n_heads, n_kv_heads,
              head_dim, inv_freq);
-  KVCOMP_LAUNCH_CHECK();
 }
 
 void swiglu_cuda(const CudaContext& ctx, DType t, const float* gate_up, int n, int inter, void* out,
@@ -195,14 +229,12 @@ void swiglu_cuda(const CudaContext& ctx, DType t, const float* gate_up, int n, i
       launch_pdl(ctx, swiglu_kernel<T, 1>, dim3(grid_for(total, 256)), dim3(256), 0, gate_up, total,
                  inter, false, static_cast<T*>(out));
   });
-  KVCOMP_LAUNCH_CHECK();
 }
 
 void nll_cuda(const CudaContext& ctx, const float* logits, const int* targets, int n, int vocab,
               float* nll) {
   if (n == 0) return;
   launch_pdl(ctx, nll_kernel, dim3(n), dim3(512), 0, logits, targets, vocab, nll);
-  KVCOMP_LAUNCH_CHECK();
 }
 
 void random_fill_cuda(const CudaContext& ctx, DType t, void* dst, int64_t n, uint64_t seed,

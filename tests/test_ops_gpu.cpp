@@ -262,7 +262,9 @@ static double dense_step_err(const CudaContext& ctx, DenseKvCacheCuda& cache, De
   ctx.synchronize();
   const auto got16 = download<uint16_t>(d_out, size_t(T) * QD);
   const auto x_after = download<float>(d_x, x.size());
-  for (size_t e = 0; e < x.size(); ++e) REQUIRE(std::fabs(x_after[e] - xr[e]) < 1e-4f);
+  size_t off = 0;  // values of x left unlike rope_ref's (NaN counts)
+  for (size_t e = 0; e < x.size(); ++e) off += !(std::fabs(x_after[e] - xr[e]) < 1e-4f);
+  REQUIRE(off == 0);
   double worst = 0;
   for (const auto& c : step.chunks) {
     std::vector<float> q(size_t(c.count) * QD), k(size_t(c.count) * KD), v(size_t(c.count) * KD);
