@@ -69,6 +69,7 @@ class CpuEngine : public Engine {
         cache_ = std::make_unique<DenseKvCacheRef>(shape, false);
         break;
       case KvMode::kFp16:
+      case KvMode::kFp16Cublas:  // the attention kernel is a GPU choice; the values are the same
         cache_ = std::make_unique<DenseKvCacheRef>(shape, true);
         break;
       case KvMode::kKvcomp:

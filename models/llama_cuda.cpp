@@ -142,7 +142,9 @@ class CudaEngine : public Engine {
     KvShape shape{cfg_.n_layers, n_seqs, cfg_.n_heads, cfg_.n_kv_heads, cfg_.head_dim};
     switch (kv.mode) {
       case KvMode::kFp16:
-        cache_ = std::make_unique<DenseKvCacheCuda>(ctx_, shape, max_tokens);
+      case KvMode::kFp16Cublas:
+        cache_ = std::make_unique<DenseKvCacheCuda>(ctx_, shape, max_tokens,
+                                                    kv.mode == KvMode::kFp16Cublas);
         break;
       case KvMode::kKvcomp:
       case KvMode::kKvcompUnfused:

@@ -1,7 +1,8 @@
-// The uncompressed fp16 KV cache and the baseline decode attention the paper compares with:
-// scores = Q K^T and out = P V as cuBLAS batched GEMMs (fp16 in, fp32 accumulate), a softmax
-// kernel between them. Query heads of a GQA group are the rows of one GEMM, so K and V are read
-// once per KV head, never copied per query head.
+// The uncompressed fp16 KV cache. Its decode steps attend with the flash-decoding kernel of
+// attention_decode.h, or (--kv fp16-cublas) with the baseline decode attention the paper
+// compares with: scores = Q K^T and out = P V as cuBLAS batched GEMMs (fp16 in, fp32
+// accumulate), a softmax kernel between them. Query heads of a GQA group are the rows of one
+// GEMM, so K and V are read once per KV head, never copied per query head.
 //
 // Bytes per decode step and KV head: K and V, len * head_dim * 2 bytes each, read once by the
 // GEMMs; scores [G, len] fp32 written and read, probabilities [G, len] fp16 written and read.
@@ -17,6 +18,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "runtime/attention_decode.h"
 #include "runtime/attention_prefill.h"
 #include "runtime/cuda_check.h"
 #include "runtime/cuda_types.cuh"
@@ -62,7 +64,8 @@ __global__ void q_gather_kernel(const float* qkv, int64_t row_stride, int q_col,
 }
 
 // A decode step's RoPE, cache append and query gather in one kernel (row r = chunk r): the q
-// heads are rotated into q16 [r][head][c] (fp16), the k heads rotated and appended with v; the
+// heads are rotated into q16 [r][head][c] (fp16; skipped when q16 is null), the k heads rotated
+// and appended with v; the
 // rotated q and k also go back to qkv, as rope_kernel leaves them. Item e of a row: a rotation
 // pair of head e / half (q heads, then k heads), or past those, a pair (c, c + half) of v.
 __global__ void dense_rope_append_kernel(float* qkv, int64_t row_stride, int k_col, int v_col,
@@ -92,10 +95,12 @@ __global__ void dense_rope_append_kernel(float* qkv, int64_t row_stride, int k_c
     xh[f] = a;
     xh[f + half] = b;
     __half* dst;
-    if (h < n_heads)
+    if (h < n_heads) {
+      if (!q16) continue;  // the flash path reads the fp32 queries
       dst = q16 + (row * n_heads + h) * head_dim + f;
-    else
+    } else {
       dst = k + ((int64_t(s) * n_kv + (h - n_heads)) * tokens_cap + int(p)) * head_dim + f;
+    }
     dst[0] = __float2half_rn(a);
     dst[half] = __float2half_rn(b);
   }
@@ -262,11 +267,22 @@ void dense_attention_cuda(const CudaContext& ctx, const KvShape& shape, const De
   }
 }
 
-DenseKvCacheCuda::DenseKvCacheCuda(const CudaContext& ctx, const KvShape& shape, int max_tokens)
-    : KvCacheCuda(ctx, shape), max_tokens_(max_tokens), len_(shape.n_seqs, 0) {
+DenseKvCacheCuda::DenseKvCacheCuda(const CudaContext& ctx, const KvShape& shape, int max_tokens,
+                                   bool cublas)
+    : KvCacheCuda(ctx, shape), max_tokens_(max_tokens), cublas_(cublas), len_(shape.n_seqs, 0) {
+  d_len_ = DeviceBuffer(size_t(shape.n_seqs) * 4, "lengths");
+  d_len_.zero();
   // Decode scratch for a full batch at the longest context, allocated once so that decode steps
-  // never allocate (they may be captured into CUDA graphs).
-  {
+  // never allocate (they may be captured into CUDA graphs). The flash path needs only its split
+  // states; the cuBLAS path its score rows (the prefill kernel needs none).
+  DecodeAttentionParams p;
+  p.n_heads = shape.n_heads;
+  p.n_kv_heads = shape.n_kv_heads;
+  p.head_dim = shape.head_dim;
+  p.n_chunks = shape.n_seqs;
+  decode_scratch_ =
+      DeviceBuffer(decode_attention_scratch_bytes(p, max_tokens), "attention split states");
+  if (cublas_) {
     const size_t S = shape.n_seqs, H = shape.n_heads, hd = shape.head_dim;
     const size_t ld = (size_t(max_tokens) + 7) / 8 * 8;
     q16_ = DeviceBuffer(S * H * hd * 2, "attention queries");
@@ -316,18 +332,41 @@ void DenseKvCacheCuda::rope_append(int layer, const QkvView& x, const StepLayout
   launch_pdl(ctx_, dense_rope_append_kernel, dim3(step.n_tokens, row_copy_blocks(items)), dim3(256),
              0, x.qkv + x.q_col, x.row_stride, x.k_col - x.q_col, x.v_col - x.q_col, step.seq,
              step.pos, H, KV, hd, inv_freq, int64_t(max_tokens_), k_.as<__half>() + layer_off,
-             v_.as<__half>() + layer_off, q16_.as<__half>());
-  q_ready_layer_ = layer;
+             v_.as<__half>() + layer_off, cublas_ ? q16_.as<__half>() : nullptr);
+  q_ready_layer_ = cublas_ ? layer : -1;
 }
 
 void DenseKvCacheCuda::begin_step(const StepLayout& step) {
   for (const auto& c : step.chunks) len_[c.seq] = c.start + c.count;
+  d_len_.upload(len_.data(), len_.size() * 4);
 }
 
 void DenseKvCacheCuda::attend(int layer, const QkvView& x, const StepLayout& step, DType act,
                               void* out) {
   const size_t layer_off =
       size_t(layer) * shape_.n_seqs * shape_.n_kv_heads * max_tokens_ * shape_.head_dim;
+  if (step.decode && !cublas_) {
+    DecodeAttentionParams p;
+    p.n_heads = shape_.n_heads;
+    p.n_kv_heads = shape_.n_kv_heads;
+    p.head_dim = shape_.head_dim;
+    p.scale = 1.0f / std::sqrt(float(shape_.head_dim));
+    p.qkv = x.qkv;
+    p.qkv_stride = x.row_stride;
+    p.q_col = x.q_col;
+    p.n_chunks = int(step.chunks.size());
+    p.chunk_seq = step.chunk_seq;
+    p.seq_len = d_len_.as<int>();
+    p.ring_k = k_.as<uint16_t>() + layer_off;
+    p.ring_v = v_.as<uint16_t>() + layer_off;
+    p.cap_k = p.cap_v = max_tokens_;
+    p.out = out;
+    int max_len = step.decode_keys;
+    for (const auto& c : step.chunks) max_len = std::max(max_len, c.start + 1);
+    decode_attention_cuda(ctx_, p, std::min(max_len, max_tokens_), act, decode_scratch_.get(),
+                          decode_scratch_.bytes());
+    return;
+  }
   DenseAttentionArgs a{k_.as<__half>() + layer_off, v_.as<__half>() + layer_off,
                        int64_t(max_tokens_) * shape_.head_dim, max_tokens_};
   a.layer = layer;

@@ -85,11 +85,14 @@ class KvCacheCuda {
   KvShape shape_;
 };
 
-// Uncompressed fp16 cache, preallocated for n_seqs x max_tokens, with the paper's baseline
-// attention: QK^T and PV as cuBLAS batched GEMMs and a softmax kernel between them.
+// Uncompressed fp16 cache, preallocated for n_seqs x max_tokens. Decode steps attend with the
+// split-K flash-decoding kernel (runtime/attention_decode.h), or with `cublas` the paper's
+// baseline: QK^T and PV as cuBLAS batched GEMMs and a softmax kernel between them (--kv
+// fp16-cublas). Prefill steps take the fused causal kernel either way.
 class DenseKvCacheCuda : public KvCacheCuda {
  public:
-  DenseKvCacheCuda(const CudaContext& ctx, const KvShape& shape, int max_tokens);
+  DenseKvCacheCuda(const CudaContext& ctx, const KvShape& shape, int max_tokens,
+                   bool cublas = false);
   void begin_step(const StepLayout& step) override;
   bool graph_safe() const override { return true; }
   void append(int layer, const QkvView& x, const StepLayout& step) override;
@@ -108,9 +111,12 @@ class DenseKvCacheCuda : public KvCacheCuda {
 
  private:
   int max_tokens_;
+  bool cublas_;
   std::vector<int> len_;  // [n_seqs] tokens held
+  DeviceBuffer d_len_;    // device copy, refreshed by begin_step
   DeviceBuffer k_, v_;
-  DeviceBuffer q16_, scores_, probs_, out32_, ptrs_;  // attention scratch, grown as needed
+  DeviceBuffer q16_, scores_, probs_, out32_, ptrs_;  // cuBLAS attention scratch
+  DeviceBuffer decode_scratch_;                       // flash decoding's split states
   int q_ready_layer_ = -1;  // the layer whose decode queries rope_append left in q16_
 };
 

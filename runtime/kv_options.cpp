@@ -10,6 +10,7 @@ struct ModeName {
   const char* name;
 };
 constexpr ModeName kModes[] = {{KvMode::kFp16, "fp16"},
+                               {KvMode::kFp16Cublas, "fp16-cublas"},
                                {KvMode::kKvcomp, "kvcomp"},
                                {KvMode::kKvcompUnfused, "kvcomp-unfused"},
                                {KvMode::kKivi2, "kivi2"},

@@ -8,7 +8,8 @@ namespace kvcomp {
 
 enum class KvMode {
   kFp32,           // CPU only: the cache keeps fp32 values (the exact reference)
-  kFp16,           // uncompressed fp16 cache; on the GPU, cuBLAS attention (the baseline)
+  kFp16,           // uncompressed fp16 cache; on the GPU, split-K flash-decoding attention
+  kFp16Cublas,     // the same cache; on the GPU, cuBLAS GEMM attention (the paper's baseline)
   kKvcomp,         // compressed cache, fused decode-and-attend kernel
   kKvcompUnfused,  // compressed cache, decoded to an fp16 scratch buffer, then cuBLAS attention
   // Fixed-bit baselines (compress/fixedbit.h): the same blocks and recent window as kvcomp,

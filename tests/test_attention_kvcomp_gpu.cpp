@@ -1,9 +1,10 @@
 // The fused KVComp attention kernel against attention in double over the same decoded values
-// (the CPU reference decoder's output): context lengths from 1 to several splits with odd sizes,
-// batches of sequences of different lengths, GQA ratios 1, 2, 4, 8, head_dim 64 and 128, K
-// block-wise and channel-wise, raw fallback blocks, windows of 0 and more, per-lane and shared
-// decode tables, V blocks with compact (16-bit) token params, 32-bit ones, and both mixed in one
-// sequence. Label: gpu.
+// (the CPU reference decoder's output): context lengths from 1 to many splits with odd sizes
+// (around blocks and tiles), batches of sequences of different lengths, GQA ratios 1, 2, 4, 8,
+// head_dim 64 and 128, blocks of 16 to 256 tokens, K block-wise and channel-wise, raw fallback
+// blocks, windows of 0 and more, per-lane and shared decode tables, V blocks with compact
+// (16-bit) token params, 32-bit ones, and both mixed in one sequence. Outputs are poisoned (NaN)
+// first. Label: gpu.
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -64,6 +65,7 @@ struct Case {
   int split;
   bool v_params32 = false;  // every V block with 32-bit token params (kV)
   int quiet_every = 0;      // see synthetic_kv: a mix of compact and kV V blocks
+  int block_k = 0, block_v = 0;  // 0: 64 / 128 (or as the windows below imply)
 };
 
 }  // namespace
@@ -85,6 +87,15 @@ TEST_CASE("fused KVComp attention equals attention over the decoded cache", "[gp
       {8, 2, 128, {2049, 1025}, 128, 256, false, 8, -1, 0, true},
       {16, 4, 64, {3000, 129}, 128, 256, false, 8, -1, 0, false, 300},
       {8, 8, 128, {1111, 4099}, 0, 0, false, 12, 1, 512, false, 500},
+      // Lengths around blocks and tiles in one ragged batch; a long context over many splits.
+      {8, 8, 128, {63, 64, 65, 127, 128, 129, 255, 256, 257, 383, 385}, 128, 256, false, 8, -1, 0},
+      {32, 8, 128, {20000, 3, 1500}, 128, 256, false, 8, -1, 0},
+      {64, 8, 128, {3001, 129}, 128, 256, false, 8, -1, 0},
+      // Other block sizes: 256-token blocks (tiles of 256, K units past a pass), 16-token ones.
+      {8, 2, 128, {3000, 700, 256}, 128, 256, false, 8, -1, 0, false, 0, 256, 256},
+      {8, 2, 128, {2100, 511}, 64, 64, false, 8, -1, 0, false, 0, 256, 128},
+      {8, 4, 64, {1000, 17, 33}, 16, 16, false, 8, -1, 0, false, 0, 16, 16},
+      {16, 4, 128, {2222, 1}, 0, 0, false, 8, -1, 0, false, 0, 128, 64},
   };
   for (size_t ci = 0; ci < cases.size(); ++ci) {
     const Case& c = cases[ci];
@@ -99,6 +110,7 @@ TEST_CASE("fused KVComp attention equals attention over the decoded cache", "[gp
     o.force_raw_every = 5;
     if (c.window_k == 16) o.codec.block_k = 16, o.codec.block_v = 32;
     if (c.window_k == 64) o.codec.block_k = 32, o.codec.block_v = 64;
+    if (c.block_k > 0) o.codec.block_k = c.block_k, o.codec.block_v = c.block_v;
     KvcompImage img = build_kvcomp_image(kv, c.heads, o);
     // Queries and output.
     std::mt19937_64 rng(seed ^ 77);

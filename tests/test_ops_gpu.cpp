@@ -218,12 +218,13 @@ TEST_CASE("nll_cuda equals nll_ref", "[gpu]") {
 // same through the CPU reference over fp16-rounded q, k, v. With inv_freq (host, and d_inv on
 // the device), the rows go through rope_append (RoPE fused with the append in decode steps)
 // and the reference applies rope_ref; the rows left in device memory must be rope_ref's too.
-// Returns the worst relative error of any chunk and advances len.
+// Returns the worst relative error of any chunk and advances len; with check false the step
+// only fills both caches (no reference attention: long prefills) and returns 0.
 static double dense_step_err(const CudaContext& ctx, DenseKvCacheCuda& cache, DenseKvCacheRef& ref,
                              const std::vector<std::pair<int, int>>& chunks, bool decode,
                              std::vector<int>& len, int heads, int kv_heads, int hd, DType act,
                              const std::vector<float>* inv_freq = nullptr,
-                             const float* d_inv = nullptr) {
+                             const float* d_inv = nullptr, bool check = true) {
   const int QD = heads * hd, KD = kv_heads * hd, stride = QD + 2 * KD;
   StepLayout step;
   std::vector<int> pos, seq;
@@ -275,6 +276,8 @@ static double dense_step_err(const CudaContext& ctx, DenseKvCacheCuda& cache, De
       std::copy_n(row + QD + KD, KD, v.data() + size_t(i) * KD);
     }
     ref.append(0, c.seq, k.data(), v.data(), c.count);
+    len[c.seq] += c.count;
+    if (!check) continue;
     std::vector<float> want(size_t(c.count) * QD), got(size_t(c.count) * QD);
     ref.attend(0, c.seq, q.data(), c.count, want.data());
     for (size_t e = 0; e < got.size(); ++e) {
@@ -282,43 +285,57 @@ static double dense_step_err(const CudaContext& ctx, DenseKvCacheCuda& cache, De
       got[e] = act == DType::kBF16 ? bf16_to_float(h) : fp16_to_float(h);
     }
     worst = std::max(worst, rel_err(got, want));
-    len[c.seq] += c.count;
   }
   return worst;
 }
 
-// The dense cache's cuBLAS attention against attention_ref over the same fp16-rounded K/V:
-// sequences of different lengths, prefill and decode steps, GQA ratios 1, 4, 8; rows given
-// after RoPE (append), or before it (rope_append: one fused kernel in decode steps).
-TEST_CASE("dense cuBLAS attention equals attention_ref", "[gpu]") {
+// The dense cache's decode attention, flash decoding (the default) and cuBLAS GEMMs
+// (fp16-cublas), against attention_ref over the same fp16-rounded K/V: sequences of different
+// lengths, prefill and decode steps, GQA ratios 1, 2, 4, 8; rows given after RoPE (append), or
+// before it (rope_append: one fused kernel in decode steps). The long prompts give the flash
+// kernel several splits, partial tiles and a cache whose end is not a tile boundary.
+TEST_CASE("dense decode attention (flash and cuBLAS) equals attention_ref", "[gpu]") {
   CudaContext ctx;
-  for (bool rope : {false, true})
-    for (int hd : {64, 128})
-      for (auto [heads, kv_heads] : {std::pair{8, 8}, {8, 2}, {16, 2}}) {
-        std::vector<float> inv(hd / 2);
-        for (int i = 0; i < hd / 2; ++i) inv[i] = float(std::pow(10000.0, -2.0 * i / hd));
-        const DeviceBuffer d_inv = upload(inv);
-        const int n_seqs = 3, max_tokens = 300;
-        const std::vector<int> prompt = {1, 37, 129};  // prefill lengths per sequence
-        KvShape shape{1, n_seqs, heads, kv_heads, hd};
-        DenseKvCacheCuda cache(ctx, shape, max_tokens);
-        DenseKvCacheRef ref(shape, /*round_to_fp16=*/true);
-        std::vector<int> len(n_seqs, 0);
-        double worst = 0;
-        for (int step_i = 0; step_i < 4; ++step_i) {
-          // Step 0: prefill of every sequence; then three decode steps for all of them.
-          std::vector<std::pair<int, int>> chunks;
-          for (int s = 0; s < n_seqs; ++s) chunks.push_back({s, step_i == 0 ? prompt[s] : 1});
-          worst = std::max(
-              worst, dense_step_err(ctx, cache, ref, chunks, step_i > 0, len, heads, kv_heads, hd,
-                                    DType::kF16, rope ? &inv : nullptr, d_inv.as<float>()));
-        }
-        INFO("rope " << rope << " head_dim " << hd << " heads " << heads << "/" << kv_heads
-                     << " worst rel err " << worst);
-        std::printf("dense attention%s hd=%d heads=%d/%d: worst rel err %.2e\n",
-                    rope ? " (rope_append)" : "", hd, heads, kv_heads, worst);
-        REQUIRE(worst < kTolFp16Attn);
-      }
+  struct Setup {
+    std::vector<int> prompt;  // prefill lengths per sequence
+    int max_tokens;
+  };
+  const std::vector<Setup> setups = {{{1, 37, 129}, 300}, {{1100, 1, 4200, 63}, 4213}};
+  for (bool cublas : {false, true})
+    for (size_t si = 0; si < setups.size(); ++si)
+      for (bool rope : {false, true})
+        for (int hd : {64, 128})
+          for (auto [heads, kv_heads] : {std::pair{8, 8}, {8, 2}, {16, 2}, {16, 4}}) {
+            if (si == 1 && (rope || cublas)) continue;  // the long setup is for the flash kernel
+            const Setup& su = setups[si];
+            std::vector<float> inv(hd / 2);
+            for (int i = 0; i < hd / 2; ++i) inv[i] = float(std::pow(10000.0, -2.0 * i / hd));
+            const DeviceBuffer d_inv = upload(inv);
+            const int n_seqs = int(su.prompt.size());
+            KvShape shape{1, n_seqs, heads, kv_heads, hd};
+            DenseKvCacheCuda cache(ctx, shape, su.max_tokens, cublas);
+            DenseKvCacheRef ref(shape, /*round_to_fp16=*/true);
+            std::vector<int> len(n_seqs, 0);
+            double worst = 0;
+            for (int step_i = 0; step_i < 4; ++step_i) {
+              // Step 0: prefill of every sequence; then three decode steps for all of them.
+              std::vector<std::pair<int, int>> chunks;
+              for (int s = 0; s < n_seqs; ++s)
+                chunks.push_back({s, step_i == 0 ? su.prompt[s] : 1});
+              // The long setup's prefill is not checked (its reference would take minutes).
+              worst = std::max(worst, dense_step_err(ctx, cache, ref, chunks, step_i > 0, len,
+                                                     heads, kv_heads, hd, DType::kF16,
+                                                     rope ? &inv : nullptr, d_inv.as<float>(),
+                                                     si == 0 || step_i > 0));
+            }
+            INFO((cublas ? "cuBLAS" : "flash") << " setup " << si << " rope " << rope
+                                               << " head_dim " << hd << " heads " << heads << "/"
+                                               << kv_heads << " worst rel err " << worst);
+            std::printf("dense %s attention, setup %zu%s hd=%d heads=%d/%d: worst rel err %.2e\n",
+                        cublas ? "cuBLAS" : "flash", si, rope ? " (rope_append)" : "", hd, heads,
+                        kv_heads, worst);
+            REQUIRE(worst < kTolFp16Attn);
+          }
 }
 
 namespace {
