@@ -39,6 +39,8 @@ BlockedKvCacheCuda::BlockedKvCacheCuda(const CudaContext& ctx, const KvShape& sh
   d_len_.zero();
   d_done_k_.zero();
   d_done_v_.zero();
+  identity_ = DeviceBuffer(size_t(S) * 4, "chunk ids");
+  iota_cuda(ctx, identity_.as<int>(), S);
 }
 
 void BlockedKvCacheCuda::begin_step(const StepLayout& step) {
@@ -50,6 +52,26 @@ void BlockedKvCacheCuda::begin_step(const StepLayout& step) {
           " tokens");
   }
   d_len_.upload(len_.data(), len_.size() * 4);
+  if (step.decode && step.decode_keys > 0 && decode_uses_scratch()) {
+    // graph-captured: nothing may allocate inside
+    const int n = int(step.chunks.size()), cap = (step.decode_keys + 7) / 8 * 8;
+    reserve_scratch(n, cap);
+    KvShape sh = shape_;
+    sh.n_seqs = n;
+    dense_attention_reserve(sh, n, cap, 1, q16_, scores_, probs_, out32_, ptrs_);
+  }
+}
+
+void BlockedKvCacheCuda::reserve_scratch(int n, int cap) const {
+  const size_t need = size_t(n) * shape_.n_kv_heads * cap * shape_.head_dim * 2;
+  if (scratch_k_.bytes() >= need) return;
+  scratch_k_ = DeviceBuffer();
+  scratch_v_ = DeviceBuffer();
+  scratch_k_ = DeviceBuffer(need, std::string("the ") + what_ + " decode scratch");
+  scratch_v_ = DeviceBuffer(need, std::string("the ") + what_ + " decode scratch");
+  // Rows past a sequence's length are read with probability 0: keep them finite.
+  scratch_k_.zero();
+  scratch_v_.zero();
 }
 
 void* BlockedKvCacheCuda::ring(int part, int layer) const {
@@ -69,25 +91,24 @@ void BlockedKvCacheCuda::upload_done() {
 }
 
 int BlockedKvCacheCuda::to_scratch(int layer, const std::vector<StepLayout::Chunk>& chunks,
-                                   const int* d_chunk_seq) const {
+                                   const int* d_chunk_seq, int keys) const {
   const int KV = shape_.n_kv_heads, hd = shape_.head_dim;
   const int n = int(chunks.size());
   int cap = 8, mk = 0, mv = 0;
-  for (const auto& c : chunks) {
-    cap = std::max(cap, len_[c.seq]);
-    mk = std::max(mk, done_k_[c.seq] / block_k_);
-    mv = std::max(mv, done_v_[c.seq] / block_v_);
-  }
-  cap = (cap + 7) / 8 * 8;
-  const size_t need = size_t(n) * KV * cap * hd * 2;
-  if (scratch_k_.bytes() < need) {
-    scratch_k_ = DeviceBuffer();
-    scratch_v_ = DeviceBuffer();
-    scratch_k_ = DeviceBuffer(need, std::string("the ") + what_ + " decode scratch");
-    scratch_v_ = DeviceBuffer(need, std::string("the ") + what_ + " decode scratch");
-    // Rows past a sequence's length are read with probability 0: keep them finite.
-    scratch_k_.zero();
-    scratch_v_.zero();
+  if (keys > 0) {  // every launch sized by the bucket; the kernels skip blocks past done
+    cap = (keys + 7) / 8 * 8;
+    mk = cap / block_k_;
+    mv = cap / block_v_;
+    check(scratch_k_.bytes() >= size_t(n) * KV * cap * hd * 2, name_,
+          ": decode scratch not reserved for the step");
+  } else {
+    for (const auto& c : chunks) {
+      cap = std::max(cap, len_[c.seq]);
+      mk = std::max(mk, done_k_[c.seq] / block_k_);
+      mv = std::max(mv, done_v_[c.seq] / block_v_);
+    }
+    cap = (cap + 7) / 8 * 8;
+    reserve_scratch(n, cap);
   }
   if (mk > 0 || mv > 0) decode_blocks(layer, n, d_chunk_seq, mk, mv, cap);
   ring_window_copy_cuda(ctx_, d_chunk_seq, n, KV, hd, d_len_.as<int>(), d_done_k_.as<int>(),
@@ -99,12 +120,8 @@ int BlockedKvCacheCuda::to_scratch(int layer, const std::vector<StepLayout::Chun
 void BlockedKvCacheCuda::attend(int layer, const QkvView& x, const StepLayout& step, DType act,
                                 void* out) {
   const int n = int(step.chunks.size()), hd = shape_.head_dim;
-  const int cap = to_scratch(layer, step.chunks, step.chunk_seq);
-  if (identity_.bytes() < size_t(n) * 4) {
-    const int m = std::max(n, 64);
-    identity_ = DeviceBuffer(size_t(m) * 4, "chunk ids");
-    iota_cuda(ctx_, identity_.as<int>(), m);
-  }
+  const int cap =
+      to_scratch(layer, step.chunks, step.chunk_seq, step.decode ? step.decode_keys : 0);
   // The scratch holds chunk i's cache at "sequence" i.
   StepLayout local = step;
   for (int i = 0; i < n; ++i) local.chunks[i].seq = i;

@@ -7,7 +7,9 @@
 //   by begin_step (len) and by the derived commit() (upload_done).
 // - attend() decodes every block of the step's sequences into an fp16 scratch
 //   [chunk][kv_head][cap][head_dim] (the derived decode_blocks), copies the window next to them
-//   and runs the cuBLAS path (dense_attention_cuda); read() reads the same scratch back.
+//   and runs the cuBLAS path (dense_attention_cuda); read() reads the same scratch back. Decode
+//   steps size every launch from the step's key bucket (StepLayout::decode_keys) and begin_step
+//   grows the scratch beforehand, so they may be captured into CUDA graphs.
 #pragma once
 
 #include <vector>
@@ -23,6 +25,7 @@ class BlockedKvCacheCuda : public KvCacheCuda {
   static constexpr int kMaxStepTokens = 1024;
 
   void begin_step(const StepLayout& step) override;
+  bool graph_safe() const override { return true; }
   void append(int layer, const QkvView& x, const StepLayout& step) override;
   void attend(int layer, const QkvView& x, const StepLayout& step, DType act, void* out) override;
   bool read(int layer, int seq, std::vector<float>& k, std::vector<float>& v) const override;
@@ -39,9 +42,15 @@ class BlockedKvCacheCuda : public KvCacheCuda {
   // V blocks of any chunk.
   virtual void decode_blocks(int layer, int n_chunks, const int* d_chunk_seq, int mk, int mv,
                              int cap) const = 0;
-  // Blocks and window of the given chunks (one layer) into the scratch; returns cap.
-  int to_scratch(int layer, const std::vector<StepLayout::Chunk>& chunks,
-                 const int* d_chunk_seq) const;
+  // Blocks and window of the given chunks (one layer) into the scratch; returns cap. keys > 0
+  // (a decode step's bucket, at least every chunk's length): the launches are sized from it
+  // alone, and the scratch must already hold it (begin_step).
+  int to_scratch(int layer, const std::vector<StepLayout::Chunk>& chunks, const int* d_chunk_seq,
+                 int keys = 0) const;
+  // Scratch rows of n chunks x cap tokens (grown, never shrunk).
+  void reserve_scratch(int n, int cap) const;
+  // Whether decode steps attend through the scratch (false: a fused kernel reads the blocks).
+  virtual bool decode_uses_scratch() const { return true; }
   // After the derived commit() has advanced done_k_ / done_v_.
   void upload_done();
   // The rings, the scratch: device memory held besides the blocks.

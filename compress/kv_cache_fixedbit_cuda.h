@@ -28,7 +28,6 @@ class FixedBitCacheCuda : public BlockedKvCacheCuda {
   // not fit the quantize kernel's shared memory (block tokens x head_dim <= 32768).
   FixedBitCacheCuda(const CudaContext& ctx, const KvShape& shape, int max_tokens,
                     const KvOptions& opts);
-  // Not graph-safe (graph_safe() false): attend sizes its launches from the host-side lengths.
   void commit(const StepLayout& step) override;
   int64_t bytes() const override;
 

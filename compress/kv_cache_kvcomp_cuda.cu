@@ -98,6 +98,10 @@ KvCompCacheCuda::KvCompCacheCuda(const CudaContext& ctx, const KvShape& shape, i
   index_k_.zero();
   index_v_.zero();
   err_ = DeviceBuffer(4, "codec flags");
+  // Decode jobs of one layer for every sequence and block (the unfused path and prefill), so
+  // that decode steps allocate nothing.
+  decode_jobs_ = DeviceBuffer(size_t(S) * KV * (max_kb_ + max_vb_) * sizeof(DecodeJob),
+                              "decode jobs");
   {
     // The fused kernel's split states for a full batch at the longest context, allocated once so
     // that decode steps never allocate (they may be captured into CUDA graphs).

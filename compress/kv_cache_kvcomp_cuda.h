@@ -28,7 +28,6 @@ class KvCompCacheCuda : public BlockedKvCacheCuda {
  public:
   KvCompCacheCuda(const CudaContext& ctx, const KvShape& shape, int max_tokens,
                   const KvOptions& opts);
-  bool graph_safe() const override { return opts_.mode == KvMode::kKvcomp; }
   void attend(int layer, const QkvView& x, const StepLayout& step, DType act, void* out) override;
   void commit(const StepLayout& step) override;
   int64_t bytes() const override;
@@ -36,6 +35,9 @@ class KvCompCacheCuda : public BlockedKvCacheCuda {
   KvStats stats() const;
   // Device memory held: rings, block index, arenas (capacity), scratch.
   int64_t allocated_bytes() const;
+
+ protected:
+  bool decode_uses_scratch() const override { return opts_.mode != KvMode::kKvcomp; }
 
  private:
   struct Arena {

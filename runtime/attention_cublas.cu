@@ -187,6 +187,18 @@ void o_scatter(const CudaContext& ctx, DType act, const float* o, int row0, int 
 
 }  // namespace
 
+void dense_attention_reserve(const KvShape& shape, int n_chunks, int keys, int n_layers,
+                             DeviceBuffer& q16, DeviceBuffer& scores, DeviceBuffer& probs,
+                             DeviceBuffer& out32, DeviceBuffer& ptrs) {
+  const size_t n = n_chunks, H = shape.n_heads, hd = shape.head_dim;
+  const size_t ld = (size_t(keys) + 7) / 8 * 8;  // 16-byte aligned score rows
+  q16.ensure(n * H * hd * 2, "attention queries");
+  scores.ensure(n * H * ld * 4, "attention scores");
+  probs.ensure(n * H * ld * 2, "attention probabilities");
+  out32.ensure(n * H * hd * 4, "attention output");
+  ptrs.ensure(size_t(n_layers) * n * shape.n_kv_heads * 6 * sizeof(void*), "attention pointers");
+}
+
 void dense_attention_cuda(const CudaContext& ctx, const KvShape& shape, const DenseAttentionArgs& a,
                           const QkvView& x, const StepLayout& step, DType act, void* out,
                           DeviceBuffer& q16, DeviceBuffer& scores, DeviceBuffer& probs,
@@ -203,11 +215,7 @@ void dense_attention_cuda(const CudaContext& ctx, const KvShape& shape, const De
     for (const auto& c : step.chunks) L = std::max(L, c.start + 1);
     L = std::min(L, a.tokens_cap);
     const int ld = (L + 7) / 8 * 8;  // 16-byte aligned score rows
-    q16.ensure(size_t(n) * H * hd * 2, "attention queries");
-    scores.ensure(size_t(n) * H * ld * 4, "attention scores");
-    probs.ensure(size_t(n) * H * ld * 2, "attention probabilities");
-    out32.ensure(size_t(n) * H * hd * 4, "attention output");
-    ptrs.ensure(size_t(a.n_layers) * items * 6 * sizeof(void*), "attention pointers");
+    dense_attention_reserve(shape, n, L, a.n_layers, q16, scores, probs, out32, ptrs);
     if (!a.q_ready)
       launch_pdl(ctx, q_gather_kernel, dim3(1, n, row_copy_blocks(H * hd)), dim3(256), 0, x.qkv,
                  x.row_stride, x.q_col, 0, 1, H, hd, q16.as<__half>());
@@ -282,16 +290,9 @@ DenseKvCacheCuda::DenseKvCacheCuda(const CudaContext& ctx, const KvShape& shape,
   p.n_chunks = shape.n_seqs;
   decode_scratch_ =
       DeviceBuffer(decode_attention_scratch_bytes(p, max_tokens), "attention split states");
-  if (cublas_) {
-    const size_t S = shape.n_seqs, H = shape.n_heads, hd = shape.head_dim;
-    const size_t ld = (size_t(max_tokens) + 7) / 8 * 8;
-    q16_ = DeviceBuffer(S * H * hd * 2, "attention queries");
-    scores_ = DeviceBuffer(S * H * ld * 4, "attention scores");
-    probs_ = DeviceBuffer(S * H * ld * 2, "attention probabilities");
-    out32_ = DeviceBuffer(S * H * hd * 4, "attention output");
-    ptrs_ = DeviceBuffer(size_t(shape.n_layers) * S * shape.n_kv_heads * 6 * sizeof(void*),
-                         "attention pointers");
-  }
+  if (cublas_)
+    dense_attention_reserve(shape, shape.n_seqs, max_tokens, shape.n_layers, q16_, scores_, probs_,
+                            out32_, ptrs_);
   const size_t n =
       size_t(shape.n_layers) * shape.n_seqs * shape.n_kv_heads * max_tokens * shape.head_dim;
   k_ = DeviceBuffer(n * 2, "the fp16 K cache");

@@ -136,6 +136,12 @@ struct DenseAttentionArgs {
   // Decode steps: q16 already holds the step's queries (fp16 [chunk][head][head_dim]).
   bool q_ready = false;
 };
+// Grows the scratch dense_attention_cuda's decode steps use for n_chunks sequences attending
+// over `keys` keys (a decode step's bucket), so that the step itself allocates nothing (CUDA
+// graphs). Prefill steps grow theirs as they go.
+void dense_attention_reserve(const KvShape& shape, int n_chunks, int keys, int n_layers,
+                             DeviceBuffer& q16, DeviceBuffer& scores, DeviceBuffer& probs,
+                             DeviceBuffer& out32, DeviceBuffer& ptrs);
 void dense_attention_cuda(const CudaContext& ctx, const KvShape& shape, const DenseAttentionArgs& a,
                           const QkvView& x, const StepLayout& step, DType act, void* out,
                           DeviceBuffer& q16, DeviceBuffer& scores, DeviceBuffer& probs,
