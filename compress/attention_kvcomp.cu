@@ -64,8 +64,9 @@ __device__ __forceinline__ uint32_t unit_offset(const uint8_t* lengths, int u) {
 }
 
 // One unit's bit stream (see the file comment). words: the block's payload; last: the index of
-// the payload section's last word (its slack word), past which nothing is loaded.
-template <int R, int SPR>
+// the payload section's last word (its slack word), past which nothing is loaded. kPair: the
+// table is the pair table (load_tables): one lookup of 2L bits decodes two codes.
+template <int R, int SPR, bool kPair = false>
 struct Stream {
   uint32_t w0, w1, nxt;
   int wi;  // index of w0
@@ -84,13 +85,25 @@ struct Stream {
                                         int shift, int lane, F&& f) {
     uint32_t win = __funnelshift_l(w1, w0, uint32_t(s));
     uint32_t t = uint32_t(s);
+    if constexpr (kPair) {
+      const uint2* tab2 = reinterpret_cast<const uint2*>(tab);
 #pragma unroll
-    for (int j = 0; j < SPR; ++j) {
-      const uint32_t idx = win >> shift;
-      const uint32_t e = R == 1 ? tab[idx] : tab[idx * R + lane];
-      win = __funnelshift_l(0u, win, e);
-      t += e;
-      f(j, __uint_as_float(e));
+      for (int j = 0; j < SPR; j += 2) {
+        const uint2 e = tab2[win >> shift];
+        win = __funnelshift_l(0u, win, e.x);
+        t += e.x;
+        f(j, __uint_as_float(e.x));
+        f(j + 1, __uint_as_float(e.y));
+      }
+    } else {
+      const uint32_t* tl = tab + (R == 1 ? 0 : lane);  // this lane's replica
+#pragma unroll
+      for (int j = 0; j < SPR; ++j) {
+        const uint32_t e = tl[(win >> shift) * R];
+        win = __funnelshift_l(0u, win, e);
+        t += e;
+        f(j, __uint_as_float(e));
+      }
     }
     t &= 0xffu;
     if (t >= 32u) {
@@ -105,22 +118,48 @@ struct Stream {
 };
 
 // The policy of attention_decode.cuh for KVComp blocks; R: table replicas (32: one per lane),
-// SPR: codes per group (4 for codes of at most 8 bits, 2 for up to 12).
-template <int R, int SPR>
+// SPR: codes per group (4 for codes of at most 8 bits, 2 for up to 12); kPair: codes of at most
+// 6 bits, decoded two per lookup from a pair table of 4^L entries (uint2: the first symbol as a
+// float with both lengths' sum in its low bits, the second symbol as a float), which the kernel
+// builds from the codebook's table at its start.
+template <int R, int SPR, bool kPair = false>
 struct KvcompBlocks {
   using Params = KvcompAttentionParams;
+  using St = Stream<R, SPR, kPair>;
   static constexpr bool kBlocks = true;
   static constexpr bool kWrap = true;  // window rows are rings
+  static constexpr int kRowsInFlight = 8;  // window V rows per lane (a rare path)
+  // Words of one table (of `bits`-bit codes) in shared memory, and the shift of a lookup.
+  __host__ __device__ static size_t table_words(int bits) {
+    return kPair ? size_t(2) << (2 * bits) : (size_t(1) << bits) * R;
+  }
+  __device__ static int shift(int bits) { return 32 - (kPair ? 2 * bits : bits); }
   // A tile holds whole V blocks and whole K passes.
   __host__ __device__ static int tile(const Params& p) { return p.block_v > kSub ? p.block_v : kSub; }
   __host__ __device__ static int block_v(const Params& p) { return p.block_v; }
   static size_t table_bytes(const Params& p) {
-    return 4 * size_t(R) * ((size_t(1) << p.k_bits) + (size_t(1) << p.v_bits));
+    return 4 * (table_words(p.k_bits) + table_words(p.v_bits));
+  }
+  __device__ static void load_table(const uint32_t* src, int bits, uint32_t* dst, int tid,
+                                    int n_threads) {
+    if constexpr (kPair) {  // entry i: the code at the top of i's 2L bits, then the next one
+      const int n = 1 << (2 * bits);
+      const uint32_t mask = (1u << bits) - 1u;
+      for (int i = tid; i < n; i += n_threads) {
+        const uint32_t e1 = __ldg(src + (uint32_t(i) >> bits));
+        const uint32_t l1 = e1 & kDecodeEntryLenMask;
+        const uint32_t e2 = __ldg(src + ((uint32_t(i) << l1) >> bits & mask));
+        dst[2 * i] = (e1 & ~kDecodeEntryLenMask) | (l1 + (e2 & kDecodeEntryLenMask));
+        dst[2 * i + 1] = e2 & ~kDecodeEntryLenMask;
+      }
+    } else {
+      const int n = (1 << bits) * R;
+      for (int i = tid; i < n; i += n_threads) dst[i] = __ldg(src + i / R);
+    }
   }
   __device__ static void load_tables(const Params& p, uint32_t* tabs, int tid, int n_threads) {
-    const int nk = (1 << p.k_bits) * R, nv = (1 << p.v_bits) * R;
-    for (int i = tid; i < nk; i += n_threads) tabs[i] = __ldg(p.k_table + i / R);
-    for (int i = tid; i < nv; i += n_threads) tabs[nk + i] = __ldg(p.v_table + i / R);
+    load_table(p.k_table, p.k_bits, tabs, tid, n_threads);
+    load_table(p.v_table, p.v_bits, tabs + table_words(p.k_bits), tid, n_threads);
   }
 
   // The lane's four tokens tb..tb+3, when every lane's are in Huffman kKBlock blocks: the fast
@@ -168,7 +207,7 @@ struct KvcompBlocks {
       for (int i = lane; i < u0 / 4; i += 32) x = __dp4a(__ldg(lens + i), 0x01010101u, x);
       off += warp_sum_u32(x);
     }
-    Stream<R, SPR> st[4];
+    St st[4];
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       st[j].init(words, off, last);
@@ -179,7 +218,7 @@ struct KvcompBlocks {
     for (int j = 0; j < 4; ++j)
 #pragma unroll
       for (int g = 0; g < G; ++g) acc[j][g] = 0.0f;
-    const int shift = 32 - p.k_bits;
+    const int shift = KvcompBlocks::shift(p.k_bits);
 #pragma unroll 1
     for (int c0 = 0; c0 < HD; c0 += SPR) {
       float qv[SPR * G];
@@ -215,9 +254,9 @@ struct KvcompBlocks {
         const uint32_t* words =
             reinterpret_cast<const uint32_t*>(blk + block_payload_offset(kind, h.n_tokens, HD));
         const int last = int(round_up4(h.payload_bytes) >> 2);
-        Stream<R, SPR> st;
+        St st;
         st.init(words, unit_offset(blk + block_lengths_offset(), u), last);
-        const int shift = 32 - p.k_bits;
+        const int shift = KvcompBlocks::shift(p.k_bits);
         if (kind == BlockKind::kKBlock) {
           for (int c0 = 0; c0 < HD; c0 += SPR)
             st.group(words, last, tab, shift, lane, [&](int jj, float v) {
@@ -283,7 +322,7 @@ struct KvcompBlocks {
     const BlockHeader h = load_header(blk);
     if (h.mode != uint8_t(BlockMode::kHuffman)) {  // raw: fp16 [n_tokens][HD], 4-byte aligned
       const uint16_t* vals = reinterpret_cast<const uint16_t*>(blk + raw_block_values_offset());
-      decode_attn::v_rows<HD, G, false>([&](int i) { return vals + i * HD; }, h.n_tokens, w, lane,
+      decode_attn::v_rows<HD, G, false, kRowsInFlight>([&](int i) { return vals + i * HD; }, h.n_tokens, w, lane,
                                         O);
       return;
     }
@@ -302,14 +341,14 @@ struct KvcompBlocks {
       if (lane >= o) incl += y;
     }
     uint32_t off = incl - n;
-    Stream<R, SPR> st[NV];
+    St st[NV];
 #pragma unroll
     for (int j = 0; j < NV; ++j) {
       st[j].init(words, off, last);
       off += (lw >> (8 * j)) & 0xffu;
     }
-    const uint32_t* tab = tabs + (size_t(1) << p.k_bits) * R;
-    const int shift = 32 - p.v_bits;
+    const uint32_t* tab = tabs + table_words(p.k_bits);
+    const int shift = KvcompBlocks::shift(p.v_bits);
 #pragma unroll 1
     for (int t0 = 0; t0 < h.n_tokens; t0 += SPR) {
       float wv[SPR * G];
@@ -346,18 +385,28 @@ void kvcomp_attention_cuda(const CudaContext& ctx, const KvcompAttentionParams& 
         "kvcomp attention: blocks of 16..256 tokens (powers of two) expected, got ", p.block_k,
         " and ", p.block_v);
   const int bits = std::max(p.k_bits, p.v_bits);
-  const int replicas = tuning.replicas < 0 ? 32 : tuning.replicas;
+  const int replicas = tuning.replicas;
   decode_attn::dispatch_shape(p, "kvcomp attention", [&](auto hd, auto g) {
     constexpr int HD = decltype(hd)::value, G = decltype(g)::value;
-    if (bits <= 8 && replicas == 32)
-      decode_attn::launch<HD, G, KvcompBlocks<32, 4>>(ctx, p, max_len, act, scratch,
-                                                      scratch_bytes, tuning.split_tokens);
-    else if (bits <= 8)
-      decode_attn::launch<HD, G, KvcompBlocks<1, 4>>(ctx, p, max_len, act, scratch, scratch_bytes,
-                                                     tuning.split_tokens);
-    else
-      decode_attn::launch<HD, G, KvcompBlocks<1, 2>>(ctx, p, max_len, act, scratch, scratch_bytes,
-                                                     tuning.split_tokens);
+    auto run = [&](auto blocks, auto mb) {
+      decode_attn::launch<HD, G, decltype(blocks), decltype(mb)::value>(
+          ctx, p, max_len, act, scratch, scratch_bytes, tuning.split_tokens);
+    };
+    using Three = std::integral_constant<int, 3>;
+    using Two = std::integral_constant<int, 2>;
+    const bool three = G <= 2 && decode_attn::min_blocks_wanted() == 3;
+    if (bits <= 6 && replicas < 0) {
+      if constexpr (G <= 2)
+        if (three) return run(KvcompBlocks<1, 4, true>{}, Three{});
+      return run(KvcompBlocks<1, 4, true>{}, Two{});
+    }
+    if (bits <= 8 && replicas != 1) {
+      if constexpr (G <= 2)
+        if (three) return run(KvcompBlocks<32, 4>{}, Three{});
+      return run(KvcompBlocks<32, 4>{}, Two{});
+    }
+    if (bits <= 8) return run(KvcompBlocks<1, 4>{}, Two{});
+    return run(KvcompBlocks<1, 2>{}, Two{});
   });
 }
 

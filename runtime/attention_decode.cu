@@ -12,8 +12,14 @@ void decode_attention_cuda(const CudaContext& ctx, const DecodeAttentionParams& 
                            DType act, void* scratch, size_t scratch_bytes, int split_tokens) {
   if (p.n_chunks == 0 || max_len == 0) return;
   decode_attn::dispatch_shape(p, "decode attention", [&](auto hd, auto g) {
-    decode_attn::launch<decltype(hd)::value, decltype(g)::value, decode_attn::NoBlocks>(
-        ctx, p, max_len, act, scratch, scratch_bytes, split_tokens);
+    constexpr int HD = decltype(hd)::value, G = decltype(g)::value;
+    using decode_attn::NoBlocks;
+    if constexpr (G <= 4)
+      if (decode_attn::min_blocks_wanted() == 3)
+        return decode_attn::launch<HD, G, NoBlocks, 3>(ctx, p, max_len, act, scratch,
+                                                       scratch_bytes, split_tokens);
+    decode_attn::launch<HD, G, NoBlocks, 2>(ctx, p, max_len, act, scratch, scratch_bytes,
+                                            split_tokens);
   });
 }
 

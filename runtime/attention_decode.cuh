@@ -26,6 +26,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <type_traits>
 
@@ -100,6 +101,7 @@ struct NoBlocks {
   using Params = DecodeAttentionParams;
   static constexpr bool kBlocks = false;
   static constexpr bool kWrap = false;  // row = position
+  static constexpr int kRowsInFlight = 16;  // V rows per lane
   __host__ __device__ static int tile(const Params&) { return kSub; }
   __host__ __device__ static int block_v(const Params&) { return kSub; }
   static size_t table_bytes(const Params&) { return 0; }
@@ -152,11 +154,10 @@ __device__ __forceinline__ void k_rows4(const uint16_t* head_rows, int cap, int 
 
 // O[j][g] += sum over rows i < n of w[i][g] * row_i[NV * lane + j] (fp16 rows; row(i) gives row
 // i's address). kAligned8: the rows are 8-byte aligned (one 8-byte load per lane for NV = 4).
-template <int HD, int G, bool kAligned8, typename RowFn>
+template <int HD, int G, bool kAligned8, int U, typename RowFn>
 __device__ __forceinline__ void v_rows(RowFn&& row, int n, const float* w, int lane,
                                        float (&O)[HD / 32][G]) {
-  constexpr int NV = HD / 32;
-  constexpr int U = 8;  // rows in flight per lane
+  constexpr int NV = HD / 32;  // U: rows in flight per lane
   for (int i0 = 0; i0 < n; i0 += U) {
     uint32_t x[U][NV / 2];
 #pragma unroll
@@ -306,7 +307,7 @@ __device__ __forceinline__ void tile(const typename B::Params& p, const uint32_t
     }
     if (!done) {
       const int cap = p.cap_v;
-      v_rows<HD, G, true>(
+      v_rows<HD, G, true, B::kRowsInFlight>(
           [&](int i) {
             const int t = B::kWrap ? (t0 + i) % cap : t0 + i;
             return rows_v + int64_t(t) * HD;
@@ -317,8 +318,8 @@ __device__ __forceinline__ void tile(const typename B::Params& p, const uint32_t
   __syncwarp();  // the buffer is rewritten by the next tile
 }
 
-template <int HD, int G, class B>
-__global__ void __launch_bounds__(kThreads, 2)
+template <int HD, int G, class B, int MB>
+__global__ void __launch_bounds__(kThreads, MB)
     decode_kernel(const typename B::Params p, int split, int max_splits, float* part_ml,
                   float* part_acc) {
   constexpr int NV = HD / 32;
@@ -429,6 +430,16 @@ __global__ void merge_kernel(DecodeAttentionParams p, int split, int max_splits,
   }
 }
 
+// Blocks per SM a kernel is compiled for (its register cap): 2, or 3 with
+// KVCOMP_ATTN_MIN_BLOCKS=3 where the group allows it (a measurement switch).
+inline int min_blocks_wanted() {
+  static const int mb = [] {
+    const char* e = std::getenv("KVCOMP_ATTN_MIN_BLOCKS");
+    return e && std::atoi(e) == 3 ? 3 : 2;
+  }();
+  return mb;
+}
+
 // The smallest split: one tile of kSub tokens per warp.
 constexpr int kMinSplit = kWarps * kSub;
 
@@ -441,12 +452,12 @@ inline size_t scratch_for(const DecodeAttentionParams& p, int max_splits) {
 // Launches decode_kernel<HD, G, B> and the merge. The split: enough items to give every resident
 // block about two, each warp at least one tile; split_tokens > 0 forces it (rounded up to
 // kWarps tiles).
-template <int HD, int G, class B>
+template <int HD, int G, class B, int MB = 2>
 void launch(const CudaContext& ctx, const typename B::Params& p, int max_len, DType act,
             void* scratch, size_t scratch_bytes, int split_tokens) {
   const int T = B::tile(p);
   const size_t smem = Smem(HD, G, T).bytes() + B::table_bytes(p);
-  auto kernel = decode_kernel<HD, G, B>;
+  auto kernel = decode_kernel<HD, G, B, MB>;
   // Occupancy by shared-memory size; the kernel's dynamic limit raised to the largest size seen.
   static std::map<size_t, int> per_sm_of;
   static size_t limit = 0;

@@ -96,6 +96,10 @@ TEST_CASE("fused KVComp attention equals attention over the decoded cache", "[gp
       {8, 2, 128, {2100, 511}, 64, 64, false, 8, -1, 0, false, 0, 256, 128},
       {8, 4, 64, {1000, 17, 33}, 16, 16, false, 8, -1, 0, false, 0, 16, 16},
       {16, 4, 128, {2222, 1}, 0, 0, false, 8, -1, 0, false, 0, 128, 64},
+      // Codes of at most 6 and 5 bits: the pair tables (two codes per lookup).
+      {8, 2, 128, {3000, 129, 64}, 128, 256, false, 6, -1, 0},
+      {32, 8, 128, {5000, 1}, 128, 256, false, 5, -1, 0, false, 300},
+      {8, 8, 64, {2000, 257}, 64, 64, true, 6, -1, 0},
   };
   for (size_t ci = 0; ci < cases.size(); ++ci) {
     const Case& c = cases[ci];
@@ -143,9 +147,9 @@ TEST_CASE("fused KVComp attention equals attention over the decoded cache", "[gp
     const uint64_t v_huff = img.v_bytes.n_blocks - img.v_bytes.n_raw_blocks;
     const uint64_t v_compact = img.v_bytes.n_compact_blocks;
     std::printf(
-        "case %zu: heads %d/%d hd %d, %zu seqs (max %d), %d raw blocks, V Huffman blocks %llu "
-        "compact + %llu 32-bit: rel err %.2e\n",
-        ci, c.heads, c.kv_heads, c.hd, c.len.size(), max_len, img.raw_blocks,
+        "case %zu: heads %d/%d hd %d, %zu seqs (max %d), codes of %d/%d bits, %d raw blocks, V "
+        "Huffman blocks %llu compact + %llu 32-bit: rel err %.2e\n",
+        ci, c.heads, c.kv_heads, c.hd, c.len.size(), max_len, p.k_bits, p.v_bits, img.raw_blocks,
         static_cast<unsigned long long>(v_compact),
         static_cast<unsigned long long>(v_huff - v_compact), e);
     INFO("case " << ci << " rel err " << e);
