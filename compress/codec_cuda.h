@@ -61,6 +61,7 @@ class GpuCodebooks {
   const GpuCodebookView* views() const { return views_.as<const GpuCodebookView>(); }  // device
   const GpuCodebookView& view(int i) const { return host_views_[size_t(i)]; }          // host copy
   int max_len() const { return max_len_; }  // largest L over the codebooks (0 when empty)
+  int64_t reserved_bytes() const { return int64_t(tables_.bytes() + views_.bytes()); }
 
  private:
   DeviceBuffer tables_;  // per codebook: encode table, then decode table
@@ -109,6 +110,7 @@ class BlockArenaBuffer {
   BlockArenaBuffer(uint64_t capacity, const char* what);
   BlockArena view() const;
   uint64_t capacity() const { return capacity_; }
+  int64_t reserved_bytes() const { return int64_t(data_.bytes() + state_.bytes()); }
 
  private:
   DeviceBuffer data_;   // capacity bytes

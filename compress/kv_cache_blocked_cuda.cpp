@@ -154,8 +154,12 @@ bool BlockedKvCacheCuda::read(int layer, int seq, std::vector<float>& k,
   return true;
 }
 
-int64_t BlockedKvCacheCuda::window_allocated_bytes() const {
-  return int64_t(ring_k_.bytes() + ring_v_.bytes() + scratch_k_.bytes() + scratch_v_.bytes());
+int64_t BlockedKvCacheCuda::reserved_bytes() const {
+  size_t b = 0;
+  for (const DeviceBuffer* x : std::initializer_list<const DeviceBuffer*>{&ring_k_, &ring_v_, &scratch_k_, &scratch_v_, &d_len_, &d_done_k_,
+                                &d_done_v_, &identity_, &q16_, &scores_, &probs_, &out32_, &ptrs_})
+    b += x->bytes();
+  return int64_t(b);
 }
 
 int BlockedKvCacheCuda::window_tokens() const {

@@ -53,8 +53,9 @@ class BlockedKvCacheCuda : public KvCacheCuda {
   virtual bool decode_uses_scratch() const { return true; }
   // After the derived commit() has advanced done_k_ / done_v_.
   void upload_done();
-  // The rings, the scratch: device memory held besides the blocks.
-  int64_t window_allocated_bytes() const;
+  // The rings, the lengths, the scratch: device memory held besides the blocks (the derived
+  // reserved_bytes() adds its own).
+  int64_t reserved_bytes() const override;
   // This layer's ring of K or V (part 0 | 1), [n_seqs][n_kv][cap][head_dim] fp16.
   void* ring(int part, int layer) const;
   int window_tokens() const;  // tokens in the rings of every sequence, K and V together

@@ -328,8 +328,9 @@ int64_t FixedBitCacheCuda::bytes() const {
   return int64_t(stats().total_bytes());
 }
 
-int64_t FixedBitCacheCuda::allocated_bytes() const {
-  return window_allocated_bytes() + int64_t(store_k_.bytes() + store_v_.bytes());
+int64_t FixedBitCacheCuda::reserved_bytes() const {
+  return BlockedKvCacheCuda::reserved_bytes() +
+         int64_t(store_k_.bytes() + store_v_.bytes() + jobs_[0].bytes() + jobs_[1].bytes());
 }
 
 std::vector<uint8_t> FixedBitCacheCuda::block(KvPart p, int layer, int seq, int head, int b) const {

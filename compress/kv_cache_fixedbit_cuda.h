@@ -32,8 +32,8 @@ class FixedBitCacheCuda : public BlockedKvCacheCuda {
   int64_t bytes() const override;
 
   KvStats stats() const;
-  // Device memory held: rings, block stores, scratch.
-  int64_t allocated_bytes() const;
+  // Device memory held: rings, block stores, jobs, scratch.
+  int64_t reserved_bytes() const override;
 
   // Inspection, for tests.
   const FixedBitFormat& format(KvPart p) const { return p == KvPart::kK ? fmt_.k : fmt_.v; }

@@ -52,4 +52,11 @@ const uint8_t* FixedBitCacheRef::block(KvPart p, int layer, int seq, int head, i
   return st.data() + size_t(b) * size_t(block_bytes(p));
 }
 
+int64_t FixedBitCacheRef::reserved_bytes() const {
+  int64_t b = DenseKvCacheRef::reserved_bytes();
+  for (const auto& part : streams_)
+    for (const auto& st : part) b += int64_t(st.capacity());
+  return b;
+}
+
 }  // namespace kvcomp

@@ -23,6 +23,7 @@ class FixedBitCacheRef : public BlockedKvCacheRef {
   FixedBitCacheRef(const KvShape& shape, const KvOptions& opts);
 
   KvStats layer_stats(int layer) const override;
+  int64_t reserved_bytes() const override;  // the values and the blocks
 
   // Inspection, for tests.
   const FixedBitFormat& format(KvPart p) const { return p == KvPart::kK ? fmt_.k : fmt_.v; }

@@ -333,9 +333,13 @@ int64_t KvCompCacheCuda::bytes() const {
   return block_bytes_ + cb + window;
 }
 
-int64_t KvCompCacheCuda::allocated_bytes() const {
-  int64_t b = window_allocated_bytes() + int64_t(index_k_.bytes() + index_v_.bytes());
-  for (const auto& a : arenas_) b += int64_t(a.buf.capacity());
+int64_t KvCompCacheCuda::reserved_bytes() const {
+  int64_t b = BlockedKvCacheCuda::reserved_bytes();
+  for (const DeviceBuffer* x : std::initializer_list<const DeviceBuffer*>
+       {&index_k_, &index_v_, &jobs_, &hist_, &err_, &decode_jobs_, &fused_scratch_})
+    b += int64_t(x->bytes());
+  if (gpu_codebooks_) b += gpu_codebooks_->reserved_bytes();
+  for (const auto& a : arenas_) b += int64_t(a.buf.reserved_bytes());
   return b;
 }
 

@@ -33,8 +33,8 @@ class KvCompCacheCuda : public BlockedKvCacheCuda {
   int64_t bytes() const override;
 
   KvStats stats() const;
-  // Device memory held: rings, block index, arenas (capacity), scratch.
-  int64_t allocated_bytes() const;
+  // Device memory held: rings, block index, arenas (capacity), codebooks, scratch.
+  int64_t reserved_bytes() const override;
 
  protected:
   bool decode_uses_scratch() const override { return opts_.mode != KvMode::kKvcomp; }

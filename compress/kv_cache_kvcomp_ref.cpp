@@ -112,4 +112,14 @@ const Codebook* KvCompCacheRef::codebook(KvPart p, int layer, int head) const {
                              size_t(codec_.codebook_per_head ? head : 0)];
 }
 
+int64_t KvCompCacheRef::reserved_bytes() const {
+  int64_t b = DenseKvCacheRef::reserved_bytes();
+  for (const auto& part : streams_)
+    for (const auto& st : part)
+      b += int64_t(st.bytes.capacity() + st.offsets.capacity() * sizeof(size_t));
+  for (const auto& part : codebooks_)
+    for (const auto& cb : part) b += int64_t(cb.stored_bytes());
+  return b;
+}
+
 }  // namespace kvcomp

@@ -39,6 +39,7 @@ class KvCompCacheRef : public BlockedKvCacheRef {
   KvCompCacheRef(const KvShape& shape, const KvOptions& opts);
 
   KvStats layer_stats(int layer) const override;
+  int64_t reserved_bytes() const override;  // the values, the blocks, the codebooks
 
   // Inspection, for tests and kvcomp kvstats.
   const CodecOptions& codec() const { return codec_; }

@@ -45,6 +45,8 @@ class Engine {
   virtual int length(int seq) const = 0;
   // Bytes the KV cache holds now.
   virtual int64_t kv_bytes() const = 0;
+  // Memory the KV cache holds (device memory on the GPU, host memory on the CPU), at capacity.
+  virtual int64_t kv_bytes_reserved() const = 0;
 
   // Byte accounting of a compressed KV cache now (bits per value, ratio, raw blocks; see
   // KvStats); compressed == false and zeros for a dense cache or an engine that cannot tell.

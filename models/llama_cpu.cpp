@@ -149,6 +149,9 @@ class CpuEngine : public Engine {
   int64_t kv_bytes() const override {
     return cache_ ? cache_->bytes() : 0;
   }
+  int64_t kv_bytes_reserved() const override {
+    return cache_ ? cache_->reserved_bytes() : 0;
+  }
   KvStats kv_stats() const override {
     if (blocked_) return blocked_->stats();
     return KvStats{};

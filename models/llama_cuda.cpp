@@ -270,6 +270,7 @@ class CudaEngine : public Engine {
 
   int length(int seq) const override { return len_.at(seq); }
   int64_t kv_bytes() const override { return cache_ ? cache_->bytes() : 0; }
+  int64_t kv_bytes_reserved() const override { return cache_ ? cache_->reserved_bytes() : 0; }
   KvStats kv_stats() const override {
     if (const auto* c = dynamic_cast<const KvCompCacheCuda*>(cache_.get())) return c->stats();
     if (const auto* c = dynamic_cast<const FixedBitCacheCuda*>(cache_.get())) return c->stats();

@@ -36,6 +36,7 @@ PerplexityResult perplexity(Engine& engine, const std::vector<int>& ids,
   double nll_sum = 0;
   int64_t scored = 0;
   KvStats kv;
+  int64_t kv_used = 0, kv_reserved = 0;
   for (int w0 = 0; w0 < windows; w0 += opts.batch) {
     const int nb = std::min(opts.batch, windows - w0);
     engine.start(nb, N, opts.kv);
@@ -64,12 +65,16 @@ PerplexityResult perplexity(Engine& engine, const std::vector<int>& ids,
       for (double x : nll) nll_sum += x, ++scored;
     }
     kv += engine.kv_stats();
+    kv_used = std::max(kv_used, engine.kv_bytes());
+    kv_reserved = std::max(kv_reserved, engine.kv_bytes_reserved());
     if (progress) progress(w0 + nb, windows);
   }
   PerplexityResult r;
   r.windows = windows;
   r.tokens = scored;
   r.kv = kv;
+  r.kv_bytes_used = kv_used;
+  r.kv_bytes_reserved = kv_reserved;
   r.mean_nll = nll_sum / double(scored);
   r.ppl = std::exp(r.mean_nll);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -36,6 +36,9 @@ struct PerplexityResult {
   // (ratios and bits per value of the sums: averages weighted by values, and every window holds
   // ctx tokens). compressed == false for a dense cache.
   KvStats kv;
+  // The KV cache's bytes at the end of the window that held most (Engine::kv_bytes and
+  // kv_bytes_reserved).
+  int64_t kv_bytes_used = 0, kv_bytes_reserved = 0;
 };
 
 // The command line's default prefill: ctx / 4, at least 1.

@@ -70,7 +70,11 @@ class KvCacheCuda {
                       void* out) = 0;
   // After every forward step, once all layers have appended.
   virtual void commit(const StepLayout&) {}
+  // Bytes the cache's contents take (what a store of exactly those values needs).
   virtual int64_t bytes() const = 0;
+  // Device memory the cache holds: every buffer it owns, at its capacity (stores, rings, block
+  // arenas, indexes, codebooks, scratch), allocated or grown as needed.
+  virtual int64_t reserved_bytes() const = 0;
   // The cache of one layer and sequence as attention reads it, [len, n_kv_heads, head_dim]
   // fp32; false when this cache cannot be read back.
   virtual bool read(int /*layer*/, int /*seq*/, std::vector<float>& /*k*/,
@@ -102,6 +106,7 @@ class DenseKvCacheCuda : public KvCacheCuda {
                    const float* inv_freq) override;
   void attend(int layer, const QkvView& x, const StepLayout& step, DType act, void* out) override;
   int64_t bytes() const override;
+  int64_t reserved_bytes() const override;
   bool read(int layer, int seq, std::vector<float>& k, std::vector<float>& v) const override;
 
   // [n_layers, n_seqs, n_kv_heads, max_tokens, head_dim] fp16

@@ -50,6 +50,13 @@ int64_t DenseKvCacheRef::bytes() const {
   return tokens * 2 * shape_.n_kv_heads * shape_.head_dim * (round_fp16_ ? 2 : 4);
 }
 
+int64_t DenseKvCacheRef::reserved_bytes() const {
+  size_t b = len_.capacity() * sizeof(int);
+  for (const auto& part : values_)
+    for (const auto& v : part) b += v.capacity() * sizeof(float);
+  return int64_t(b);
+}
+
 bool DenseKvCacheRef::read(int layer, int seq, std::vector<float>& k, std::vector<float>& v) const {
   check(layer >= 0 && layer < shape_.n_layers && seq >= 0 && seq < shape_.n_seqs,
         "KV cache: layer ", layer, " / sequence ", seq, " outside the cache");

@@ -27,8 +27,11 @@ class KvCacheRef {
   virtual void attend(int layer, int seq, const float* q, int n, float* out) = 0;
   // Called after every forward step (prefill or decode), once all layers have appended.
   virtual void commit() {}
-  // Bytes the cache holds now.
+  // Bytes the cache's contents take (what a store of exactly those values needs).
   virtual int64_t bytes() const = 0;
+  // Host memory the cache holds, at capacity. The CPU caches keep every value attention reads
+  // as fp32 (the compressed ones their decoded blocks too, next to the blocks).
+  virtual int64_t reserved_bytes() const = 0;
   // The cache of one layer and sequence as attention reads it: k (after RoPE) and v, both
   // [len, n_kv_heads, head_dim] fp32. False when this cache cannot be read back.
   virtual bool read(int /*layer*/, int /*seq*/, std::vector<float>& /*k*/,
@@ -48,6 +51,7 @@ class DenseKvCacheRef : public KvCacheRef {
   void append(int layer, int seq, const float* k, const float* v, int n) override;
   void attend(int layer, int seq, const float* q, int n, float* out) override;
   int64_t bytes() const override;
+  int64_t reserved_bytes() const override;
   bool read(int layer, int seq, std::vector<float>& k, std::vector<float>& v) const override;
 
  protected:

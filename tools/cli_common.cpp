@@ -9,8 +9,36 @@
 
 #include "models/model_files.h"
 #include "runtime/error.h"
+#include "runtime/units.h"
+#ifdef KVCOMP_HAVE_CUDA
+#include "runtime/device_buffer.h"
+#endif
 
 namespace kvcomp::cli {
+
+namespace {
+bool on_gpu(const Engine& engine) {
+  return engine.device_name().rfind("cuda", 0) == 0;
+}
+}  // namespace
+
+nlohmann::json memory_json(const Engine& engine) {
+  nlohmann::json j = {{"kv_bytes_used", engine.kv_bytes()},
+                      {"kv_bytes_reserved", engine.kv_bytes_reserved()}};
+#ifdef KVCOMP_HAVE_CUDA
+  if (on_gpu(engine)) j["peak_device_bytes"] = device_bytes_peak();
+#endif
+  return j;
+}
+
+std::string memory_line(const Engine& engine) {
+  std::string s = "KV cache " + format_bytes(double(engine.kv_bytes())) + " used, " +
+                  format_bytes(double(engine.kv_bytes_reserved())) + " reserved";
+#ifdef KVCOMP_HAVE_CUDA
+  if (on_gpu(engine)) s += "; peak device memory " + format_bytes(double(device_bytes_peak()));
+#endif
+  return s;
+}
 
 std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;

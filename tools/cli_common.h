@@ -6,6 +6,9 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "models/engine.h"
 #include "models/perplexity.h"  // PerplexityOptions
 #include "runtime/kv_options.h"
 
@@ -44,6 +47,15 @@ void finish_kv_options(CommonOptions& o);
 void add_window_options(CLI::App* cmd, std::string& text, PerplexityOptions& ppl, int& prefill);
 // --prefill as given, else perplexity_default_prefill(ctx).
 int window_prefill(int prefill, int ctx);
+
+// Memory of a run, the same keys in every command that prints them: kv_bytes_used (what the
+// cache's contents take), kv_bytes_reserved (what the cache holds, at capacity: device memory on
+// the GPU, host memory on the CPU) and, for GPU runs, peak_device_bytes (every device
+// allocation of the process at its peak since the last reset).
+nlohmann::json memory_json(const Engine& engine);
+// The same as one line for people ("KV cache 1.2 GiB used, 1.5 GiB reserved; peak device memory
+// 14.3 GiB").
+std::string memory_line(const Engine& engine);
 
 // A one-line progress bar on stderr (redrawn in place on a terminal, a final line otherwise).
 class ProgressBar {

@@ -125,14 +125,15 @@ void add_bench_command(CLI::App& app) {
     nlohmann::json rows = nlohmann::json::array();
     if (!o->json) {
       std::printf("model: %s\ndevice: %s\n\n", model_name.c_str(), engine->device_name().c_str());
-      std::printf("| %-8s | %5s | %7s | %12s | %12s | %11s | %10s | %7s | %10s | %s\n", "kv",
-                  "batch", "ctx", "prefill t/s", "decode t/s", "step ms", "KV MiB", "ratio",
-                  "peak MiB", "note");
-      std::printf("|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", std::string(10, '-').c_str(),
+      std::printf("| %-11s | %5s | %7s | %12s | %12s | %9s | %11s | %11s | %7s | %10s | %s\n",
+                  "kv", "batch", "ctx", "prefill t/s", "decode t/s", "step ms", "KV used MiB",
+                  "KV rsvd MiB", "ratio", "peak MiB", "note");
+      std::printf("|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", std::string(13, '-').c_str(),
                   std::string(7, '-').c_str(), std::string(9, '-').c_str(),
                   std::string(14, '-').c_str(), std::string(14, '-').c_str(),
-                  std::string(13, '-').c_str(), std::string(12, '-').c_str(),
-                  std::string(9, '-').c_str(), std::string(12, '-').c_str());
+                  std::string(11, '-').c_str(), std::string(13, '-').c_str(),
+                  std::string(13, '-').c_str(), std::string(9, '-').c_str(),
+                  std::string(12, '-').c_str());
     }
     std::mt19937 rng(uint32_t(o->seed) + 17);
     std::uniform_int_distribution<int> tok(3, cfg.vocab_size - 1);
@@ -184,11 +185,15 @@ void add_bench_command(CLI::App& app) {
             row["decode_step_ms_median"] = med;
             row["decode_step_ms_min"] = *std::min_element(step_ms.begin(), step_ms.end());
             row["decode_tokens_per_s"] = b * 1000.0 / med;
-            row["kv_bytes"] = engine->kv_bytes();
+            row.update(memory_json(*engine));
             row["kv_bytes_fp16"] = int64_t(b) * (c + steps) * cfg.kv_bytes_per_token_fp16();
-            // Compression ratio of the whole cache (recent window included), and of its blocks.
+            // Compression ratio of the contents (recent window included), and of the blocks.
+            // What a user reads first: the fp16 store of the same batch and context (what the
+            // fp16 cache reserves, less its small scratch) over what this cache reserves.
             row["kv_ratio"] = double(row["kv_bytes_fp16"].get<int64_t>()) /
-                              double(std::max<int64_t>(1, row["kv_bytes"].get<int64_t>()));
+                              double(std::max<int64_t>(1, row["kv_bytes_reserved"].get<int64_t>()));
+            row["kv_ratio_used"] = double(row["kv_bytes_fp16"].get<int64_t>()) /
+                                   double(std::max<int64_t>(1, row["kv_bytes_used"].get<int64_t>()));
             const KvStats st = engine->kv_stats();
             if (st.compressed) {
               row["k_bits"] = st.k_bits();
@@ -196,27 +201,26 @@ void add_bench_command(CLI::App& app) {
               row["ratio_blocks"] = st.ratio();
               row["raw_blocks"] = st.raw_blocks();
             }
-#ifdef KVCOMP_HAVE_CUDA
-            if (on_gpu) row["peak_gpu_bytes"] = device_bytes_peak();
-#endif
           } catch (const Error& e) {
             row["error"] = e.what();
           }
           engine->start(1, 1, KvOptions{});  // release this row's cache
           if (!o->json) {
             if (row.contains("error")) {
-              std::printf("| %-8s | %5d | %7d | %12s | %12s | %11s | %10s | %7s | %10s | %s\n",
-                          mode.c_str(), b, c, "-", "-", "-", "-", "-", "-",
+              std::printf("| %-11s | %5d | %7d | %12s | %12s | %9s | %11s | %11s | %7s | %10s | %s\n",
+                          mode.c_str(), b, c, "-", "-", "-", "-", "-", "-", "-",
                           row["error"].get<std::string>().c_str());
             } else {
               std::printf(
-                  "| %-8s | %5d | %7d | %12.0f | %12.1f | %11.3f | %10.1f | %6.2fx | %10s |\n",
+                  "| %-11s | %5d | %7d | %12.0f | %12.1f | %9.3f | %11.1f | %11.1f | %6.2fx | %10s "
+                  "|\n",
                   mode.c_str(), b, c, row["prefill_tokens_per_s"].get<double>(),
                   row["decode_tokens_per_s"].get<double>(),
                   row["decode_step_ms_median"].get<double>(),
-                  row["kv_bytes"].get<int64_t>() / 1048576.0, row["kv_ratio"].get<double>(),
-                  row.contains("peak_gpu_bytes")
-                      ? std::to_string(row["peak_gpu_bytes"].get<size_t>() >> 20).c_str()
+                  row["kv_bytes_used"].get<int64_t>() / 1048576.0,
+                  row["kv_bytes_reserved"].get<int64_t>() / 1048576.0, row["kv_ratio"].get<double>(),
+                  row.contains("peak_device_bytes")
+                      ? std::to_string(row["peak_device_bytes"].get<size_t>() >> 20).c_str()
                       : "-");
             }
             std::fflush(stdout);

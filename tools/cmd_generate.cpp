@@ -83,6 +83,7 @@ void add_generate_command(CLI::App& app) {
         engine->device_name().c_str(), o->common.kv.c_str(), st.n_seqs, st.n_seqs == 1 ? "" : "s",
         st.prompt_tokens, st.prefill_seconds > 0 ? st.prompt_tokens / st.prefill_seconds : 0.0,
         st.generated_tokens, st.decode_seconds > 0 ? st.generated_tokens / st.decode_seconds : 0.0);
+    std::fprintf(stderr, "%s\n", memory_line(*engine).c_str());
   });
 }
 

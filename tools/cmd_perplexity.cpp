@@ -52,6 +52,9 @@ void add_perplexity_command(CLI::App& app) {
           {"kv", o->common.kv},    {"device", engine->device_name()},
           {"model", dir.string()}, {"text", o->text},
           {"seconds", r.seconds}};
+      j.update(memory_json(*engine));
+      j["kv_bytes_used"] = r.kv_bytes_used;  // the largest window's, not the cache after reset
+      j["kv_bytes_reserved"] = r.kv_bytes_reserved;
       if (r.kv.compressed) {
         j["k_bits"] = r.kv.k_bits();
         j["v_bits"] = r.kv.v_bits();
