@@ -64,9 +64,8 @@ __device__ __forceinline__ uint32_t unit_offset(const uint8_t* lengths, int u) {
 }
 
 // One unit's bit stream (see the file comment). words: the block's payload; last: the index of
-// the payload section's last word (its slack word), past which nothing is loaded. kPair: the
-// table is the pair table (load_tables): one lookup of 2L bits decodes two codes.
-template <int R, int SPR, bool kPair = false>
+// the payload section's last word (its slack word), past which nothing is loaded.
+template <int R, int SPR>
 struct Stream {
   uint32_t w0, w1, nxt;
   int wi;  // index of w0
@@ -85,25 +84,13 @@ struct Stream {
                                         int shift, int lane, F&& f) {
     uint32_t win = __funnelshift_l(w1, w0, uint32_t(s));
     uint32_t t = uint32_t(s);
-    if constexpr (kPair) {
-      const uint2* tab2 = reinterpret_cast<const uint2*>(tab);
+    const uint32_t* tl = tab + (R == 1 ? 0 : lane);  // this lane's replica
 #pragma unroll
-      for (int j = 0; j < SPR; j += 2) {
-        const uint2 e = tab2[win >> shift];
-        win = __funnelshift_l(0u, win, e.x);
-        t += e.x;
-        f(j, __uint_as_float(e.x));
-        f(j + 1, __uint_as_float(e.y));
-      }
-    } else {
-      const uint32_t* tl = tab + (R == 1 ? 0 : lane);  // this lane's replica
-#pragma unroll
-      for (int j = 0; j < SPR; ++j) {
-        const uint32_t e = tl[(win >> shift) * R];
-        win = __funnelshift_l(0u, win, e);
-        t += e;
-        f(j, __uint_as_float(e));
-      }
+    for (int j = 0; j < SPR; ++j) {
+      const uint32_t e = tl[(win >> shift) * R];
+      win = __funnelshift_l(0u, win, e);
+      t += e;
+      f(j, __uint_as_float(e));
     }
     t &= 0xffu;
     if (t >= 32u) {
@@ -118,22 +105,19 @@ struct Stream {
 };
 
 // The policy of attention_decode.cuh for KVComp blocks; R: table replicas (32: one per lane),
-// SPR: codes per group (4 for codes of at most 8 bits, 2 for up to 12); kPair: codes of at most
-// 6 bits, decoded two per lookup from a pair table of 4^L entries (uint2: the first symbol as a
-// float with both lengths' sum in its low bits, the second symbol as a float), which the kernel
-// builds from the codebook's table at its start.
-template <int R, int SPR, bool kPair = false>
+// SPR: codes per group (4 for codes of at most 8 bits, 2 for up to 12).
+template <int R, int SPR>
 struct KvcompBlocks {
   using Params = KvcompAttentionParams;
-  using St = Stream<R, SPR, kPair>;
+  using St = Stream<R, SPR>;
   static constexpr bool kBlocks = true;
   static constexpr bool kWrap = true;  // window rows are rings
   static constexpr int kRowsInFlight = 8;  // window V rows per lane (a rare path)
   // Words of one table (of `bits`-bit codes) in shared memory, and the shift of a lookup.
   __host__ __device__ static size_t table_words(int bits) {
-    return kPair ? size_t(2) << (2 * bits) : (size_t(1) << bits) * R;
+    return (size_t(1) << bits) * R;
   }
-  __device__ static int shift(int bits) { return 32 - (kPair ? 2 * bits : bits); }
+  __device__ static int shift(int bits) { return 32 - bits; }
   // A tile holds whole V blocks and whole K passes.
   __host__ __device__ static int tile(const Params& p) { return p.block_v > kSub ? p.block_v : kSub; }
   __host__ __device__ static int block_v(const Params& p) { return p.block_v; }
@@ -142,20 +126,8 @@ struct KvcompBlocks {
   }
   __device__ static void load_table(const uint32_t* src, int bits, uint32_t* dst, int tid,
                                     int n_threads) {
-    if constexpr (kPair) {  // entry i: the code at the top of i's 2L bits, then the next one
-      const int n = 1 << (2 * bits);
-      const uint32_t mask = (1u << bits) - 1u;
-      for (int i = tid; i < n; i += n_threads) {
-        const uint32_t e1 = __ldg(src + (uint32_t(i) >> bits));
-        const uint32_t l1 = e1 & kDecodeEntryLenMask;
-        const uint32_t e2 = __ldg(src + ((uint32_t(i) << l1) >> bits & mask));
-        dst[2 * i] = (e1 & ~kDecodeEntryLenMask) | (l1 + (e2 & kDecodeEntryLenMask));
-        dst[2 * i + 1] = e2 & ~kDecodeEntryLenMask;
-      }
-    } else {
-      const int n = (1 << bits) * R;
-      for (int i = tid; i < n; i += n_threads) dst[i] = __ldg(src + i / R);
-    }
+    const int n = (1 << bits) * R;
+    for (int i = tid; i < n; i += n_threads) dst[i] = __ldg(src + i / R);
   }
   __device__ static void load_tables(const Params& p, uint32_t* tabs, int tid, int n_threads) {
     load_table(p.k_table, p.k_bits, tabs, tid, n_threads);
@@ -388,25 +360,13 @@ void kvcomp_attention_cuda(const CudaContext& ctx, const KvcompAttentionParams& 
   const int replicas = tuning.replicas;
   decode_attn::dispatch_shape(p, "kvcomp attention", [&](auto hd, auto g) {
     constexpr int HD = decltype(hd)::value, G = decltype(g)::value;
-    auto run = [&](auto blocks, auto mb) {
-      decode_attn::launch<HD, G, decltype(blocks), decltype(mb)::value>(
-          ctx, p, max_len, act, scratch, scratch_bytes, tuning.split_tokens);
+    auto run = [&](auto blocks) {
+      decode_attn::launch<HD, G, decltype(blocks)>(ctx, p, max_len, act, scratch, scratch_bytes,
+                                                   tuning.split_tokens);
     };
-    using Three = std::integral_constant<int, 3>;
-    using Two = std::integral_constant<int, 2>;
-    const bool three = G <= 2 && decode_attn::min_blocks_wanted() == 3;
-    if (bits <= 6 && replicas < 0) {
-      if constexpr (G <= 2)
-        if (three) return run(KvcompBlocks<1, 4, true>{}, Three{});
-      return run(KvcompBlocks<1, 4, true>{}, Two{});
-    }
-    if (bits <= 8 && replicas != 1) {
-      if constexpr (G <= 2)
-        if (three) return run(KvcompBlocks<32, 4>{}, Three{});
-      return run(KvcompBlocks<32, 4>{}, Two{});
-    }
-    if (bits <= 8) return run(KvcompBlocks<1, 4>{}, Two{});
-    return run(KvcompBlocks<1, 2>{}, Two{});
+    if (bits <= 8 && replicas != 1) return run(KvcompBlocks<32, 4>{});
+    if (bits <= 8) return run(KvcompBlocks<1, 4>{});
+    return run(KvcompBlocks<1, 2>{});
   });
 }
 

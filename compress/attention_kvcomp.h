@@ -40,20 +40,12 @@ size_t kvcomp_attention_scratch_bytes(const KvcompAttentionParams& p, int max_le
 // How the kernel lays out its decode tables; for tests and measurements.
 struct KvcompAttentionTuning {
   int split_tokens = 0;  // 0: chosen from the shape; else rounded up to the kernel's granule
-  int replicas = -1;     // -1: automatic (pair tables for codes of at most 6 bits, else one
-                         // replica per lane for at most 8 bits, else one shared table); 1 or 32:
-                         // single-code tables with that many replicas
+  int replicas = -1;     // -1: automatic (32 when bits <= 8), else 1 or 32
 };
 
 // max_len: the longest sequence of the step (sizes the split grid).
 void kvcomp_attention_cuda(const CudaContext& ctx, const KvcompAttentionParams& p, int max_len,
                            DType act, void* scratch, size_t scratch_bytes,
                            const KvcompAttentionTuning& tuning = {});
-
-// The previous fused kernel (v2 in docs/perf-log.md: one thread per token, then per channel,
-// block-wide phases), for the A/B measurement of kvcomp_bench_attention.
-size_t kvcomp_attention_v2_scratch_bytes(const KvcompAttentionParams& p, int max_len);
-void kvcomp_attention_v2_cuda(const CudaContext& ctx, const KvcompAttentionParams& p, int max_len,
-                              DType act, void* scratch, size_t scratch_bytes, int replicas);
 
 }  // namespace kvcomp

@@ -277,7 +277,11 @@ void dense_attention_cuda(const CudaContext& ctx, const KvShape& shape, const De
 
 DenseKvCacheCuda::DenseKvCacheCuda(const CudaContext& ctx, const KvShape& shape, int max_tokens,
                                    bool cublas)
-    : KvCacheCuda(ctx, shape), max_tokens_(max_tokens), cublas_(cublas), len_(shape.n_seqs, 0) {
+    : KvCacheCuda(ctx, shape),
+      max_tokens_(max_tokens),
+      cublas_(cublas ||
+              !decode_attention_supported(shape.head_dim, shape.n_heads, shape.n_kv_heads)),
+      len_(shape.n_seqs, 0) {
   d_len_ = DeviceBuffer(size_t(shape.n_seqs) * 4, "lengths");
   d_len_.zero();
   // Decode scratch for a full batch at the longest context, allocated once so that decode steps
@@ -346,7 +350,7 @@ void DenseKvCacheCuda::attend(int layer, const QkvView& x, const StepLayout& ste
                               void* out) {
   const size_t layer_off =
       size_t(layer) * shape_.n_seqs * shape_.n_kv_heads * max_tokens_ * shape_.head_dim;
-  if (step.decode && !cublas_) {
+  if (step.decode && !cublas_) {  // flash decoding where it takes the shape, else cuBLAS
     DecodeAttentionParams p;
     p.n_heads = shape_.n_heads;
     p.n_kv_heads = shape_.n_kv_heads;

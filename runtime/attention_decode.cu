@@ -3,6 +3,11 @@
 
 namespace kvcomp {
 
+bool decode_attention_supported(int head_dim, int n_heads, int n_kv_heads) {
+  const int g = n_kv_heads > 0 && n_heads % n_kv_heads == 0 ? n_heads / n_kv_heads : 0;
+  return (head_dim == 64 || head_dim == 128) && (g == 1 || g == 2 || g == 4 || g == 8);
+}
+
 size_t decode_attention_scratch_bytes(const DecodeAttentionParams& p, int max_len) {
   return decode_attn::scratch_for(p, (max_len + decode_attn::kMinSplit - 1) /
                                          decode_attn::kMinSplit);
@@ -12,14 +17,8 @@ void decode_attention_cuda(const CudaContext& ctx, const DecodeAttentionParams& 
                            DType act, void* scratch, size_t scratch_bytes, int split_tokens) {
   if (p.n_chunks == 0 || max_len == 0) return;
   decode_attn::dispatch_shape(p, "decode attention", [&](auto hd, auto g) {
-    constexpr int HD = decltype(hd)::value, G = decltype(g)::value;
-    using decode_attn::NoBlocks;
-    if constexpr (G <= 4)
-      if (decode_attn::min_blocks_wanted() == 3)
-        return decode_attn::launch<HD, G, NoBlocks, 3>(ctx, p, max_len, act, scratch,
-                                                       scratch_bytes, split_tokens);
-    decode_attn::launch<HD, G, NoBlocks, 2>(ctx, p, max_len, act, scratch, scratch_bytes,
-                                            split_tokens);
+    decode_attn::launch<decltype(hd)::value, decltype(g)::value, decode_attn::NoBlocks>(
+        ctx, p, max_len, act, scratch, scratch_bytes, split_tokens);
   });
 }
 

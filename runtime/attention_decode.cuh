@@ -26,7 +26,6 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <map>
 #include <type_traits>
 
@@ -318,8 +317,8 @@ __device__ __forceinline__ void tile(const typename B::Params& p, const uint32_t
   __syncwarp();  // the buffer is rewritten by the next tile
 }
 
-template <int HD, int G, class B, int MB>
-__global__ void __launch_bounds__(kThreads, MB)
+template <int HD, int G, class B>
+__global__ void __launch_bounds__(kThreads, 2)
     decode_kernel(const typename B::Params p, int split, int max_splits, float* part_ml,
                   float* part_acc) {
   constexpr int NV = HD / 32;
@@ -430,16 +429,6 @@ __global__ void merge_kernel(DecodeAttentionParams p, int split, int max_splits,
   }
 }
 
-// Blocks per SM a kernel is compiled for (its register cap): 2, or 3 with
-// KVCOMP_ATTN_MIN_BLOCKS=3 where the group allows it (a measurement switch).
-inline int min_blocks_wanted() {
-  static const int mb = [] {
-    const char* e = std::getenv("KVCOMP_ATTN_MIN_BLOCKS");
-    return e && std::atoi(e) == 3 ? 3 : 2;
-  }();
-  return mb;
-}
-
 // The smallest split: one tile of kSub tokens per warp.
 constexpr int kMinSplit = kWarps * kSub;
 
@@ -452,12 +441,12 @@ inline size_t scratch_for(const DecodeAttentionParams& p, int max_splits) {
 // Launches decode_kernel<HD, G, B> and the merge. The split: enough items to give every resident
 // block about two, each warp at least one tile; split_tokens > 0 forces it (rounded up to
 // kWarps tiles).
-template <int HD, int G, class B, int MB = 2>
+template <int HD, int G, class B>
 void launch(const CudaContext& ctx, const typename B::Params& p, int max_len, DType act,
             void* scratch, size_t scratch_bytes, int split_tokens) {
   const int T = B::tile(p);
   const size_t smem = Smem(HD, G, T).bytes() + B::table_bytes(p);
-  auto kernel = decode_kernel<HD, G, B, MB>;
+  auto kernel = decode_kernel<HD, G, B>;
   // Occupancy by shared-memory size; the kernel's dynamic limit raised to the largest size seen.
   static std::map<size_t, int> per_sm_of;
   static size_t limit = 0;

@@ -44,6 +44,9 @@ struct DecodeAttentionParams {
   void* out = nullptr;
 };
 
+// Whether the kernel takes the shape: head_dim 64 or 128, 1, 2, 4 or 8 query heads per KV head.
+bool decode_attention_supported(int head_dim, int n_heads, int n_kv_heads);
+
 // Scratch the launcher needs (partial softmax states of the splits) for any step of at most
 // max_len keys.
 size_t decode_attention_scratch_bytes(const DecodeAttentionParams& p, int max_len);

@@ -92,7 +92,8 @@ class KvCacheCuda {
 // Uncompressed fp16 cache, preallocated for n_seqs x max_tokens. Decode steps attend with the
 // split-K flash-decoding kernel (runtime/attention_decode.h), or with `cublas` the paper's
 // baseline: QK^T and PV as cuBLAS batched GEMMs and a softmax kernel between them (--kv
-// fp16-cublas). Prefill steps take the fused causal kernel either way.
+// fp16-cublas, and shapes flash decoding does not take). Prefill steps take the fused causal
+// kernel either way.
 class DenseKvCacheCuda : public KvCacheCuda {
  public:
   DenseKvCacheCuda(const CudaContext& ctx, const KvShape& shape, int max_tokens,

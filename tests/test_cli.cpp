@@ -2,7 +2,9 @@
 // names the file, tensor or option and what was expected.
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "tests/catch.h"
 #include "tests/shell.h"
@@ -54,6 +56,45 @@ TEST_CASE("perplexity --json prints one JSON object") {
   for (const char* key :
        {"\"ppl\"", "\"tokens\":254", "\"windows\":2", "\"kv\":\"fp16\"", "\"seconds\""})
     REQUIRE(r.out.find(key) != std::string::npos);
+}
+
+// The JSON object a run printed last: from the last line that starts with '{' to the end, or
+// (pretty-printed output) from the first such line.
+nlohmann::json last_json(const std::string& out) {
+  std::vector<size_t> starts;
+  for (size_t at = 0; at < out.size(); at = out.find('\n', at) + 1) {
+    if (out[at] == '{') starts.push_back(at);
+    if (out.find('\n', at) == std::string::npos) break;
+  }
+  for (auto it = starts.rbegin(); it != starts.rend(); ++it) {
+    const auto j = nlohmann::json::parse(out.substr(*it), nullptr, false);
+    if (!j.is_discarded()) return j;
+  }
+  FAIL("no JSON object in the output");
+  return {};
+}
+
+TEST_CASE("perplexity --json reports the KV cache's used and reserved bytes") {
+  const Run info = run("inspect --json");
+  REQUIRE(info.code == 0);
+  const int64_t per_token = last_json(info.out)["kv_bytes_per_token_fp16"].get<int64_t>();
+  auto ppl = [&](const std::string& kv) {
+    const Run r = run("perplexity --device cpu --text " + std::string(KVCOMP_DEMO_MODEL_DIR) +
+                      "/heldout.txt --ctx 1024 --max-windows 1 --json --kv " + kv);
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    return last_json(r.out);
+  };
+  const nlohmann::json fp16 = ppl("fp16"), kvcomp = ppl("kvcomp");
+  // A window of 1024 tokens feeds 1023 (the last is only a target): exactly their fp16 K/V; the
+  // CPU cache holds them as fp32.
+  REQUIRE(fp16["kv_bytes_used"].get<int64_t>() == 1023 * per_token);
+  REQUIRE(fp16["kv_bytes_reserved"].get<int64_t>() >= 2 * 1023 * per_token);
+  // The compressed cache's contents are a fraction of fp16's; it holds its blocks besides the
+  // fp32 values attention reads on the CPU.
+  REQUIRE(kvcomp["kv_bytes_used"].get<int64_t>() < fp16["kv_bytes_used"].get<int64_t>() / 2);
+  REQUIRE(kvcomp["kv_bytes_reserved"].get<int64_t>() > 2 * 1023 * per_token);
+  REQUIRE(!fp16.contains("peak_device_bytes"));  // a CPU run
 }
 
 TEST_CASE("inspect describes a model") {

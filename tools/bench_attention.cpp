@@ -2,7 +2,6 @@
 // own K and V over its held-out text, laid out as n_kv_heads heads of ctx tokens), each path
 // timed through exactly the call the runtime makes for it:
 //   kvcomp      the fused kernel over the compressed cache (kvcomp_attention_cuda, --kv kvcomp)
-//   kvcomp_v2   the previous fused kernel, for the A/B of docs/perf-log.md
 //   fp16        split-K flash decoding over the fp16 cache (decode_attention_cuda, --kv fp16)
 //   fp16_cublas cuBLAS GEMMs + softmax over the same cache (dense_attention_cuda, --kv fp16-cublas)
 // Every output is checked against attention in double over the values the path reads (the
@@ -103,7 +102,7 @@ int main(int argc, char** argv) {
   int heads = 32, reps = 30, max_ctx_b16 = 32768;
   std::string model;
   ImageOptions io;
-  bool check_out = true, with_v2 = true, bad = false;
+  bool check_out = true, bad = false;
   app.add_option("--ctx", ctxs, "Context lengths")->capture_default_str();
   app.add_option("--batch", batches, "Batch sizes")->capture_default_str();
   app.add_option("--kv-heads", kvh, "KV head counts")->capture_default_str();
@@ -122,7 +121,6 @@ int main(int argc, char** argv) {
   app.add_option("--window-v", io.window_v)->capture_default_str();
   app.add_option("--max-code-len", io.codec.max_code_len)->capture_default_str();
   app.add_flag("!--no-check", check_out, "Skip the comparison with the CPU reference");
-  app.add_flag("!--no-v2", with_v2, "Skip the previous fused kernel");
   CLI11_PARSE(app, argc, argv);
   try {
     CudaContext ctx;
@@ -151,10 +149,10 @@ int main(int argc, char** argv) {
         "%s: copy %.0f GB/s (read+write); %d SMs at %.2f GHz: %.1f T thread-instructions/s\n\n",
         pr.name, copy_gbs, pr.multiProcessorCount, clock_khz / 1e6, instr_rate / 1e12);
     std::printf(
-        "| kv heads | ctx | batch | kvcomp us | kvcomp v2 us | fp16 flash us | fp16 cuBLAS us | "
+        "| kv heads | ctx | batch | kvcomp us | fp16 flash us | fp16 cuBLAS us | "
         "kvcomp GB/s (%% copy) | fp16 flash GB/s (%% copy) | Gsym/s | instr/sym | kvcomp / "
         "flash | bits/val blocks | with window | rel err kvcomp / flash / cuBLAS |\n");
-    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     nlohmann::json rows = nlohmann::json::array();
     const std::vector<int> batch_list = parse_list(batches);
     for (int KV : parse_list(kvh))
@@ -256,17 +254,7 @@ int main(int argc, char** argv) {
           p.qkv_stride = int64_t(heads) * hd;
           p.q_col = 0;
           p.out = dout.get();
-          DeviceBuffer kscratch(
-              std::max(kvcomp_attention_scratch_bytes(p, C), kvcomp_attention_v2_scratch_bytes(p, C)),
-              "attention scratch");
-          double v2_ms = NAN, err_v2 = -1;
-          if (with_v2) {
-            v2_ms = timer.median_ms(reps, [&] {
-              kvcomp_attention_v2_cuda(ctx, p, C, DType::kF16, kscratch.get(), kscratch.bytes(),
-                                       32);
-            });
-            err_v2 = check_out16(want_kvcomp);
-          }
+          DeviceBuffer kscratch(kvcomp_attention_scratch_bytes(p, C), "attention scratch");
           const double fused_ms = timer.median_ms(reps, [&] {
             kvcomp_attention_cuda(ctx, p, C, DType::kF16, kscratch.get(), kscratch.bytes());
           });
@@ -282,9 +270,9 @@ int main(int argc, char** argv) {
           const double bits_blocks = 8.0 * blocks / (values - window / 2),
                        bits_all = 8.0 * (blocks + window) / values;
           std::printf(
-              "| %d | %d | %d | %.1f | %.1f | %.1f | %.1f | %.0f (%.0f%%) | %.0f (%.0f%%) | %.0f | "
+              "| %d | %d | %d | %.1f | %.1f | %.1f | %.0f (%.0f%%) | %.0f (%.0f%%) | %.0f | "
               "%.1f | %.2fx | %.2f | %.2f | %.1e / %.1e / %.1e |\n",
-              KV, C, B, fused_ms * 1e3, v2_ms * 1e3, flash_ms * 1e3, cublas_ms * 1e3, gbs,
+              KV, C, B, fused_ms * 1e3, flash_ms * 1e3, cublas_ms * 1e3, gbs,
               100.0 * gbs / copy_gbs, flash_gbs, 100.0 * flash_gbs / copy_gbs, sym_per_s / 1e9,
               instr_rate / sym_per_s, flash_ms / fused_ms, bits_blocks, bits_all, err_fused,
               err_flash, err_cublas);
@@ -295,12 +283,10 @@ int main(int argc, char** argv) {
                           {"batch", B},
                           {"us",
                            {{"kvcomp", fused_ms * 1e3},
-                            {"kvcomp_v2", v2_ms * 1e3},
                             {"fp16", flash_ms * 1e3},
                             {"fp16_cublas", cublas_ms * 1e3}}},
                           {"rel_err",
                            {{"kvcomp", err_fused},
-                            {"kvcomp_v2", err_v2},
                             {"fp16", err_flash},
                             {"fp16_cublas", err_cublas}}},
                           {"fp16_bytes", fp16_bytes},
@@ -311,8 +297,7 @@ int main(int argc, char** argv) {
                           {"symbols", symbols},
                           {"raw_blocks", img.raw_blocks / maxB * B},
                           {"copy_gbs", copy_gbs}});
-          if (check_out && !(err_fused < 2e-3 && err_flash < 3e-3 && err_cublas < 3e-3 &&
-                             (!with_v2 || err_v2 < 2e-3))) {
+          if (check_out && !(err_fused < 2e-3 && err_flash < 3e-3 && err_cublas < 3e-3)) {
             std::fprintf(stderr,
                          "kvcomp_bench_attention: kv heads %d, ctx %d, batch %d: an output "
                          "differs from the reference (relative errors above)\n",

@@ -36,7 +36,9 @@ def median_ms(fn, reps, flush):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ctx", default="4k,16k,32k,64k,128k")
-    ap.add_argument("--batch", default="1,8")
+    ap.add_argument("--batch", default="1,8,16")
+    ap.add_argument("--max-ctx-batch16", type=int, default=32768,
+                    help="batches above 8 run only up to this context")
     ap.add_argument("--kv-heads", default="32,8")
     ap.add_argument("--heads", type=int, default=32)
     ap.add_argument("--head-dim", type=int, default=128)
@@ -55,6 +57,8 @@ def main():
         G = H // KV
         for C in parse_list(args.ctx):
             for B in parse_list(args.batch):
+                if B > 8 and C > args.max_ctx_batch16:
+                    continue
                 k = torch.randn(B, KV, C, hd, device="cuda", dtype=torch.float16)
                 v = torch.randn(B, KV, C, hd, device="cuda", dtype=torch.float16)
                 q = torch.randn(B, H, 1, hd, device="cuda", dtype=torch.float16)

@@ -29,18 +29,27 @@ if want test; then
 fi
 
 if want memcheck; then
+  # KVCOMP_TEST_QUICK: the fused-attention test's cases of at most 6000 tokens (kernels run ~50x
+  # slower under the sanitizer).
   for t in test_ops_gpu test_attention_kvcomp_gpu test_codec_gpu; do
     [ -x "$build/tests/$t" ] || continue
-    timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 "$build/tests/$t" \
-      >"$out/memcheck_$t.log" 2>&1
+    KVCOMP_TEST_QUICK=1 timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 \
+      "$build/tests/$t" >"$out/memcheck_$t.log" 2>&1
     echo "memcheck $t: exit $? $(grep -m1 'ERROR SUMMARY' "$out/memcheck_$t.log")"
   done
+  KVCOMP_TEST_QUICK=1 timeout 300 compute-sanitizer --tool racecheck --error-exitcode 9 \
+    "$build/tests/test_attention_kvcomp_gpu" >"$out/racecheck.log" 2>&1
+  echo "racecheck test_attention_kvcomp_gpu: exit $? $(grep -m1 'SUMMARY' "$out/racecheck.log")"
 fi
 
 if want attention; then
-  "$bin/kvcomp_bench_attention" --reps "${REPS:-15}" --json "$out/attention.json" | tee "$out/attention.txt"
+  "$bin/kvcomp_bench_attention" --reps "${REPS:-15}" --json "$out/attention_bench.json" \
+    | tee "$out/attention_bench.txt"
   python3 "$root/tools/bench_attention_torch.py" --reps "${REPS:-15}" --json "$out/attention_torch.json" \
     | tee "$out/attention_torch.txt"
+  "$root/../shared/anchors/ggml-fa/run.sh" | tee "$out/ggml.txt"
+  python3 "$root/tools/attention_table.py" --bench "$out/attention_bench.json" \
+    --torch "$out/attention_torch.json" --ggml "$out/ggml.txt" --out "$out/attention.json"
 fi
 
 if want codec; then
@@ -54,7 +63,7 @@ fi
 if want e2e; then
   python3 "$root/tools/bench_ceilings.py" | tee "$out/ceilings.txt"
   "$bin/kvcomp" bench --config "$llama7b" --random-weights --ctx 128,2048 --batch 1 --n-decode 64 \
-    --kv fp16,kvcomp | tee "$out/e2e_7b_2k.txt"
+    --kv fp16,fp16-cublas,kvcomp | tee "$out/e2e_7b_2k.txt"
   "$bin/kvcomp" bench --config "$llama7b" --random-weights --ctx 32768 --batch 1,16 --n-decode 32 \
     --kv fp16,kvcomp --json >"$out/e2e_7b_32k.json"
   python3 -c "import json,sys; [print(r) for r in json.load(open('$out/e2e_7b_32k.json'))['rows']]"
