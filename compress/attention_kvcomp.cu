@@ -111,15 +111,15 @@ struct KvcompBlocks {
   using Params = KvcompAttentionParams;
   using St = Stream<R, SPR>;
   static constexpr bool kBlocks = true;
-  static constexpr bool kWrap = true;  // window rows are rings
+  static constexpr bool kWrap = true;      // window rows are rings
   static constexpr int kRowsInFlight = 8;  // window V rows per lane (a rare path)
   // Words of one table (of `bits`-bit codes) in shared memory, and the shift of a lookup.
-  __host__ __device__ static size_t table_words(int bits) {
-    return (size_t(1) << bits) * R;
-  }
+  __host__ __device__ static size_t table_words(int bits) { return (size_t(1) << bits) * R; }
   __device__ static int shift(int bits) { return 32 - bits; }
   // A tile holds whole V blocks and whole K passes.
-  __host__ __device__ static int tile(const Params& p) { return p.block_v > kSub ? p.block_v : kSub; }
+  __host__ __device__ static int tile(const Params& p) {
+    return p.block_v > kSub ? p.block_v : kSub;
+  }
   __host__ __device__ static int block_v(const Params& p) { return p.block_v; }
   static size_t table_bytes(const Params& p) {
     return 4 * (table_words(p.k_bits) + table_words(p.v_bits));
@@ -145,8 +145,7 @@ struct KvcompBlocks {
     if (ok) {
       blk = p.k_blocks[head_off * p.max_k_blocks + tb / p.block_k];
       const uint32_t h0 = __ldg(reinterpret_cast<const uint32_t*>(blk));  // mode, kind, ...
-      ok = (h0 & 0xffffu) ==
-           (uint32_t(BlockMode::kHuffman) | (uint32_t(BlockKind::kKBlock) << 8));
+      ok = (h0 & 0xffffu) == (uint32_t(BlockMode::kHuffman) | (uint32_t(BlockKind::kKBlock) << 8));
     }
     if (!__all_sync(kFull, ok)) return false;
     k_fast4<HD, G>(p, blk, tb % p.block_k, tabs, lane, q, qsum, sc);
@@ -294,8 +293,8 @@ struct KvcompBlocks {
     const BlockHeader h = load_header(blk);
     if (h.mode != uint8_t(BlockMode::kHuffman)) {  // raw: fp16 [n_tokens][HD], 4-byte aligned
       const uint16_t* vals = reinterpret_cast<const uint16_t*>(blk + raw_block_values_offset());
-      decode_attn::v_rows<HD, G, false, kRowsInFlight>([&](int i) { return vals + i * HD; }, h.n_tokens, w, lane,
-                                        O);
+      decode_attn::v_rows<HD, G, false, kRowsInFlight>([&](int i) { return vals + i * HD; },
+                                                       h.n_tokens, w, lane, O);
       return;
     }
     const BlockKind kind = BlockKind(h.kind);

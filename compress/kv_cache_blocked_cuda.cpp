@@ -156,8 +156,9 @@ bool BlockedKvCacheCuda::read(int layer, int seq, std::vector<float>& k,
 
 int64_t BlockedKvCacheCuda::reserved_bytes() const {
   size_t b = 0;
-  for (const DeviceBuffer* x : std::initializer_list<const DeviceBuffer*>{&ring_k_, &ring_v_, &scratch_k_, &scratch_v_, &d_len_, &d_done_k_,
-                                &d_done_v_, &identity_, &q16_, &scores_, &probs_, &out32_, &ptrs_})
+  for (const DeviceBuffer* x : std::initializer_list<const DeviceBuffer*>{
+           &ring_k_, &ring_v_, &scratch_k_, &scratch_v_, &d_len_, &d_done_k_, &d_done_v_,
+           &identity_, &q16_, &scores_, &probs_, &out32_, &ptrs_})
     b += x->bytes();
   return int64_t(b);
 }

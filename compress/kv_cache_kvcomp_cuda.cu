@@ -100,8 +100,8 @@ KvCompCacheCuda::KvCompCacheCuda(const CudaContext& ctx, const KvShape& shape, i
   err_ = DeviceBuffer(4, "codec flags");
   // Decode jobs of one layer for every sequence and block (the unfused path and prefill), so
   // that decode steps allocate nothing.
-  decode_jobs_ = DeviceBuffer(size_t(S) * KV * (max_kb_ + max_vb_) * sizeof(DecodeJob),
-                              "decode jobs");
+  decode_jobs_ =
+      DeviceBuffer(size_t(S) * KV * (max_kb_ + max_vb_) * sizeof(DecodeJob), "decode jobs");
   {
     // The fused kernel's split states for a full batch at the longest context, allocated once so
     // that decode steps never allocate (they may be captured into CUDA graphs).
@@ -335,8 +335,8 @@ int64_t KvCompCacheCuda::bytes() const {
 
 int64_t KvCompCacheCuda::reserved_bytes() const {
   int64_t b = BlockedKvCacheCuda::reserved_bytes();
-  for (const DeviceBuffer* x : std::initializer_list<const DeviceBuffer*>
-       {&index_k_, &index_v_, &jobs_, &hist_, &err_, &decode_jobs_, &fused_scratch_})
+  for (const DeviceBuffer* x : std::initializer_list<const DeviceBuffer*>{
+           &index_k_, &index_v_, &jobs_, &hist_, &err_, &decode_jobs_, &fused_scratch_})
     b += int64_t(x->bytes());
   if (gpu_codebooks_) b += gpu_codebooks_->reserved_bytes();
   for (const auto& a : arenas_) b += int64_t(a.buf.reserved_bytes());

@@ -404,8 +404,8 @@ bool DenseKvCacheCuda::read(int layer, int seq, std::vector<float>& k,
 
 int64_t DenseKvCacheCuda::reserved_bytes() const {
   size_t b = 0;
-  for (const DeviceBuffer* x : std::initializer_list<const DeviceBuffer*>{&d_len_, &k_, &v_, &q16_, &scores_, &probs_, &out32_, &ptrs_,
-                                &decode_scratch_})
+  for (const DeviceBuffer* x : std::initializer_list<const DeviceBuffer*>{
+           &d_len_, &k_, &v_, &q16_, &scores_, &probs_, &out32_, &ptrs_, &decode_scratch_})
     b += x->bytes();
   return int64_t(b);
 }

@@ -9,8 +9,8 @@ bool decode_attention_supported(int head_dim, int n_heads, int n_kv_heads) {
 }
 
 size_t decode_attention_scratch_bytes(const DecodeAttentionParams& p, int max_len) {
-  return decode_attn::scratch_for(p, (max_len + decode_attn::kMinSplit - 1) /
-                                         decode_attn::kMinSplit);
+  return decode_attn::scratch_for(p,
+                                  (max_len + decode_attn::kMinSplit - 1) / decode_attn::kMinSplit);
 }
 
 void decode_attention_cuda(const CudaContext& ctx, const DecodeAttentionParams& p, int max_len,

@@ -99,7 +99,7 @@ struct Smem {
 struct NoBlocks {
   using Params = DecodeAttentionParams;
   static constexpr bool kBlocks = false;
-  static constexpr bool kWrap = false;  // row = position
+  static constexpr bool kWrap = false;      // row = position
   static constexpr int kRowsInFlight = 16;  // V rows per lane
   __host__ __device__ static int tile(const Params&) { return kSub; }
   __host__ __device__ static int block_v(const Params&) { return kSub; }
@@ -168,7 +168,8 @@ __device__ __forceinline__ void v_rows(RowFn&& row, int n, const float* w, int l
           x[u][0] = y.x, x[u][1] = y.y;
         } else {
 #pragma unroll
-          for (int k = 0; k < NV / 2; ++k) x[u][k] = __ldg(reinterpret_cast<const uint32_t*>(r) + k);
+          for (int k = 0; k < NV / 2; ++k)
+            x[u][k] = __ldg(reinterpret_cast<const uint32_t*>(r) + k);
         }
       }
     }
@@ -374,7 +375,7 @@ __global__ void __launch_bounds__(kThreads, 2)
       tile<HD, G, B>(p, tabs, head_off, ta, len, k_done, v_done, sq, sqsum, wbuf, bbuf, lane, m,
                      lsum, O);
 
-    // ---- merge the warps: (m, l) first, then O scaled to the block's max.
+      // ---- merge the warps: (m, l) first, then O scaled to the block's max.
 #pragma unroll
     for (int g = 0; g < G; ++g) lsum[g] = warp_sum(lsum[g]);
     if (lane == 0)

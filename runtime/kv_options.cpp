@@ -9,15 +9,12 @@ struct ModeName {
   KvMode mode;
   const char* name;
 };
-constexpr ModeName kModes[] = {{KvMode::kFp16, "fp16"},
-                               {KvMode::kFp16Cublas, "fp16-cublas"},
-                               {KvMode::kKvcomp, "kvcomp"},
-                               {KvMode::kKvcompUnfused, "kvcomp-unfused"},
-                               {KvMode::kKivi2, "kivi2"},
-                               {KvMode::kKivi4, "kivi4"},
-                               {KvMode::kInt8, "int8"},
-                               {KvMode::kFp8, "fp8"},
-                               {KvMode::kFp32, "fp32"}};
+constexpr ModeName kModes[] = {
+    {KvMode::kFp16, "fp16"},     {KvMode::kFp16Cublas, "fp16-cublas"},
+    {KvMode::kKvcomp, "kvcomp"}, {KvMode::kKvcompUnfused, "kvcomp-unfused"},
+    {KvMode::kKivi2, "kivi2"},   {KvMode::kKivi4, "kivi4"},
+    {KvMode::kInt8, "int8"},     {KvMode::kFp8, "fp8"},
+    {KvMode::kFp32, "fp32"}};
 }  // namespace
 
 const char* kv_mode_name(KvMode m) {

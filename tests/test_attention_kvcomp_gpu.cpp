@@ -65,8 +65,8 @@ struct Case {
   int max_code_len;
   int replicas;
   int split;
-  bool v_params32 = false;  // every V block with 32-bit token params (kV)
-  int quiet_every = 0;      // see synthetic_kv: a mix of compact and kV V blocks
+  bool v_params32 = false;       // every V block with 32-bit token params (kV)
+  int quiet_every = 0;           // see synthetic_kv: a mix of compact and kV V blocks
   int block_k = 0, block_v = 0;  // 0: 64 / 128 (or as the windows below imply)
 };
 

@@ -323,14 +323,14 @@ TEST_CASE("dense decode attention (flash and cuBLAS) equals attention_ref", "[gp
               for (int s = 0; s < n_seqs; ++s)
                 chunks.push_back({s, step_i == 0 ? su.prompt[s] : 1});
               // The long setup's prefill is not checked (its reference would take minutes).
-              worst = std::max(worst, dense_step_err(ctx, cache, ref, chunks, step_i > 0, len,
-                                                     heads, kv_heads, hd, DType::kF16,
-                                                     rope ? &inv : nullptr, d_inv.as<float>(),
-                                                     si == 0 || step_i > 0));
+              worst =
+                  std::max(worst, dense_step_err(ctx, cache, ref, chunks, step_i > 0, len, heads,
+                                                 kv_heads, hd, DType::kF16, rope ? &inv : nullptr,
+                                                 d_inv.as<float>(), si == 0 || step_i > 0));
             }
-            INFO((cublas ? "cuBLAS" : "flash") << " setup " << si << " rope " << rope
-                                               << " head_dim " << hd << " heads " << heads << "/"
-                                               << kv_heads << " worst rel err " << worst);
+            INFO((cublas ? "cuBLAS" : "flash")
+                 << " setup " << si << " rope " << rope << " head_dim " << hd << " heads " << heads
+                 << "/" << kv_heads << " worst rel err " << worst);
             std::printf("dense %s attention, setup %zu%s hd=%d heads=%d/%d: worst rel err %.2e\n",
                         cublas ? "cuBLAS" : "flash", si, rope ? " (rope_append)" : "", hd, heads,
                         kv_heads, worst);

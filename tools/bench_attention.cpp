@@ -96,8 +96,9 @@ double worst_seq_err(const std::vector<uint16_t>& got16, const std::vector<float
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Decode attention on real K/V statistics: fused KVComp vs fp16 flash decoding vs "
-               "fp16 cuBLAS"};
+  CLI::App app{
+      "Decode attention on real K/V statistics: fused KVComp vs fp16 flash decoding vs "
+      "fp16 cuBLAS"};
   std::string ctxs = "4k,16k,32k,64k,128k", batches = "1,8,16", kvh = "32,8", json_out;
   int heads = 32, reps = 30, max_ctx_b16 = 32768;
   std::string model;
@@ -108,8 +109,7 @@ int main(int argc, char** argv) {
   app.add_option("--kv-heads", kvh, "KV head counts")->capture_default_str();
   app.add_option("--heads", heads, "Query heads")->capture_default_str();
   app.add_option("--reps", reps, "Timed runs per variant (median)")->capture_default_str();
-  app.add_option("--max-ctx-batch16", max_ctx_b16,
-                 "Batches above 8 run only up to this context")
+  app.add_option("--max-ctx-batch16", max_ctx_b16, "Batches above 8 run only up to this context")
       ->capture_default_str();
   app.add_option("--model", model, "Model whose K/V statistics are used (default: demo)");
   app.add_option("--json", json_out, "Write the results as JSON to this file");
@@ -135,8 +135,8 @@ int main(int argc, char** argv) {
     {
       DeviceBuffer c1(size_t(1) << 31, "copy test"), c2(size_t(1) << 31, "copy test");
       const double copy_ms = timer.median_ms(10, [&] {
-        KVCOMP_CUDA_CHECK(cudaMemcpyAsync(c2.get(), c1.get(), c1.bytes(),
-                                          cudaMemcpyDeviceToDevice, ctx.stream()));
+        KVCOMP_CUDA_CHECK(cudaMemcpyAsync(c2.get(), c1.get(), c1.bytes(), cudaMemcpyDeviceToDevice,
+                                          ctx.stream()));
       });
       copy_gbs = 2.0 * c1.bytes() / (copy_ms * 1e-3) / 1e9;
     }
@@ -277,26 +277,25 @@ int main(int argc, char** argv) {
               instr_rate / sym_per_s, flash_ms / fused_ms, bits_blocks, bits_all, err_fused,
               err_flash, err_cublas);
           std::fflush(stdout);
-          rows.push_back({{"kv_heads", KV},
-                          {"heads", heads},
-                          {"ctx", C},
-                          {"batch", B},
-                          {"us",
-                           {{"kvcomp", fused_ms * 1e3},
-                            {"fp16", flash_ms * 1e3},
-                            {"fp16_cublas", cublas_ms * 1e3}}},
-                          {"rel_err",
-                           {{"kvcomp", err_fused},
-                            {"fp16", err_flash},
-                            {"fp16_cublas", err_cublas}}},
-                          {"fp16_bytes", fp16_bytes},
-                          {"block_bytes", blocks},
-                          {"window_bytes", window},
-                          {"bits_per_value_blocks", bits_blocks},
-                          {"bits_per_value_with_window", bits_all},
-                          {"symbols", symbols},
-                          {"raw_blocks", img.raw_blocks / maxB * B},
-                          {"copy_gbs", copy_gbs}});
+          rows.push_back(
+              {{"kv_heads", KV},
+               {"heads", heads},
+               {"ctx", C},
+               {"batch", B},
+               {"us",
+                {{"kvcomp", fused_ms * 1e3},
+                 {"fp16", flash_ms * 1e3},
+                 {"fp16_cublas", cublas_ms * 1e3}}},
+               {"rel_err",
+                {{"kvcomp", err_fused}, {"fp16", err_flash}, {"fp16_cublas", err_cublas}}},
+               {"fp16_bytes", fp16_bytes},
+               {"block_bytes", blocks},
+               {"window_bytes", window},
+               {"bits_per_value_blocks", bits_blocks},
+               {"bits_per_value_with_window", bits_all},
+               {"symbols", symbols},
+               {"raw_blocks", img.raw_blocks / maxB * B},
+               {"copy_gbs", copy_gbs}});
           if (check_out && !(err_fused < 2e-3 && err_flash < 3e-3 && err_cublas < 3e-3)) {
             std::fprintf(stderr,
                          "kvcomp_bench_attention: kv heads %d, ctx %d, batch %d: an output "
@@ -308,7 +307,9 @@ int main(int argc, char** argv) {
       }
     if (!json_out.empty()) {
       std::ofstream(json_out) << nlohmann::json{
-          {"device", pr.name}, {"copy_gbs", copy_gbs}, {"rows", rows}}.dump(2);
+          {"device", pr.name},
+          {"copy_gbs", copy_gbs},
+          {"rows", rows}}.dump(2);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kvcomp_bench_attention: error: %s\n", e.what());

@@ -125,15 +125,14 @@ void add_bench_command(CLI::App& app) {
     nlohmann::json rows = nlohmann::json::array();
     if (!o->json) {
       std::printf("model: %s\ndevice: %s\n\n", model_name.c_str(), engine->device_name().c_str());
-      std::printf("| %-11s | %5s | %7s | %12s | %12s | %9s | %11s | %11s | %7s | %10s | %s\n",
-                  "kv", "batch", "ctx", "prefill t/s", "decode t/s", "step ms", "KV used MiB",
+      std::printf("| %-11s | %5s | %7s | %12s | %12s | %9s | %11s | %11s | %7s | %10s | %s\n", "kv",
+                  "batch", "ctx", "prefill t/s", "decode t/s", "step ms", "KV used MiB",
                   "KV rsvd MiB", "ratio", "peak MiB", "note");
-      std::printf("|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", std::string(13, '-').c_str(),
-                  std::string(7, '-').c_str(), std::string(9, '-').c_str(),
-                  std::string(14, '-').c_str(), std::string(14, '-').c_str(),
-                  std::string(11, '-').c_str(), std::string(13, '-').c_str(),
-                  std::string(13, '-').c_str(), std::string(9, '-').c_str(),
-                  std::string(12, '-').c_str());
+      std::printf(
+          "|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", std::string(13, '-').c_str(),
+          std::string(7, '-').c_str(), std::string(9, '-').c_str(), std::string(14, '-').c_str(),
+          std::string(14, '-').c_str(), std::string(11, '-').c_str(), std::string(13, '-').c_str(),
+          std::string(13, '-').c_str(), std::string(9, '-').c_str(), std::string(12, '-').c_str());
     }
     std::mt19937 rng(uint32_t(o->seed) + 17);
     std::uniform_int_distribution<int> tok(3, cfg.vocab_size - 1);
@@ -192,8 +191,9 @@ void add_bench_command(CLI::App& app) {
             // fp16 cache reserves, less its small scratch) over what this cache reserves.
             row["kv_ratio"] = double(row["kv_bytes_fp16"].get<int64_t>()) /
                               double(std::max<int64_t>(1, row["kv_bytes_reserved"].get<int64_t>()));
-            row["kv_ratio_used"] = double(row["kv_bytes_fp16"].get<int64_t>()) /
-                                   double(std::max<int64_t>(1, row["kv_bytes_used"].get<int64_t>()));
+            row["kv_ratio_used"] =
+                double(row["kv_bytes_fp16"].get<int64_t>()) /
+                double(std::max<int64_t>(1, row["kv_bytes_used"].get<int64_t>()));
             const KvStats st = engine->kv_stats();
             if (st.compressed) {
               row["k_bits"] = st.k_bits();
@@ -207,9 +207,10 @@ void add_bench_command(CLI::App& app) {
           engine->start(1, 1, KvOptions{});  // release this row's cache
           if (!o->json) {
             if (row.contains("error")) {
-              std::printf("| %-11s | %5d | %7d | %12s | %12s | %9s | %11s | %11s | %7s | %10s | %s\n",
-                          mode.c_str(), b, c, "-", "-", "-", "-", "-", "-", "-",
-                          row["error"].get<std::string>().c_str());
+              std::printf(
+                  "| %-11s | %5d | %7d | %12s | %12s | %9s | %11s | %11s | %7s | %10s | %s\n",
+                  mode.c_str(), b, c, "-", "-", "-", "-", "-", "-", "-",
+                  row["error"].get<std::string>().c_str());
             } else {
               std::printf(
                   "| %-11s | %5d | %7d | %12.0f | %12.1f | %9.3f | %11.1f | %11.1f | %6.2fx | %10s "
@@ -218,7 +219,8 @@ void add_bench_command(CLI::App& app) {
                   row["decode_tokens_per_s"].get<double>(),
                   row["decode_step_ms_median"].get<double>(),
                   row["kv_bytes_used"].get<int64_t>() / 1048576.0,
-                  row["kv_bytes_reserved"].get<int64_t>() / 1048576.0, row["kv_ratio"].get<double>(),
+                  row["kv_bytes_reserved"].get<int64_t>() / 1048576.0,
+                  row["kv_ratio"].get<double>(),
                   row.contains("peak_device_bytes")
                       ? std::to_string(row["peak_device_bytes"].get<size_t>() >> 20).c_str()
                       : "-");
