@@ -43,7 +43,7 @@ class Engine {
 
   // Tokens held by sequence `seq`.
   virtual int length(int seq) const = 0;
-  // Bytes the KV cache holds now.
+  // Bytes the KV cache's contents take now.
   virtual int64_t kv_bytes() const = 0;
   // Memory the KV cache holds (device memory on the GPU, host memory on the CPU), at capacity.
   virtual int64_t kv_bytes_reserved() const = 0;

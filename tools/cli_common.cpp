@@ -16,17 +16,15 @@
 
 namespace kvcomp::cli {
 
-namespace {
-bool on_gpu(const Engine& engine) {
+bool runs_on_gpu(const Engine& engine) {
   return engine.device_name().rfind("cuda", 0) == 0;
 }
-}  // namespace
 
 nlohmann::json memory_json(const Engine& engine) {
   nlohmann::json j = {{"kv_bytes_used", engine.kv_bytes()},
                       {"kv_bytes_reserved", engine.kv_bytes_reserved()}};
 #ifdef KVCOMP_HAVE_CUDA
-  if (on_gpu(engine)) j["peak_device_bytes"] = device_bytes_peak();
+  if (runs_on_gpu(engine)) j["peak_device_bytes"] = device_bytes_peak();
 #endif
   return j;
 }
@@ -35,7 +33,7 @@ std::string memory_line(const Engine& engine) {
   std::string s = "KV cache " + format_bytes(double(engine.kv_bytes())) + " used, " +
                   format_bytes(double(engine.kv_bytes_reserved())) + " reserved";
 #ifdef KVCOMP_HAVE_CUDA
-  if (on_gpu(engine)) s += "; peak device memory " + format_bytes(double(device_bytes_peak()));
+  if (runs_on_gpu(engine)) s += "; peak device memory " + format_bytes(double(device_bytes_peak()));
 #endif
   return s;
 }

@@ -48,6 +48,8 @@ void add_window_options(CLI::App* cmd, std::string& text, PerplexityOptions& ppl
 // --prefill as given, else perplexity_default_prefill(ctx).
 int window_prefill(int prefill, int ctx);
 
+// Whether the engine runs on the GPU.
+bool runs_on_gpu(const Engine& engine);
 // Memory of a run, the same keys in every command that prints them: kv_bytes_used (what the
 // cache's contents take), kv_bytes_reserved (what the cache holds, at capacity: device memory on
 // the GPU, host memory on the CPU) and, for GPU runs, peak_device_bytes (every device

@@ -119,7 +119,7 @@ void add_bench_command(CLI::App& app) {
     }
     const LlamaConfig& cfg = engine->config();
 #ifdef KVCOMP_HAVE_CUDA
-    const bool on_gpu = engine->device_name().rfind("cuda", 0) == 0;
+    const bool on_gpu = runs_on_gpu(*engine);
 #endif
 
     nlohmann::json rows = nlohmann::json::array();
@@ -186,9 +186,9 @@ void add_bench_command(CLI::App& app) {
             row["decode_tokens_per_s"] = b * 1000.0 / med;
             row.update(memory_json(*engine));
             row["kv_bytes_fp16"] = int64_t(b) * (c + steps) * cfg.kv_bytes_per_token_fp16();
-            // Compression ratio of the contents (recent window included), and of the blocks.
-            // What a user reads first: the fp16 store of the same batch and context (what the
-            // fp16 cache reserves, less its small scratch) over what this cache reserves.
+            // The ratio a user reads first: the fp16 store of the same batch and context (what the
+            // fp16 cache reserves, less its small scratch) over what this cache reserves; then
+            // the same over the contents (recent window included).
             row["kv_ratio"] = double(row["kv_bytes_fp16"].get<int64_t>()) /
                               double(std::max<int64_t>(1, row["kv_bytes_reserved"].get<int64_t>()));
             row["kv_ratio_used"] =

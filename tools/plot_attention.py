@@ -2,8 +2,9 @@
 """Decode attention latency against context, one panel per (KV heads, batch), from the
 benchmarks' outputs:
 
-  kvcomp_bench_attention --json A.json     rows: kv_heads, ctx, batch, cublas_ms, fused_ms
-                                           (and unfused_ms when the run measured it)
+  kvcomp_bench_attention --json A.json     rows: kv_heads, ctx, batch, us {kvcomp, fp16,
+                                           fp16_cublas} (older files: cublas_ms, fused_ms)
+  docs/bench/attention.json                the same with torch and ggml in "us"
   tools/bench_attention_torch.py --json T.json   rows: kv_heads, ctx, batch, eager_ms, sdpa_ms
 
 Either file may also be the markdown table the benchmark prints (docs/bench/*.txt). Writes
@@ -24,15 +25,27 @@ import sys
 # Series: (key in a row, legend title, gnuplot style).
 SERIES = [
     ("cublas_ms", "fp16 cache, cuBLAS", "lc rgb '#1f77b4' pt 7"),
+    ("flash_ms", "fp16 cache, flash decoding", "lc rgb '#17becf' pt 6"),
     ("fused_ms", "kvcomp fused", "lc rgb '#d62728' pt 5"),
     ("unfused_ms", "kvcomp unfused (decode to fp16 + cuBLAS)", "lc rgb '#ff7f0e' pt 9"),
     ("eager_ms", "torch matmul-softmax-matmul", "lc rgb '#2ca02c' pt 11 dt 2"),
     ("sdpa_ms", "torch SDPA", "lc rgb '#9467bd' pt 13 dt 2"),
+    ("ggml_f16_ms", "llama.cpp flash attention, f16", "lc rgb '#8c564b' pt 4 dt 3"),
+    ("ggml_q8_0_ms", "llama.cpp flash attention, q8_0", "lc rgb '#e377c2' pt 8 dt 3"),
 ]
+
+# The "us" objects of kvcomp_bench_attention's rows and of docs/bench/attention.json
+# (microseconds) -> row keys (milliseconds).
+US_KEYS = {"kvcomp": "fused_ms", "fp16": "flash_ms", "fp16_cublas": "cublas_ms",
+           "torch_eager": "eager_ms", "torch_sdpa": "sdpa_ms", "ggml_f16": "ggml_f16_ms",
+           "ggml_q8_0": "ggml_q8_0_ms"}
 
 # Markdown table columns (microseconds) -> row keys (milliseconds).
 TABLE_COLUMNS = {
     "cublas us": "cublas_ms",
+    "kvcomp us": "fused_ms",
+    "fp16 flash us": "flash_ms",
+    "fp16 cublas us": "cublas_ms",
     "fused us": "fused_ms",
     "unfused us": "unfused_ms",
     "matmul-softmax-matmul us": "eager_ms",
@@ -95,6 +108,9 @@ def read_rows(path):
             for k in ("kv_heads", "ctx", "batch"):
                 if k not in r:
                     fail("%s: a row has no '%s'" % (path, k))
+            for k, v in (r.get("us") or {}).items():
+                if k in US_KEYS and isinstance(v, (int, float)):
+                    r[US_KEYS[k]] = v / 1000.0
         return rows
     return read_table(path, text)
 
