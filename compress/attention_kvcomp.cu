@@ -22,9 +22,20 @@
 // ahead of its use). Per symbol: shift, address, table load, funnel shift, add, and G FMAs with
 // the entry read as a float (within 2^-18 of the symbol); per group: the window and the advance.
 //
+// Fixed-length codes (kvcomp-fixed: every code has B bits, the code of s is s). A unit is its
+// symbols bit-packed MSB-first, so 32 symbols are exactly B words and symbol i sits at bits
+// [B i, B i + B): the fast paths load the words and unpack each symbol with one shift (a funnel
+// shift when it straddles two words) and one LOP3 that puts it in mantissa bits [23 - B, 23)
+// under the exponent of 1.0, giving f = 1 + s 2^-B; no table, no serial dependency, no
+// conversion. Sums of f become sums of s by the exact identity
+//   sum_i x_i s_i = 2^B (sum_i x_i f_i - sum_i x_i),
+// with f in [1, 2) so the subtraction loses nothing that matters (fp32 error ~2^-19 of a step).
+//
 // Slow paths, for what is rare: K tokens of raw or channel-wise blocks, or a pass that mixes
 // blocks and window rows, one token at a time (k_token); raw V blocks as fp16 rows.
 #include <cuda_fp16.h>
+
+#include <utility>
 
 #include "compress/attention_kvcomp.h"
 #include "compress/format.h"
@@ -61,6 +72,67 @@ __device__ __forceinline__ uint32_t unit_offset(const uint8_t* lengths, int u) {
   const int rem = u & 3;
   if (rem) sum = __dp4a(__ldg(w + full) & ((1u << (8 * rem)) - 1u), 0x01010101u, sum);
   return sum;
+}
+
+// Calls f(std::integral_constant<int, i>) for i = 0..N-1: indices known at compile time, so the
+// bit positions of fixed-length symbols fold into constants.
+template <typename F, int... I>
+__device__ __forceinline__ void static_for_impl(F&& f, std::integer_sequence<int, I...>) {
+  (f(std::integral_constant<int, I>{}), ...);
+}
+template <int N, typename F>
+__device__ __forceinline__ void static_for(F&& f) {
+  static_for_impl(f, std::make_integer_sequence<int, N>{});
+}
+
+// Symbol I of 32 B-bit symbols packed MSB-first in w[0, B) (byte-swapped words), as the float
+// 1 + s 2^-B (see the file comment).
+template <int B, int I>
+__device__ __forceinline__ float fixed_symbol(const uint32_t (&w)[B]) {
+  constexpr int p = I * B, j = p / 32, o = p % 32;  // the field is bits [o, o + B) of w[j]...
+  constexpr uint32_t mask = ((1u << B) - 1u) << (23 - B);
+  uint32_t x;
+  if constexpr (o + B <= 32) {
+    if constexpr (o <= 9) {
+      x = w[j] >> (9 - o);  // bits [32 - o - B, 32 - o) to [23 - B, 23)
+    } else {
+      x = w[j] << (o - 9);
+    }
+  } else {  // ... running into w[j + 1]: the 64 bits w[j]:w[j + 1] shifted right
+    x = __funnelshift_r(w[j + 1], w[j], uint32_t(41 - o));
+  }
+  return __uint_as_float((x & mask) | 0x3f800000u);
+}
+
+// Calls f(integral_constant B) for a fixed-length code of B bits that the fast paths unpack;
+// false for other lengths (0: not a fixed-length code).
+template <typename F>
+__device__ __forceinline__ bool with_fixed_bits(int bits, F&& f) {
+  switch (bits) {
+    case 2:
+      f(std::integral_constant<int, 2>{});
+      return true;
+    case 3:
+      f(std::integral_constant<int, 3>{});
+      return true;
+    case 4:
+      f(std::integral_constant<int, 4>{});
+      return true;
+    case 5:
+      f(std::integral_constant<int, 5>{});
+      return true;
+    case 6:
+      f(std::integral_constant<int, 6>{});
+      return true;
+    case 7:
+      f(std::integral_constant<int, 7>{});
+      return true;
+    case 8:
+      f(std::integral_constant<int, 8>{});
+      return true;
+    default:
+      return false;
+  }
 }
 
 // One unit's bit stream (see the file comment). words: the block's payload; last: the index of
@@ -105,8 +177,9 @@ struct Stream {
 };
 
 // The policy of attention_decode.cuh for KVComp blocks; R: table replicas (32: one per lane),
-// SPR: codes per group (4 for codes of at most 8 bits, 2 for up to 12).
-template <int R, int SPR>
+// SPR: codes per group (4 for codes of at most 8 bits, 2 for up to 12); kFixed: full blocks of a
+// fixed-length codebook (p.k_fixed_bits, p.v_fixed_bits) are unpacked, not looked up.
+template <int R, int SPR, bool kFixed = false>
 struct KvcompBlocks {
   using Params = KvcompAttentionParams;
   using St = Stream<R, SPR>;
@@ -137,7 +210,7 @@ struct KvcompBlocks {
   // The lane's four tokens tb..tb+3, when every lane's are in Huffman kKBlock blocks: the fast
   // path; false (nothing done) otherwise.
   template <int HD, int G>
-  __device__ static bool k_sub(const Params& p, const uint32_t* tabs, int64_t head_off, int tb,
+  __device__ __forceinline__ static bool k_sub(const Params& p, const uint32_t* tabs, int64_t head_off, int tb,
                                int k_done, int lane, const float* q, const float* qsum,
                                float (&sc)[4][G]) {
     const uint8_t* blk = nullptr;
@@ -148,8 +221,107 @@ struct KvcompBlocks {
       ok = (h0 & 0xffffu) == (uint32_t(BlockMode::kHuffman) | (uint32_t(BlockKind::kKBlock) << 8));
     }
     if (!__all_sync(kFull, ok)) return false;
+    if constexpr (kFixed) {
+      if (with_fixed_bits(p.k_fixed_bits, [&](auto b) {
+            k_fixed4<HD, G, decltype(b)::value>(blk, tb % p.block_k, q, qsum, sc);
+          }))
+        return true;
+    }
     k_fast4<HD, G>(p, blk, tb % p.block_k, tabs, lane, q, qsum, sc);
     return true;
+  }
+
+  // Units u..u+3 of a kKBlock block of B-bit fixed-length codes: the scores of the lane's four
+  // tokens. A unit is HD * B / 32 words; each 32-channel group of it, B words.
+  template <int HD, int G, int B>
+  __device__ __forceinline__ static void k_fixed4(const uint8_t* blk, int u, const float* q, const float* qsum,
+                                  float (&sc)[4][G]) {
+    constexpr int UW = HD * B / 32;
+    constexpr int kChan = G >= 4 ? 1 : 4;  // channels of q per shared-memory load
+    const BlockHeader h = load_header(blk);
+    const uint32_t* words = reinterpret_cast<const uint32_t*>(
+                                blk + block_payload_offset(BlockKind::kKBlock, h.n_tokens, HD)) +
+                            u * UW;
+    float acc[4][G];
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int g = 0; g < G; ++g) acc[j][g] = 0.0f;
+#pragma unroll 1
+    for (int c0 = 0; c0 < HD; c0 += 32) {
+      uint32_t w[4][B];
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+#pragma unroll
+        for (int k = 0; k < B; ++k) w[j][k] = bswap32(__ldg(words + j * UW + (c0 / 32) * B + k));
+      float qv[kChan * G];
+      static_for<32>([&](auto ic) {
+        constexpr int i = decltype(ic)::value;
+        if constexpr (i % kChan == 0) load_f(q + (c0 + i) * G, qv);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const float f = fixed_symbol<B, i>(w[j]);
+#pragma unroll
+          for (int g = 0; g < G; ++g) acc[j][g] = fmaf(qv[(i % kChan) * G + g], f, acc[j][g]);
+        }
+      });
+    }
+    // q.k' = d (sum_c q_c s_c + m0 sum_c q_c) = d (2^B acc + (m0 - 2^B) sum_c q_c)
+    constexpr float kScale = float(1 << B);
+    const float off = float(h.m0) - kScale;
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int g = 0; g < G; ++g) sc[j][g] = (kScale * acc[j][g] + off * qsum[g]) * h.d;
+  }
+
+  // O += a V block of n tokens (a multiple of 32) in B-bit fixed-length codes, whose payload is
+  // at `payload`, weighted by w [n][G] (bias as for v_block). Lane l's units are its channels
+  // NV*l.., each n * B / 32 words.
+  template <int HD, int G, int B>
+  __device__ __forceinline__ static void v_fixed(const uint32_t* payload, int n, const float* w,
+                                 const float* bias, int lane, float (&O)[HD / 32][G]) {
+    constexpr int NV = HD / 32;
+    constexpr int kTok = G >= 4 ? 1 : 4;  // tokens of w per shared-memory load
+    constexpr float kScale = float(1 << B);
+    const int UW = n * B / 32;
+    const uint32_t* words = payload + NV * lane * UW;
+    // O is scaled by 2^-B, accumulates sum_t w_t f_tc, and is scaled back (exact powers of two).
+    float ws[G];
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      ws[g] = 0.0f;
+#pragma unroll
+      for (int j = 0; j < NV; ++j) O[j][g] *= 1.0f / kScale;
+    }
+#pragma unroll 1
+    for (int t0 = 0; t0 < n; t0 += 32) {
+      uint32_t x[NV][B];
+#pragma unroll
+      for (int j = 0; j < NV; ++j)
+#pragma unroll
+        for (int k = 0; k < B; ++k) x[j][k] = bswap32(__ldg(words + j * UW + (t0 / 32) * B + k));
+      float wv[kTok * G];
+      static_for<32>([&](auto ic) {
+        constexpr int i = decltype(ic)::value;
+        if constexpr (i % kTok == 0) load_f(w + (t0 + i) * G, wv);
+#pragma unroll
+        for (int g = 0; g < G; ++g) ws[g] += wv[(i % kTok) * G + g];
+#pragma unroll
+        for (int j = 0; j < NV; ++j) {
+          const float f = fixed_symbol<B, i>(x[j]);
+#pragma unroll
+          for (int g = 0; g < G; ++g) O[j][g] = fmaf(wv[(i % kTok) * G + g], f, O[j][g]);
+        }
+      });
+    }
+    // sum_t w_t (s_tc + m0_t) = 2^B (sum_t w_t f_tc - sum_t w_t) + bias
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      const float off = bias[g] - kScale * ws[g];
+#pragma unroll
+      for (int j = 0; j < NV; ++j) O[j][g] = fmaf(kScale, O[j][g], off);
+    }
   }
 
   // Units u..u+3 of a Huffman kKBlock block: the scores of the lane's four tokens.
@@ -285,7 +457,7 @@ struct KvcompBlocks {
 
   // O += the V block b's values weighted by w [n_tokens][G] (bias[g] = sum_t w_tg m0_t).
   template <int HD, int G>
-  __device__ static void v_block(const Params& p, const uint32_t* tabs, int64_t head_off, int b,
+  __device__ __forceinline__ static void v_block(const Params& p, const uint32_t* tabs, int64_t head_off, int b,
                                  const float* w, const float* bias, int lane,
                                  float (&O)[HD / 32][G]) {
     constexpr int NV = HD / 32;
@@ -300,6 +472,12 @@ struct KvcompBlocks {
     const BlockKind kind = BlockKind(h.kind);
     const uint32_t* words =
         reinterpret_cast<const uint32_t*>(blk + block_payload_offset(kind, h.n_tokens, HD));
+    if constexpr (kFixed) {  // blocks of whole 32-token groups: every unit is whole words
+      if (h.n_tokens % 32 == 0 && with_fixed_bits(p.v_fixed_bits, [&](auto b) {
+            v_fixed<HD, G, decltype(b)::value>(words, h.n_tokens, w, bias, lane, O);
+          }))
+        return;
+    }
     const int last = int(round_up4(h.payload_bytes) >> 2);
     const uint8_t* lens = blk + block_lengths_offset();
     const uint32_t lw = NV == 4 ? __ldg(reinterpret_cast<const uint32_t*>(lens) + lane)
@@ -363,6 +541,8 @@ void kvcomp_attention_cuda(const CudaContext& ctx, const KvcompAttentionParams& 
       decode_attn::launch<HD, G, decltype(blocks)>(ctx, p, max_len, act, scratch, scratch_bytes,
                                                    tuning.split_tokens);
     };
+    const bool fixed = (p.k_fixed_bits >= 2 || p.v_fixed_bits >= 2) && tuning.fixed_paths;
+    if (bits <= 8 && fixed) return run(KvcompBlocks<32, 4, true>{});
     if (bits <= 8 && replicas != 1) return run(KvcompBlocks<32, 4>{});
     if (bits <= 8) return run(KvcompBlocks<1, 4>{});
     return run(KvcompBlocks<1, 2>{});

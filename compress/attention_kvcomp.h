@@ -31,6 +31,9 @@ struct KvcompAttentionParams : DecodeAttentionParams {
   const uint32_t* k_table = nullptr;
   const uint32_t* v_table = nullptr;
   int k_bits = 0, v_bits = 0;
+  // Codebook::fixed_bits() of the two codebooks: > 0 when every code has that length, so full
+  // blocks are unpacked at known bit positions instead of looked up code by code.
+  int k_fixed_bits = 0, v_fixed_bits = 0;
 };
 
 // Scratch the launcher needs for any step of at most max_len keys (partial softmax states of the
@@ -41,6 +44,7 @@ size_t kvcomp_attention_scratch_bytes(const KvcompAttentionParams& p, int max_le
 struct KvcompAttentionTuning {
   int split_tokens = 0;  // 0: chosen from the shape; else rounded up to the kernel's granule
   int replicas = -1;     // -1: automatic (32 when bits <= 8), else 1 or 32
+  bool fixed_paths = true;  // false: fixed-length codes are decoded by table lookup like any code
 };
 
 // max_len: the longest sequence of the step (sizes the split grid).

@@ -865,7 +865,7 @@ void upload_codebooks(const std::vector<const Codebook*>& cbs, DeviceBuffer& tab
   const uint32_t* base = tables.as<const uint32_t>();
   for (size_t i = 0; i < cbs.size(); ++i) {
     host_views.push_back(GpuCodebookView{base + enc_at[i], base + dec_at[i], cbs[i]->max_len(),
-                                         cbs[i]->max_symbol()});
+                                         cbs[i]->max_symbol(), cbs[i]->fixed_bits()});
   }
   views = DeviceBuffer(host_views.size() * sizeof(GpuCodebookView), "codebook views");
   views.upload(host_views.data(), host_views.size() * sizeof(GpuCodebookView));

@@ -47,6 +47,7 @@ struct GpuCodebookView {
   const uint32_t* decode;  // [1 << max_len] Codebook::gpu_table() entries (format.h)
   int max_len;             // L: the longest code, 1..kMaxCodeLen; the decode table has 2^L slots
   int max_symbol;          // alphabet size - 1; larger symbols make a block raw (kSymbols)
+  int fixed_bits;          // Codebook::fixed_bits(): the length of every code, or 0
 };
 
 // Owns the device copies of a list of codebooks (e.g. per layer K, V [, per head]); kernels

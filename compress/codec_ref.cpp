@@ -24,6 +24,11 @@ void validate_codec_options(const CodecOptions& o) {
         "codec option max_code_len = ", o.max_code_len, ": expected 1..", kMaxCodeLen);
 }
 
+Codebook make_codebook(const CodecOptions& o, const uint64_t* hist, int alphabet_size) {
+  if (o.fixed_codes) return Codebook::fixed_length(alphabet_size);
+  return Codebook::from_histogram(hist, alphabet_size, o.max_code_len);
+}
+
 namespace {
 
 void append(std::vector<uint8_t>& out, const void* p, size_t n) {

@@ -32,6 +32,9 @@ struct CodecOptions {
   bool codebook_per_head = false;  // one codebook per (layer, K|V, KV head) instead of per layer
   bool v_params16 = true;  // V blocks with 16-bit token params (kVCompact) where they allow it;
                            // false: every V block keeps {fp16 d, int16 m0} (kV, 32 bits/token)
+  bool fixed_codes = false;  // fixed-length codes (Codebook::fixed_length) instead of Huffman
+                             // codes from the data: the same symbols in the same block format,
+                             // larger, decoded without a serial dependency (kvcomp-fixed)
 
   BlockKind k_kind() const { return k_channelwise ? BlockKind::kKChannel : BlockKind::kKBlock; }
   // The kind V blocks are requested as (the encoder may write kV for a kVCompact request).
@@ -42,6 +45,10 @@ struct CodecOptions {
 
 // Throws Error naming the option and the accepted values when an option is out of range.
 void validate_codec_options(const CodecOptions& o);
+
+// The codebook of an alphabet under the options: the fixed-length code when o.fixed_codes (hist
+// is then not read and may be null), else Huffman codes of hist limited to o.max_code_len.
+Codebook make_codebook(const CodecOptions& o, const uint64_t* hist, int alphabet_size);
 
 struct EncodedBlock {
   size_t offset = 0;  // where the block starts in the output vector

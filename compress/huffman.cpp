@@ -117,6 +117,10 @@ Codebook Codebook::from_lengths(const uint8_t* lengths, int alphabet_size) {
   }
   check(kraft <= (1u << kMaxCodeLen), "codebook: code lengths violate Kraft's inequality (sum ",
         double(kraft) / double(1u << kMaxCodeLen), " > 1)");
+  cb.fixed_bits_ = cb.max_len_;
+  for (int s = 0; s < alphabet_size; ++s) {
+    if (lengths[s] != cb.max_len_) cb.fixed_bits_ = 0;
+  }
 
   // Canonical codes: by (length, symbol).
   std::vector<int> order(static_cast<size_t>(alphabet_size));
@@ -141,6 +145,15 @@ Codebook Codebook::from_lengths(const uint8_t* lengths, int alphabet_size) {
     }
   }
   return cb;
+}
+
+Codebook Codebook::fixed_length(int alphabet_size) {
+  check(alphabet_size >= 1 && alphabet_size <= kMaxAlphabet, "codebook alphabet size ",
+        alphabet_size, ": expected 1..", kMaxAlphabet);
+  int bits = 1;
+  while ((1 << bits) < alphabet_size) ++bits;
+  const std::vector<uint8_t> lengths(static_cast<size_t>(alphabet_size), uint8_t(bits));
+  return from_lengths(lengths.data(), alphabet_size);
 }
 
 std::vector<uint32_t> Codebook::gpu_table() const {

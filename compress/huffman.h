@@ -39,11 +39,18 @@ class Codebook {
   // Rebuilds a codebook from its stored code lengths; throws Error when a length is outside
   // 1..kMaxCodeLen or the lengths violate Kraft's inequality.
   static Codebook from_lengths(const uint8_t* lengths, int alphabet_size);
+  // The fixed-length code of an alphabet: every symbol gets ceil(log2(alphabet_size)) bits (1
+  // for a one- or two-symbol alphabet), so symbol s's code is s itself and a unit is its symbols
+  // bit-packed MSB-first, each at a position known in advance (no serial dependency).
+  static Codebook fixed_length(int alphabet_size);
 
   int alphabet_size() const { return int(lengths_.size()); }
   int max_symbol() const { return alphabet_size() - 1; }
   int max_len() const { return max_len_; }  // longest code; the decode table has 2^max_len slots
   int length(int symbol) const { return lengths_[size_t(symbol)]; }
+  // The common code length when every symbol's code has the same length (a fixed-length code,
+  // which decoders may unpack without table lookups), else 0.
+  int fixed_bits() const { return fixed_bits_; }
   uint32_t code(int symbol) const { return codes_[size_t(symbol)]; }  // right-aligned
   const std::vector<uint8_t>& lengths() const { return lengths_; }    // [alphabet_size]
   const std::vector<DecodeEntry>& table() const { return table_; }    // [2^max_len]
@@ -61,6 +68,7 @@ class Codebook {
   std::vector<uint32_t> codes_;
   std::vector<DecodeEntry> table_;
   int max_len_ = 0;
+  int fixed_bits_ = 0;
 };
 
 // Empirical entropy of a histogram: sum over symbols of -count * log2(count / total), in bits

@@ -113,15 +113,16 @@ KvCompCacheCuda::KvCompCacheCuda(const CudaContext& ctx, const KvShape& shape, i
     fused_scratch_ =
         DeviceBuffer(kvcomp_attention_scratch_bytes(p, max_tokens), "attention scratch");
   }
-  // Placeholder codebooks (uniform) until the real ones are built from data.
+  // Placeholder codebooks (uniform) until the real ones are built from data; fixed-length codes
+  // do not depend on the data and are final.
   codebooks_.reserve(size_t(L) * 2 * n_cb_heads());
   for (int l = 0; l < L; ++l)
     for (int part = 0; part < 2; ++part) {
       const int a = part == 0 ? codec_.k_alphabet() : codec_.v_alphabet();
       std::vector<uint64_t> ones(a, 1);
-      for (int h = 0; h < n_cb_heads(); ++h)
-        codebooks_.push_back(Codebook::from_histogram(ones.data(), a, codec_.max_code_len));
+      for (int h = 0; h < n_cb_heads(); ++h) codebooks_.push_back(make_codebook(codec_, ones.data(), a));
     }
+  built_part_[0] = built_part_[1] = codec_.fixed_codes;
   upload_codebooks();
 }
 
@@ -150,7 +151,7 @@ void KvCompCacheCuda::attend(int layer, const QkvView& x, const StepLayout& step
                              void* out) {
   const int S = shape_.n_seqs, KV = shape_.n_kv_heads, hd = shape_.head_dim;
   const int n = int(step.chunks.size());
-  if (step.decode && opts_.mode == KvMode::kKvcomp) {
+  if (step.decode && opts_.mode != KvMode::kKvcompUnfused) {  // fused
     KvcompAttentionParams p;
     p.n_heads = shape_.n_heads;
     p.n_kv_heads = KV;
@@ -180,6 +181,8 @@ void KvCompCacheCuda::attend(int layer, const QkvView& x, const StepLayout& step
     p.v_table = vc.decode;
     p.k_bits = kc.max_len;
     p.v_bits = vc.max_len;
+    p.k_fixed_bits = kc.fixed_bits;
+    p.v_fixed_bits = vc.fixed_bits;
     p.out = out;
     int max_len = step.decode_keys;
     for (const auto& c : step.chunks) max_len = std::max(max_len, len_[c.seq]);
@@ -248,8 +251,7 @@ void KvCompCacheCuda::build_codebooks(int part) {
       std::vector<uint64_t> hh(alphabet);
       for (int a = 0; a < alphabet; ++a)
         hh[a] = hist[(size_t(l) * n_cb_heads() + h) * kMaxAlphabet + a];
-      codebooks_[cb_index(part, l, h)] =
-          Codebook::from_histogram(hh.data(), alphabet, codec_.max_code_len);
+      codebooks_[cb_index(part, l, h)] = make_codebook(codec_, hh.data(), alphabet);
     }
   built_part_[part] = true;
   upload_codebooks();

@@ -37,7 +37,7 @@ class KvCompCacheCuda : public BlockedKvCacheCuda {
   int64_t reserved_bytes() const override;
 
  protected:
-  bool decode_uses_scratch() const override { return opts_.mode != KvMode::kKvcomp; }
+  bool decode_uses_scratch() const override { return opts_.mode == KvMode::kKvcompUnfused; }
 
  private:
   struct Arena {

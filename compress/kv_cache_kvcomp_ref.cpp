@@ -16,6 +16,7 @@ CodecOptions codec_options(const KvOptions& kv) {
   c.k_channelwise = kv.k_channelwise;
   c.codebook_per_head = kv.codebook_per_head;
   c.v_params16 = kv.v_params16;
+  c.fixed_codes = kv.mode == KvMode::kKvcompFixed;
   return c;
 }
 
@@ -38,7 +39,8 @@ void KvCompCacheRef::build_codebooks(KvPart p, int layer) {
   const int alphabet = p == KvPart::kK ? codec_.k_alphabet() : codec_.v_alphabet();
   const int n_cb = n_codebook_heads();
   std::vector<uint64_t> hist(size_t(n_cb) * alphabet, 0);
-  for (int seq = 0; seq < shape_.n_seqs; ++seq) {
+  // A fixed-length code does not depend on the data: no histogram.
+  for (int seq = codec_.fixed_codes ? shape_.n_seqs : 0; seq < shape_.n_seqs; ++seq) {
     const size_t s = slot(layer, seq);
     const float* x = values_[P][s].data();
     for (int h = 0; h < n_kv; ++h) {
@@ -52,7 +54,7 @@ void KvCompCacheRef::build_codebooks(KvPart p, int layer) {
   }
   for (int c = 0; c < n_cb; ++c) {
     codebooks_[P][size_t(layer) * n_cb + c] =
-        Codebook::from_histogram(hist.data() + size_t(c) * alphabet, alphabet, codec_.max_code_len);
+        make_codebook(codec_, hist.data() + size_t(c) * alphabet, alphabet);
   }
   built_[P][layer] = 1;
 }

@@ -73,7 +73,8 @@ class CpuEngine : public Engine {
         cache_ = std::make_unique<DenseKvCacheRef>(shape, true);
         break;
       case KvMode::kKvcomp:
-      case KvMode::kKvcompUnfused: {
+      case KvMode::kKvcompUnfused:
+      case KvMode::kKvcompFixed: {
         // One compressed cache for both: fused or not is a choice of GPU kernels, the values
         // attention reads are the same.
         auto c = std::make_unique<KvCompCacheRef>(shape, kv);

@@ -148,6 +148,7 @@ class CudaEngine : public Engine {
         break;
       case KvMode::kKvcomp:
       case KvMode::kKvcompUnfused:
+      case KvMode::kKvcompFixed:
         cache_ = std::make_unique<KvCompCacheCuda>(ctx_, shape, max_tokens, kv);
         break;
       case KvMode::kKivi2:

@@ -12,6 +12,7 @@ struct ModeName {
 constexpr ModeName kModes[] = {
     {KvMode::kFp16, "fp16"},     {KvMode::kFp16Cublas, "fp16-cublas"},
     {KvMode::kKvcomp, "kvcomp"}, {KvMode::kKvcompUnfused, "kvcomp-unfused"},
+    {KvMode::kKvcompFixed, "kvcomp-fixed"},
     {KvMode::kKivi2, "kivi2"},   {KvMode::kKivi4, "kivi4"},
     {KvMode::kInt8, "int8"},     {KvMode::kFp8, "fp8"},
     {KvMode::kFp32, "fp32"}};

@@ -12,6 +12,8 @@ enum class KvMode {
   kFp16Cublas,     // the same cache; on the GPU, cuBLAS GEMM attention (the paper's baseline)
   kKvcomp,         // compressed cache, fused decode-and-attend kernel
   kKvcompUnfused,  // compressed cache, decoded to an fp16 scratch buffer, then cuBLAS attention
+  kKvcompFixed,    // the same quantized symbols in fixed-length codes (larger; unpacked without
+                   // table lookups by the fused kernel)
   // Fixed-bit baselines (compress/fixedbit.h): the same blocks and recent window as kvcomp,
   // dequantized to fp16 for attention.
   kKivi2,  // KIVI, 2 bits: K per channel within a block, V per token in groups of channels
@@ -22,7 +24,7 @@ enum class KvMode {
 
 // True for the modes whose cache is KVComp-compressed.
 inline bool kv_mode_compressed(KvMode m) {
-  return m == KvMode::kKvcomp || m == KvMode::kKvcompUnfused;
+  return m == KvMode::kKvcomp || m == KvMode::kKvcompUnfused || m == KvMode::kKvcompFixed;
 }
 // True for the fixed-bit baselines.
 inline bool kv_mode_fixedbit(KvMode m) {

@@ -3,7 +3,8 @@
 // (around blocks and tiles), batches of sequences of different lengths, GQA ratios 1, 2, 4, 8,
 // head_dim 64 and 128, blocks of 16 to 256 tokens, K block-wise and channel-wise, raw fallback
 // blocks, windows of 0 and more, per-lane and shared decode tables, V blocks with compact
-// (16-bit) token params, 32-bit ones, and both mixed in one sequence. Outputs are poisoned (NaN)
+// (16-bit) token params, 32-bit ones, and both mixed in one sequence; Huffman and fixed-length
+// codes of 2 to 8 bits. Outputs are poisoned (NaN)
 // first. Label: gpu.
 #include <cmath>
 #include <cstdio>
@@ -68,6 +69,9 @@ struct Case {
   bool v_params32 = false;       // every V block with 32-bit token params (kV)
   int quiet_every = 0;           // see synthetic_kv: a mix of compact and kV V blocks
   int block_k = 0, block_v = 0;  // 0: 64 / 128 (or as the windows below imply)
+  bool fixed = false;            // fixed-length codes (kvcomp-fixed)
+  float eb_k = 0.05f, eb_v = 0.1f;
+  int fixed_k = 0, fixed_v = 0;  // the code lengths the bounds give (fixed cases)
 };
 
 }  // namespace
@@ -102,6 +106,24 @@ TEST_CASE("fused KVComp attention equals attention over the decoded cache", "[gp
       {8, 2, 128, {3000, 129, 64}, 128, 256, false, 6, -1, 0},
       {32, 8, 128, {5000, 1}, 128, 256, false, 5, -1, 0, false, 300},
       {8, 8, 64, {2000, 257}, 64, 64, true, 6, -1, 0},
+      // Fixed-length codes of 2 to 8 bits: the unpacking fast paths (K 5 / V 4 bits are the
+      // default bounds), with raw blocks, kV and compact V params, 16-token V blocks (table path).
+      {8, 8, 128, {4099, 700, 129}, 128, 256, false, 8, -1, 0, false, 0, 0, 0, true, 0.05f, 0.1f,
+       5, 4},
+      {32, 8, 128, {20000, 3, 1500}, 128, 256, false, 8, -1, 0, false, 0, 0, 0, true, 0.05f, 0.1f,
+       5, 4},
+      {16, 2, 64, {1500, 333, 77}, 16, 32, false, 8, -1, 512, false, 0, 0, 0, true, 0.02f, 0.01f,
+       6, 7},
+      {8, 2, 128, {3000, 257}, 128, 256, false, 8, -1, 0, false, 0, 0, 0, true, 0.005f, 0.5f, 8,
+       2},
+      {8, 4, 128, {2500, 65}, 128, 256, false, 8, -1, 0, false, 0, 256, 256, true, 0.25f, 0.25f,
+       3, 3},
+      {32, 16, 128, {3000, 129}, 128, 256, false, 8, -1, 0, true, 300, 32, 32, true, 0.05f, 0.1f,
+       5, 4},
+      {16, 4, 64, {3000, 129}, 128, 256, true, 8, -1, 0, false, 300, 0, 0, true, 0.05f, 0.1f, 5,
+       4},
+      {8, 4, 64, {1000, 17, 33}, 16, 16, false, 8, -1, 0, false, 0, 16, 16, true, 0.05f, 0.1f, 5,
+       4},
   };
   // KVCOMP_TEST_QUICK=1 (under compute-sanitizer, which runs kernels ~50x slower): the cases of
   // at most 6000 tokens in all.
@@ -117,11 +139,17 @@ TEST_CASE("fused KVComp attention equals attention over the decoded cache", "[gp
     o.codec.k_channelwise = c.channelwise;
     o.codec.max_code_len = c.max_code_len;
     o.codec.v_params16 = !c.v_params32;
+    o.codec.fixed_codes = c.fixed;
+    o.codec.eb_k = c.eb_k;
+    o.codec.eb_v = c.eb_v;
     o.force_raw_every = 5;
     if (c.window_k == 16) o.codec.block_k = 16, o.codec.block_v = 32;
     if (c.window_k == 64) o.codec.block_k = 32, o.codec.block_v = 64;
     if (c.block_k > 0) o.codec.block_k = c.block_k, o.codec.block_v = c.block_v;
     KvcompImage img = build_kvcomp_image(kv, c.heads, o);
+    // Fixed-length codes reach the kernel as such (else the unpacking paths would not run).
+    REQUIRE(img.params.k_fixed_bits == (c.fixed ? c.fixed_k : 0));
+    REQUIRE(img.params.v_fixed_bits == (c.fixed ? c.fixed_v : 0));
     // Queries and output.
     std::mt19937_64 rng(seed ^ 77);
     std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -153,9 +181,10 @@ TEST_CASE("fused KVComp attention equals attention over the decoded cache", "[gp
     const uint64_t v_huff = img.v_bytes.n_blocks - img.v_bytes.n_raw_blocks;
     const uint64_t v_compact = img.v_bytes.n_compact_blocks;
     std::printf(
-        "case %zu: heads %d/%d hd %d, %zu seqs (max %d), codes of %d/%d bits, %d raw blocks, V "
+        "case %zu: heads %d/%d hd %d, %zu seqs (max %d), %s codes of %d/%d bits, %d raw blocks, V "
         "Huffman blocks %llu compact + %llu 32-bit: rel err %.2e\n",
-        ci, c.heads, c.kv_heads, c.hd, c.len.size(), max_len, p.k_bits, p.v_bits, img.raw_blocks,
+        ci, c.heads, c.kv_heads, c.hd, c.len.size(), max_len, c.fixed ? "fixed" : "Huffman",
+        p.k_bits, p.v_bits, img.raw_blocks,
         static_cast<unsigned long long>(v_compact),
         static_cast<unsigned long long>(v_huff - v_compact), e);
     INFO("case " << ci << " rel err " << e);

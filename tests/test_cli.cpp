@@ -97,6 +97,25 @@ TEST_CASE("perplexity --json reports the KV cache's used and reserved bytes") {
   REQUIRE(!fp16.contains("peak_device_bytes"));  // a CPU run
 }
 
+TEST_CASE("kvcomp-fixed stores the same symbols as kvcomp in fixed-length codes") {
+  auto ppl = [&](const std::string& kv) {
+    const Run r = run("perplexity --device cpu --text " + std::string(KVCOMP_DEMO_MODEL_DIR) +
+                      "/heldout.txt --ctx 1024 --max-windows 1 --json --kv " + kv);
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    return last_json(r.out);
+  };
+  const nlohmann::json huff = ppl("kvcomp"), fixed = ppl("kvcomp-fixed"), fp16 = ppl("fp16");
+  // The same quantized values reach attention: the same perplexity, to the last digit.
+  REQUIRE(fixed["ppl"].get<double>() == huff["ppl"].get<double>());
+  REQUIRE(fixed["ppl"].get<double>() != fp16["ppl"].get<double>());
+  // 5-bit K and 4-bit V codes (the default bounds) against Huffman's shorter average: larger,
+  // still well below fp16.
+  const int64_t f = fixed["kv_bytes_used"].get<int64_t>(), h = huff["kv_bytes_used"].get<int64_t>();
+  REQUIRE(f > h);
+  REQUIRE(f < fp16["kv_bytes_used"].get<int64_t>() / 2);
+}
+
 TEST_CASE("inspect describes a model") {
   const Run r = run("inspect --model " + kFixtures + "/tiny-tied");
   INFO(r.out);

@@ -524,6 +524,75 @@ TEST_CASE("codec: round trip over kinds, token counts, head_dims, block sizes", 
   REQUIRE(acct.n_raw_blocks == 0);
 }
 
+TEST_CASE("codec: fixed-length codes are the symbols bit-packed MSB-first", "[codec]") {
+  // The fixed-length code of each alphabet: ceil(log2(n)) bits for every symbol, code(s) = s.
+  for (int n : {1, 2, 3, 4, 5, 12, 22, 52, 104, 202, 256}) {
+    const Codebook cb = Codebook::fixed_length(n);
+    int bits = 1;
+    while ((1 << bits) < n) ++bits;
+    INFO("alphabet " << n);
+    REQUIRE(cb.fixed_bits() == bits);
+    REQUIRE(cb.max_len() == bits);
+    for (int sy = 0; sy < n; ++sy) {
+      REQUIRE(cb.length(sy) == bits);
+      REQUIRE(cb.code(sy) == uint32_t(sy));
+    }
+  }
+  // Huffman codes of skewed data are not fixed-length; uniform counts over 2^b symbols are.
+  std::vector<uint64_t> skew = {100, 50, 20, 5, 1, 1};
+  REQUIRE(Codebook::from_histogram(skew.data(), 6, 8).fixed_bits() == 0);
+  std::vector<uint64_t> flat(8, 7);
+  REQUIRE(Codebook::from_histogram(flat.data(), 8, 8).fixed_bits() == 3);
+  CodecOptions o;
+  o.fixed_codes = true;
+  REQUIRE(make_codebook(o, nullptr, o.k_alphabet()).fixed_bits() == 5);  // eb_k 0.05: 22 symbols
+  REQUIRE(make_codebook(o, nullptr, o.v_alphabet()).fixed_bits() == 4);  // eb_v 0.1: 12 symbols
+
+  // Blocks: unit u's payload bytes are its symbols packed by hand, B bits each, MSB-first.
+  std::mt19937_64 rng(0xF1ED);
+  for (BlockKind kind : kKinds) {
+    for (float eb : kErrorBounds) {
+      for (int hd : {64, 128}) {
+        const int n_tokens = 128;
+        const Codebook cb = Codebook::fixed_length(quant_max_symbol(eb, kind) + 1);
+        const int B = cb.fixed_bits();
+        INFO(kind_str(kind) << " eb " << eb << " head_dim " << hd << " bits " << B);
+        const Mat x = gaussian_outliers(n_tokens, hd, rng);
+        const QuantBlock q = quantize(kind, x, eb, cb.max_symbol());
+        REQUIRE(!q.raw());
+        std::vector<uint8_t> bytes;
+        encode_block_ref(kind, x.v.data(), n_tokens, hd, x.stride, eb, cb, bytes);
+        BlockHeader h;
+        std::memcpy(&h, bytes.data(), sizeof h);
+        REQUIRE(h.mode == uint8_t(BlockMode::kHuffman));
+        const BlockKind k = BlockKind(h.kind);
+        const uint32_t units = block_n_units(k, n_tokens, hd);
+        const uint32_t per = block_unit_symbols(k, n_tokens, hd);
+        const uint32_t unit_bytes = (per * uint32_t(B) + 7) / 8;
+        REQUIRE(h.payload_bytes == units * unit_bytes);
+        const uint8_t* lens = bytes.data() + block_lengths_offset();
+        const uint8_t* pay = bytes.data() + block_payload_offset(k, n_tokens, hd);
+        for (uint32_t u = 0; u < units; ++u) {
+          REQUIRE(lens[u] == unit_bytes);
+          std::vector<uint8_t> want(unit_bytes, 0);
+          for (uint32_t i = 0; i < per; ++i) {
+            const uint32_t sy = block_kind_is_v(k) ? q.symbols[size_t(i) * hd + u]
+                                                   : q.symbols[size_t(u) * hd + i];
+            for (int b = 0; b < B; ++b) {
+              const uint32_t bit = i * uint32_t(B) + uint32_t(b);  // bit b of the code, MSB first
+              if ((sy >> (B - 1 - b)) & 1u) want[bit / 8] |= uint8_t(0x80u >> (bit % 8));
+            }
+          }
+          REQUIRE(std::equal(want.begin(), want.end(), pay + size_t(u) * unit_bytes));
+        }
+        // And it decodes to the same values as the Huffman-coded block of the same symbols.
+        const QuantBlock d = decode_block_symbols_ref(bytes.data(), bytes.size(), cb);
+        REQUIRE(d.symbols == q.symbols);
+      }
+    }
+  }
+}
+
 TEST_CASE("codec: symbols unseen when the codebook was built still round-trip", "[codec]") {
   std::mt19937_64 rng(31337);
   for (BlockKind kind : kKinds) {

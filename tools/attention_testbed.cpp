@@ -55,8 +55,8 @@ KvcompImage build_kvcomp_image(const HostKv& kv, int n_heads, const ImageOptions
             quantize_block(co.v_kind(), v.data() + size_t(t) * hd, BV, hd, hd, co.eb_v, va - 1),
             vh.data(), va);
     }
-  const Codebook kcb = Codebook::from_histogram(kh.data(), ka, co.max_code_len);
-  const Codebook vcb = Codebook::from_histogram(vh.data(), va, co.max_code_len);
+  const Codebook kcb = make_codebook(co, kh.data(), ka);
+  const Codebook vcb = make_codebook(co, vh.data(), va);
 
   // Encode each unique (sequence, head) on its own thread.
   std::vector<Encoded> enc(size_t(U) * KV);
@@ -183,6 +183,8 @@ KvcompImage build_kvcomp_image(const HostKv& kv, int n_heads, const ImageOptions
   p.v_table = img.v_table.as<uint32_t>();
   p.k_bits = kcb.max_len();
   p.v_bits = vcb.max_len();
+  p.k_fixed_bits = kcb.fixed_bits();
+  p.v_fixed_bits = vcb.fixed_bits();
   return img;
 }
 

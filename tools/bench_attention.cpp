@@ -2,6 +2,7 @@
 // own K and V over its held-out text, laid out as n_kv_heads heads of ctx tokens), each path
 // timed through exactly the call the runtime makes for it:
 //   kvcomp      the fused kernel over the compressed cache (kvcomp_attention_cuda, --kv kvcomp)
+//   kvcomp_fixed the same kernel over the same symbols in fixed-length codes (--kv kvcomp-fixed)
 //   fp16        split-K flash decoding over the fp16 cache (decode_attention_cuda, --kv fp16)
 //   fp16_cublas cuBLAS GEMMs + softmax over the same cache (dense_attention_cuda, --kv fp16-cublas)
 // Every output is checked against attention in double over the values the path reads (the
@@ -149,10 +150,11 @@ int main(int argc, char** argv) {
         "%s: copy %.0f GB/s (read+write); %d SMs at %.2f GHz: %.1f T thread-instructions/s\n\n",
         pr.name, copy_gbs, pr.multiProcessorCount, clock_khz / 1e6, instr_rate / 1e12);
     std::printf(
-        "| kv heads | ctx | batch | kvcomp us | fp16 flash us | fp16 cuBLAS us | "
-        "kvcomp GB/s (%% copy) | fp16 flash GB/s (%% copy) | Gsym/s | instr/sym | kvcomp / "
-        "flash | bits/val blocks | with window | rel err kvcomp / flash / cuBLAS |\n");
-    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        "| kv heads | ctx | batch | kvcomp us | kvcomp-fixed us | fp16 flash us | fp16 cuBLAS us | "
+        "kvcomp GB/s (%% copy) | fixed GB/s (%% copy) | fp16 flash GB/s (%% copy) | Gsym/s | "
+        "instr/sym | flash / kvcomp | flash / fixed | bits/val blocks | with window | fixed "
+        "bits/val blocks | rel err kvcomp / fixed / flash / cuBLAS |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     nlohmann::json rows = nlohmann::json::array();
     const std::vector<int> batch_list = parse_list(batches);
     for (int KV : parse_list(kvh))
@@ -178,6 +180,9 @@ int main(int argc, char** argv) {
           kv.v.push_back(std::move(v));
         }
         KvcompImage img = build_kvcomp_image(kv, heads, io);
+        ImageOptions iof = io;
+        iof.codec.fixed_codes = true;
+        KvcompImage imgf = build_kvcomp_image(kv, heads, iof);
         DenseImage dense = build_dense_image(kv);
         // The same query for every sequence, so that every sequence's output has one reference.
         std::mt19937_64 rng(C + KV);
@@ -185,12 +190,13 @@ int main(int argc, char** argv) {
         std::vector<float> q1(size_t(heads) * hd), q(size_t(maxB) * heads * hd);
         for (auto& x : q1) x = nd(rng);
         for (int s = 0; s < maxB; ++s) std::copy(q1.begin(), q1.end(), q.begin() + s * q1.size());
-        std::vector<float> want_kvcomp, want_fp16;
+        std::vector<float> want_kvcomp, want_fixed, want_fp16;
         if (check_out) {
           HostKv one = kv;
           one.n_seqs = 1;
           one.len.resize(1);
           want_kvcomp = reference_attention(one, heads, img.k_dec, img.v_dec, q1);
+          want_fixed = reference_attention(one, heads, imgf.k_dec, imgf.v_dec, q1);
           std::vector<std::vector<float>> k16 = kv.k, v16 = kv.v;
           for (auto* set : {&k16, &v16})
             for (auto& head : *set)
@@ -200,6 +206,7 @@ int main(int argc, char** argv) {
         DeviceBuffer dq(q.size() * 4, "queries"), dout(q.size() * 2, "output");
         dq.upload(q.data(), q.size() * 4);
         const int64_t per_seq_blocks = img.compressed_bytes / maxB;
+        const int64_t per_seq_blocks_fixed = imgf.compressed_bytes / maxB;
         const int64_t per_seq_window = img.window_bytes / maxB;
         for (int B : batch_list) {
           if (B > maxB) continue;
@@ -247,18 +254,24 @@ int main(int argc, char** argv) {
                                  sc, pb, o32, ptrs);
           });
           const double err_cublas = check_out16(want_fp16);
-          // Fused KVComp.
-          KvcompAttentionParams p = img.params;
-          p.n_chunks = B;
-          p.qkv = dq.as<float>();
-          p.qkv_stride = int64_t(heads) * hd;
-          p.q_col = 0;
-          p.out = dout.get();
-          DeviceBuffer kscratch(kvcomp_attention_scratch_bytes(p, C), "attention scratch");
-          const double fused_ms = timer.median_ms(reps, [&] {
-            kvcomp_attention_cuda(ctx, p, C, DType::kF16, kscratch.get(), kscratch.bytes());
-          });
-          const double err_fused = check_out16(want_kvcomp);
+          // Fused KVComp, Huffman codes and fixed-length codes.
+          auto fused = [&](const KvcompImage& im, const std::vector<float>& want, double& err) {
+            KvcompAttentionParams p = im.params;
+            p.n_chunks = B;
+            p.qkv = dq.as<float>();
+            p.qkv_stride = int64_t(heads) * hd;
+            p.q_col = 0;
+            p.out = dout.get();
+            DeviceBuffer kscratch(kvcomp_attention_scratch_bytes(p, C), "attention scratch");
+            const double ms = timer.median_ms(reps, [&] {
+              kvcomp_attention_cuda(ctx, p, C, DType::kF16, kscratch.get(), kscratch.bytes());
+            });
+            err = check_out16(want);
+            return ms;
+          };
+          double err_fused = 0, err_fixed = 0;
+          const double fused_ms = fused(img, want_kvcomp, err_fused);
+          const double fixed_ms = fused(imgf, want_fixed, err_fixed);
 
           const double fp16_bytes = 2.0 * B * KV * double(C) * hd * 2;
           const double blocks = double(per_seq_blocks) * B, window = double(per_seq_window) * B;
@@ -269,13 +282,18 @@ int main(int argc, char** argv) {
           const double flash_gbs = fp16_bytes / (flash_ms * 1e-3) / 1e9;
           const double bits_blocks = 8.0 * blocks / (values - window / 2),
                        bits_all = 8.0 * (blocks + window) / values;
+          const double blocks_fixed = double(per_seq_blocks_fixed) * B;
+          const double bits_fixed = 8.0 * blocks_fixed / (values - window / 2);
+          const double fixed_gbs = (blocks_fixed + window) / (fixed_ms * 1e-3) / 1e9;
           std::printf(
-              "| %d | %d | %d | %.1f | %.1f | %.1f | %.0f (%.0f%%) | %.0f (%.0f%%) | %.0f | "
-              "%.1f | %.2fx | %.2f | %.2f | %.1e / %.1e / %.1e |\n",
-              KV, C, B, fused_ms * 1e3, flash_ms * 1e3, cublas_ms * 1e3, gbs,
-              100.0 * gbs / copy_gbs, flash_gbs, 100.0 * flash_gbs / copy_gbs, sym_per_s / 1e9,
-              instr_rate / sym_per_s, flash_ms / fused_ms, bits_blocks, bits_all, err_fused,
-              err_flash, err_cublas);
+              "| %d | %d | %d | %.1f | %.1f | %.1f | %.1f | %.0f (%.0f%%) | %.0f (%.0f%%) | %.0f "
+              "(%.0f%%) | %.0f | %.1f | %.2fx | %.2fx | %.2f | %.2f | %.2f | %.1e / %.1e / %.1e / "
+              "%.1e |\n",
+              KV, C, B, fused_ms * 1e3, fixed_ms * 1e3, flash_ms * 1e3, cublas_ms * 1e3, gbs,
+              100.0 * gbs / copy_gbs, fixed_gbs, 100.0 * fixed_gbs / copy_gbs, flash_gbs,
+              100.0 * flash_gbs / copy_gbs, sym_per_s / 1e9, instr_rate / sym_per_s,
+              flash_ms / fused_ms, flash_ms / fixed_ms, bits_blocks, bits_all, bits_fixed,
+              err_fused, err_fixed, err_flash, err_cublas);
           std::fflush(stdout);
           rows.push_back(
               {{"kv_heads", KV},
@@ -284,19 +302,26 @@ int main(int argc, char** argv) {
                {"batch", B},
                {"us",
                 {{"kvcomp", fused_ms * 1e3},
+                 {"kvcomp_fixed", fixed_ms * 1e3},
                  {"fp16", flash_ms * 1e3},
                  {"fp16_cublas", cublas_ms * 1e3}}},
                {"rel_err",
-                {{"kvcomp", err_fused}, {"fp16", err_flash}, {"fp16_cublas", err_cublas}}},
+                {{"kvcomp", err_fused},
+                 {"kvcomp_fixed", err_fixed},
+                 {"fp16", err_flash},
+                 {"fp16_cublas", err_cublas}}},
                {"fp16_bytes", fp16_bytes},
                {"block_bytes", blocks},
                {"window_bytes", window},
                {"bits_per_value_blocks", bits_blocks},
                {"bits_per_value_with_window", bits_all},
+               {"block_bytes_fixed", blocks_fixed},
+               {"bits_per_value_blocks_fixed", bits_fixed},
                {"symbols", symbols},
                {"raw_blocks", img.raw_blocks / maxB * B},
                {"copy_gbs", copy_gbs}});
-          if (check_out && !(err_fused < 2e-3 && err_flash < 3e-3 && err_cublas < 3e-3)) {
+          if (check_out &&
+              !(err_fused < 2e-3 && err_fixed < 2e-3 && err_flash < 3e-3 && err_cublas < 3e-3)) {
             std::fprintf(stderr,
                          "kvcomp_bench_attention: kv heads %d, ctx %d, batch %d: an output "
                          "differs from the reference (relative errors above)\n",
