@@ -1,0 +1,608 @@
+// Fused decode attention over the KVComp cache (DESIGN.md item 6), for .cu files: the policy
+// that puts KVComp blocks in front of the recent window's rows in runtime/attention_decode.cuh's
+// kernel (warps walking tiles of tokens with an online softmax, split-K, log-sum-exp merge).
+//
+// Decoding. A K block's units are its tokens: lane l of a warp decodes the units of tokens
+// 4l..4l+3 of a 128-token pass side by side, four independent bit streams in lockstep over the
+// channels, so q[c][g] is a shared-memory broadcast and one decoded symbol feeds the G query
+// heads of the group; q.k' = d * (sum_c q_c s_c + m0 sum_c q_c). A V block's units are its
+// channels: lane l decodes channels NV*l .. NV*l + NV-1 (NV = head_dim / 32) in lockstep over
+// the block's tokens, so w_t = p_t d_t is a broadcast; acc_c = sum_t w_t s_tc + sum_t w_t m0_t.
+// Unit offsets come from one warp scan of the block's length bytes (a lane's units are
+// consecutive: one 32-bit load of their lengths).
+//
+// The bit reader of one stream holds two words w0, w1 of the unit (MSB first), the next word
+// prefetched, and a bit offset s into w0. A group of SPR codes (SPR * longest code <= 32) is
+// decoded from the window win = (w0:w1) << s:
+//   e = table[win >> (32 - bits)] (replicated per lane: no bank conflicts); win <<= e (the
+//   funnel shift reads the low 5 bits of e, the code length); t += e.
+// An entry (format.h) is the symbol as a float with the length in its low mantissa bits and
+// bits 5..15 zero, so the low byte of s + sum(e) is s plus the group's bits: at most one word is
+// consumed per group, replaced by the prefetched one, whose successor is loaded then (a group
+// ahead of its use). Per symbol: shift, address, table load, funnel shift, add, and G FMAs with
+// the entry read as a float (within 2^-18 of the symbol); per group: the window and the advance.
+//
+// Fixed-length codes (kvcomp-fixed: every code has B bits, the code of s is s). A unit is its
+// symbols bit-packed MSB-first, so 32 symbols are exactly B words and symbol i sits at bits
+// [B i, B i + B): the fast paths load the words and unpack each symbol with one shift (a funnel
+// shift when it straddles two words) and one LOP3 that puts it in mantissa bits [23 - B, 23)
+// under the exponent of 1.0, giving f = 1 + s 2^-B; no table, no serial dependency, no
+// conversion. Sums of f become sums of s by the exact identity
+//   sum_i x_i s_i = 2^B (sum_i x_i f_i - sum_i x_i),
+// with f in [1, 2) so the subtraction loses nothing that matters (fp32 error ~2^-19 of a step).
+// Lane-private units read straight from global memory would make every warp load touch 32 cache
+// lines (the L1 then moves 4 bytes per cycle); the fast paths first copy a pass's units, which
+// are contiguous, into a per-warp staging buffer with coalesced cp.async copies.
+//
+// Slow paths, for what is rare: K tokens of raw or channel-wise blocks, or a pass that mixes
+// blocks and window rows, one token at a time (k_token); raw V blocks as fp16 rows.
+#pragma once
+
+#include <cuda_fp16.h>
+
+#include <utility>
+
+#include "compress/attention_kvcomp.h"
+#include "compress/format.h"
+#include "compress/format_cuda.cuh"
+#include "runtime/attention_decode.cuh"
+
+namespace kvcomp {
+namespace kvcomp_attn {
+
+using decode_attn::kFull;
+using decode_attn::kSub;
+using decode_attn::load_f;
+
+__device__ __forceinline__ uint32_t bswap32(uint32_t x) {
+  return __byte_perm(x, 0, 0x0123);
+}
+
+__device__ __forceinline__ uint32_t warp_sum_u32(uint32_t x) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(kFull, x, o);
+  return x;
+}
+
+__device__ __forceinline__ BlockHeader load_header(const uint8_t* blk) {
+  return *reinterpret_cast<const BlockHeader*>(blk);
+}
+
+// Bytes of units [0, u) of a block: the sum of the first u length bytes (4 at a time).
+__device__ __forceinline__ uint32_t unit_offset(const uint8_t* lengths, int u) {
+  const uint32_t* w = reinterpret_cast<const uint32_t*>(lengths);
+  uint32_t sum = 0;
+  const int full = u >> 2;
+  for (int i = 0; i < full; ++i) sum = __dp4a(__ldg(w + i), 0x01010101u, sum);
+  const int rem = u & 3;
+  if (rem) sum = __dp4a(__ldg(w + full) & ((1u << (8 * rem)) - 1u), 0x01010101u, sum);
+  return sum;
+}
+
+// 4-byte asynchronous copy global -> shared (cp.async; L1-cached), and the wait for all of this
+// thread's copies.
+__device__ __forceinline__ void cp_async4(uint32_t* dst, const uint32_t* src) {
+  const unsigned d = unsigned(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(d), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async_wait_all() {
+  asm volatile("cp.async.wait_all;\n" ::: "memory");
+}
+
+// Calls f(std::integral_constant<int, i>) for i = 0..N-1: indices known at compile time, so the
+// bit positions of fixed-length symbols fold into constants.
+template <typename F, int... I>
+__device__ __forceinline__ void static_for_impl(F&& f, std::integer_sequence<int, I...>) {
+  (f(std::integral_constant<int, I>{}), ...);
+}
+template <int N, typename F>
+__device__ __forceinline__ void static_for(F&& f) {
+  static_for_impl(f, std::make_integer_sequence<int, N>{});
+}
+
+// Symbol I of 32 B-bit symbols packed MSB-first in w[0, B) (byte-swapped words), as the float
+// 1 + s 2^-B (see the file comment).
+template <int B, int I>
+__device__ __forceinline__ float fixed_symbol(const uint32_t (&w)[B]) {
+  constexpr int p = I * B, j = p / 32, o = p % 32;  // the field is bits [o, o + B) of w[j]...
+  constexpr uint32_t mask = ((1u << B) - 1u) << (23 - B);
+  uint32_t x;
+  if constexpr (o + B <= 32) {
+    if constexpr (o <= 9) {
+      x = w[j] >> (9 - o);  // bits [32 - o - B, 32 - o) to [23 - B, 23)
+    } else {
+      x = w[j] << (o - 9);
+    }
+  } else {  // ... running into w[j + 1]: the 64 bits w[j]:w[j + 1] shifted right
+    x = __funnelshift_r(w[j + 1], w[j], uint32_t(41 - o));
+  }
+  return __uint_as_float((x & mask) | 0x3f800000u);
+}
+
+// Calls f(integral_constant B) for a fixed-length code of B bits that the fast paths unpack;
+// false for other lengths (0: not a fixed-length code).
+template <typename F>
+__device__ __forceinline__ bool with_fixed_bits(int bits, F&& f) {
+  switch (bits) {
+    case 2:
+      f(std::integral_constant<int, 2>{});
+      return true;
+    case 3:
+      f(std::integral_constant<int, 3>{});
+      return true;
+    case 4:
+      f(std::integral_constant<int, 4>{});
+      return true;
+    case 5:
+      f(std::integral_constant<int, 5>{});
+      return true;
+    case 6:
+      f(std::integral_constant<int, 6>{});
+      return true;
+    case 7:
+      f(std::integral_constant<int, 7>{});
+      return true;
+    case 8:
+      f(std::integral_constant<int, 8>{});
+      return true;
+    default:
+      return false;
+  }
+}
+
+// One unit's bit stream (see the file comment). words: the block's payload; last: the index of
+// the payload section's last word (its slack word), past which nothing is loaded.
+template <int R, int SPR>
+struct Stream {
+  uint32_t w0, w1, nxt;
+  int wi;  // index of w0
+  int s;   // bit offset into w0, 0..31
+
+  __device__ __forceinline__ void init(const uint32_t* words, uint32_t byte_off, int last) {
+    wi = int(byte_off >> 2);
+    s = int(byte_off & 3u) * 8;
+    w0 = bswap32(__ldg(words + wi));
+    w1 = bswap32(__ldg(words + min(wi + 1, last)));
+    nxt = bswap32(__ldg(words + min(wi + 2, last)));
+  }
+  // Decodes SPR symbols, calling f(j, value) with the table entry read as a float.
+  template <typename F>
+  __device__ __forceinline__ void group(const uint32_t* words, int last, const uint32_t* tab,
+                                        int shift, int lane, F&& f) {
+    uint32_t win = __funnelshift_l(w1, w0, uint32_t(s));
+    uint32_t t = uint32_t(s);
+    const uint32_t* tl = tab + (R == 1 ? 0 : lane);  // this lane's replica
+#pragma unroll
+    for (int j = 0; j < SPR; ++j) {
+      const uint32_t e = tl[(win >> shift) * R];
+      win = __funnelshift_l(0u, win, e);
+      t += e;
+      f(j, __uint_as_float(e));
+    }
+    t &= 0xffu;
+    if (t >= 32u) {
+      w0 = w1;
+      w1 = nxt;
+      ++wi;
+      nxt = bswap32(__ldg(words + min(wi + 2, last)));
+      t -= 32u;
+    }
+    s = int(t);
+  }
+};
+
+// The policy of attention_decode.cuh for KVComp blocks; R: table replicas (32: one per lane),
+// SPR: codes per group (4 for codes of at most 8 bits, 2 for up to 12); kFixed: full blocks of a
+// fixed-length codebook (p.k_fixed_bits, p.v_fixed_bits) are unpacked, not looked up.
+template <int R, int SPR, bool kFixed = false>
+struct KvcompBlocks {
+  using Params = KvcompAttentionParams;
+  using St = Stream<R, SPR>;
+  static constexpr bool kBlocks = true;
+  static constexpr bool kWrap = true;      // window rows are rings
+  static constexpr int kRowsInFlight = 8;  // window V rows per lane (a rare path)
+  // Words of one table (of `bits`-bit codes) in shared memory, and the shift of a lookup.
+  __host__ __device__ static size_t table_words(int bits) { return (size_t(1) << bits) * R; }
+  __device__ static int shift(int bits) { return 32 - bits; }
+  // A tile holds whole V blocks and whole K passes.
+  __host__ __device__ static int tile(const Params& p) {
+    return p.block_v > kSub ? p.block_v : kSub;
+  }
+  __host__ __device__ static int block_v(const Params& p) { return p.block_v; }
+  static size_t table_bytes(const Params& p) {  // the tables, then the staging buffers
+    return 4 * (table_words(p.k_bits) + table_words(p.v_bits) +
+                (kFixed ? size_t(decode_attn::kWarps) * stage_words(p) : 0));
+  }
+  __device__ static void load_table(const uint32_t* src, int bits, uint32_t* dst, int tid,
+                                    int n_threads) {
+    const int n = (1 << bits) * R;
+    for (int i = tid; i < n; i += n_threads) dst[i] = __ldg(src + i / R);
+  }
+  __device__ static void load_tables(const Params& p, uint32_t* tabs, int tid, int n_threads) {
+    load_table(p.k_table, p.k_bits, tabs, tid, n_threads);
+    load_table(p.v_table, p.v_bits, tabs + table_words(p.k_bits), tid, n_threads);
+  }
+
+  // The lane's four tokens tb..tb+3, when every lane's are in Huffman kKBlock blocks: the fast
+  // path; false (nothing done) otherwise.
+  template <int HD, int G>
+  __device__ __forceinline__ static bool k_sub(const Params& p, const uint32_t* tabs, int64_t head_off, int tb,
+                               int k_done, int lane, const float* q, const float* qsum,
+                               float (&sc)[4][G]) {
+    const uint8_t* blk = nullptr;
+    bool ok = tb < k_done;  // k_done is a multiple of block_k >= 16: the four tokens are in
+    if (ok) {
+      blk = p.k_blocks[head_off * p.max_k_blocks + tb / p.block_k];
+      const uint32_t h0 = __ldg(reinterpret_cast<const uint32_t*>(blk));  // mode, kind, ...
+      ok = (h0 & 0xffffu) == (uint32_t(BlockMode::kHuffman) | (uint32_t(BlockKind::kKBlock) << 8));
+    }
+    if (!__all_sync(kFull, ok)) return false;
+    if constexpr (kFixed) {
+      if (with_fixed_bits(p.k_fixed_bits, [&](auto b) {
+            k_fixed4<HD, G, decltype(b)::value>(p, stage_of(p, tabs), blk,
+                                                tb % p.block_k, lane, q, qsum, sc);
+          }))
+        return true;
+    }
+    k_fast4<HD, G>(p, blk, tb % p.block_k, tabs, lane, q, qsum, sc);
+    return true;
+  }
+
+  // Fixed-length fast paths. Each lane decodes its own units (K: four tokens; V: NV channels),
+  // but reading them lane by lane from global memory would make every warp load touch 32
+  // different cache lines. So the warp first copies the units it needs, which are contiguous in
+  // memory, to its staging buffer with coalesced 4-byte cp.async copies, inserting one pad word
+  // after each lane's units: a lane's stride is then odd and its shared-memory reads are
+  // conflict-free.
+  static constexpr int kMaxStageWords = 4096 + 32;
+  __host__ __device__ static bool k_fixed_ok(const Params& p) {
+    return p.k_fixed_bits >= 2 && p.k_fixed_bits <= 8;  // a pass: <= 128 * 128 * 8 / 32 words
+  }
+  __host__ __device__ static bool v_fixed_ok(const Params& p) {
+    return p.v_fixed_bits >= 2 && p.v_fixed_bits <= 8 && p.block_v % 32 == 0 &&
+           p.head_dim * p.block_v * p.v_fixed_bits / 32 + 32 <= kMaxStageWords;
+  }
+  // Words of one warp's staging buffer.
+  __host__ __device__ static int stage_words(const Params& p) {
+    int w = 0;
+    if (k_fixed_ok(p)) w = kSub * p.head_dim * p.k_fixed_bits / 32 + 32;
+    if (v_fixed_ok(p)) {
+      const int v = p.head_dim * p.block_v * p.v_fixed_bits / 32 + 32;
+      w = w > v ? w : v;
+    }
+    return w;
+  }
+  // This warp's staging buffer: the buffers follow the tables in the block's shared memory.
+  __device__ static uint32_t* stage_of(const Params& p, const uint32_t* tabs) {
+    return const_cast<uint32_t*>(tabs) + table_words(p.k_bits) + table_words(p.v_bits) +
+           (threadIdx.x / 32) * stage_words(p);
+  }
+
+  // Units u..u+3 of a kKBlock block of B-bit fixed-length codes (blk: this lane's block): the
+  // scores of the lane's four tokens. A unit is UW = HD * B / 32 words, each 32-channel group of
+  // it B words.
+  template <int HD, int G, int B>
+  __device__ __forceinline__ static void k_fixed4(const Params& p, uint32_t* stage,
+                                                  const uint8_t* blk, int u, int lane,
+                                                  const float* q, const float* qsum,
+                                                  float (&sc)[4][G]) {
+    constexpr int UW = HD * B / 32, LW = 4 * UW + 1;
+    constexpr int kChan = G >= 4 ? 1 : 4;  // channels of q per shared-memory load
+    const BlockHeader h = load_header(blk);
+    const uint32_t* mine = reinterpret_cast<const uint32_t*>(
+                               blk + block_payload_offset(BlockKind::kKBlock, h.n_tokens, HD)) +
+                           u * UW;
+    // The pass's units: one contiguous run per block (seg lanes' tokens).
+    const int seg = min(p.block_k, kSub) / 4;
+    for (int r0 = 0; r0 < 32; r0 += seg) {
+      const uint32_t* src = reinterpret_cast<const uint32_t*>(
+          __shfl_sync(kFull, reinterpret_cast<unsigned long long>(mine), r0));
+      const int n = seg * 4 * UW;
+      for (int i = lane; i < n; i += 32) {
+        const int d = r0 * 4 * UW + i;
+        cp_async4(stage + d + d / (4 * UW), src + i);
+      }
+    }
+    cp_async_wait_all();
+    __syncwarp();
+    const uint32_t* own = stage + lane * LW;
+    float acc[4][G];
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int g = 0; g < G; ++g) acc[j][g] = 0.0f;
+#pragma unroll 1
+    for (int c0 = 0; c0 < HD; c0 += 32) {
+      uint32_t w[4][B];
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+#pragma unroll
+        for (int k = 0; k < B; ++k) w[j][k] = bswap32(own[j * UW + (c0 / 32) * B + k]);
+      float qv[kChan * G];
+      static_for<32>([&](auto ic) {
+        constexpr int i = decltype(ic)::value;
+        if constexpr (i % kChan == 0) load_f(q + (c0 + i) * G, qv);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const float f = fixed_symbol<B, i>(w[j]);
+#pragma unroll
+          for (int g = 0; g < G; ++g) acc[j][g] = fmaf(qv[(i % kChan) * G + g], f, acc[j][g]);
+        }
+      });
+    }
+    __syncwarp();  // the buffer is rewritten next
+    // q.k' = d (sum_c q_c s_c + m0 sum_c q_c) = d (2^B acc + (m0 - 2^B) sum_c q_c)
+    constexpr float kScale = float(1 << B);
+    const float off = float(h.m0) - kScale;
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int g = 0; g < G; ++g) sc[j][g] = (kScale * acc[j][g] + off * qsum[g]) * h.d;
+  }
+
+  // O += a V block of n tokens (a multiple of 32) in B-bit fixed-length codes, whose payload is
+  // at `payload`, weighted by w [n][G] (bias as for v_block). Lane l's units are its channels
+  // NV*l.., each n * B / 32 words.
+  template <int HD, int G, int B>
+  __device__ __forceinline__ static void v_fixed(uint32_t* stage, const uint32_t* payload, int n,
+                                                 const float* w, const float* bias, int lane,
+                                                 float (&O)[HD / 32][G]) {
+    constexpr int NV = HD / 32;
+    constexpr int kTok = G >= 4 ? 1 : 4;  // tokens of w per shared-memory load
+    constexpr float kScale = float(1 << B);
+    const int UW = n * B / 32, GW = NV * UW, LW = GW + 1;  // a lane's NV units: GW words
+    for (int lg = 0; lg < 32; ++lg)
+      for (int i = lane; i < GW; i += 32) cp_async4(stage + lg * LW + i, payload + lg * GW + i);
+    cp_async_wait_all();
+    __syncwarp();
+    const uint32_t* own = stage + lane * LW;
+    // O is scaled by 2^-B, accumulates sum_t w_t f_tc, and is scaled back (exact powers of two).
+    float ws[G];
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      ws[g] = 0.0f;
+#pragma unroll
+      for (int j = 0; j < NV; ++j) O[j][g] *= 1.0f / kScale;
+    }
+#pragma unroll 1
+    for (int t0 = 0; t0 < n; t0 += 32) {
+      uint32_t x[NV][B];
+#pragma unroll
+      for (int j = 0; j < NV; ++j)
+#pragma unroll
+        for (int k = 0; k < B; ++k) x[j][k] = bswap32(own[j * UW + (t0 / 32) * B + k]);
+      float wv[kTok * G];
+      static_for<32>([&](auto ic) {
+        constexpr int i = decltype(ic)::value;
+        if constexpr (i % kTok == 0) load_f(w + (t0 + i) * G, wv);
+#pragma unroll
+        for (int g = 0; g < G; ++g) ws[g] += wv[(i % kTok) * G + g];
+#pragma unroll
+        for (int j = 0; j < NV; ++j) {
+          const float f = fixed_symbol<B, i>(x[j]);
+#pragma unroll
+          for (int g = 0; g < G; ++g) O[j][g] = fmaf(wv[(i % kTok) * G + g], f, O[j][g]);
+        }
+      });
+    }
+    __syncwarp();  // the buffer is rewritten next
+    // sum_t w_t (s_tc + m0_t) = 2^B (sum_t w_t f_tc - sum_t w_t) + bias
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      const float off = bias[g] - kScale * ws[g];
+#pragma unroll
+      for (int j = 0; j < NV; ++j) O[j][g] = fmaf(kScale, O[j][g], off);
+    }
+  }
+
+  // Units u..u+3 of a Huffman kKBlock block: the scores of the lane's four tokens.
+  template <int HD, int G>
+  __device__ static void k_fast4(const Params& p, const uint8_t* blk, int u, const uint32_t* tab,
+                                 int lane, const float* q, const float* qsum, float (&sc)[4][G]) {
+    const BlockHeader h = load_header(blk);
+    const uint32_t* words = reinterpret_cast<const uint32_t*>(
+        blk + block_payload_offset(BlockKind::kKBlock, h.n_tokens, HD));
+    const int last = int(round_up4(h.payload_bytes) >> 2);
+    const uint32_t* lens = reinterpret_cast<const uint32_t*>(blk + block_lengths_offset());
+    const uint32_t lw = __ldg(lens + u / 4);
+    const uint32_t n4 = __dp4a(lw, 0x01010101u, 0u);
+    // Exclusive scan over the lanes whose tokens share the block (segments of block_k / 4 lanes,
+    // the whole warp for blocks of 128 tokens or more).
+    const int seg = min(p.block_k, kSub) / 4;
+    uint32_t incl = n4;
+    for (int o = 1; o < seg; o <<= 1) {
+      const uint32_t y = __shfl_up_sync(kFull, incl, o);
+      if ((lane & (seg - 1)) >= o) incl += y;
+    }
+    uint32_t off = incl - n4;
+    const int u0 = u - 4 * (lane & (seg - 1));  // the segment's first unit
+    if (u0 > 0) {  // a 256-token block's second pass: units [0, u0) come first (warp-uniform)
+      uint32_t x = 0;
+      for (int i = lane; i < u0 / 4; i += 32) x = __dp4a(__ldg(lens + i), 0x01010101u, x);
+      off += warp_sum_u32(x);
+    }
+    St st[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      st[j].init(words, off, last);
+      off += (lw >> (8 * j)) & 0xffu;
+    }
+    float acc[4][G];
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int g = 0; g < G; ++g) acc[j][g] = 0.0f;
+    const int shift = KvcompBlocks::shift(p.k_bits);
+#pragma unroll 1
+    for (int c0 = 0; c0 < HD; c0 += SPR) {
+      float qv[SPR * G];
+      load_f(q + c0 * G, qv);
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        st[j].group(words, last, tab, shift, lane, [&](int jj, float v) {
+#pragma unroll
+          for (int g = 0; g < G; ++g) acc[j][g] = fmaf(qv[jj * G + g], v, acc[j][g]);
+        });
+    }
+    const float m0 = float(h.m0);
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int g = 0; g < G; ++g) sc[j][g] = (acc[j][g] + m0 * qsum[g]) * h.d;
+  }
+
+  // Score of any one token: Huffman blocks of either K kind, raw blocks, window rows.
+  template <int HD, int G>
+  __device__ static void k_token(const Params& p, const uint32_t* tab, int64_t head_off, int t,
+                                 int k_done, int lane, const float* q, const float* qsum,
+                                 float (&dot)[G]) {
+#pragma unroll
+    for (int g = 0; g < G; ++g) dot[g] = 0.0f;
+    const uint16_t* row;
+    if (t < k_done) {
+      const int b = t / p.block_k, u = t - b * p.block_k;
+      const uint8_t* blk = p.k_blocks[head_off * p.max_k_blocks + b];
+      const BlockHeader h = load_header(blk);
+      if (h.mode == uint8_t(BlockMode::kHuffman)) {
+        const BlockKind kind = BlockKind(h.kind);
+        const uint32_t* words =
+            reinterpret_cast<const uint32_t*>(blk + block_payload_offset(kind, h.n_tokens, HD));
+        const int last = int(round_up4(h.payload_bytes) >> 2);
+        St st;
+        st.init(words, unit_offset(blk + block_lengths_offset(), u), last);
+        const int shift = KvcompBlocks::shift(p.k_bits);
+        if (kind == BlockKind::kKBlock) {
+          for (int c0 = 0; c0 < HD; c0 += SPR)
+            st.group(words, last, tab, shift, lane, [&](int jj, float v) {
+#pragma unroll
+              for (int g = 0; g < G; ++g) dot[g] = fmaf(q[(c0 + jj) * G + g], v, dot[g]);
+            });
+#pragma unroll
+          for (int g = 0; g < G; ++g) dot[g] = (dot[g] + float(h.m0) * qsum[g]) * h.d;
+        } else {  // channel-wise: a step and offset per channel
+          const uint8_t* prm = blk + block_params_offset(kind, h.n_tokens, HD);
+          for (int c0 = 0; c0 < HD; c0 += SPR)
+            st.group(words, last, tab, shift, lane, [&](int jj, float v) {
+              const GroupParams gp = block_param(kind, h.d, prm, uint32_t(c0 + jj), kVStepTableDev);
+              const float x = (v + float(gp.m0)) * gp.d;
+#pragma unroll
+              for (int g = 0; g < G; ++g) dot[g] = fmaf(q[(c0 + jj) * G + g], x, dot[g]);
+            });
+        }
+        return;
+      }
+      row = reinterpret_cast<const uint16_t*>(blk + raw_block_values_offset()) + u * HD;
+    } else {
+      row = p.ring_k + (head_off * p.cap_k + t % p.cap_k) * HD;
+    }
+    // fp16 values (raw block rows are 4-byte aligned)
+    const uint32_t* r = reinterpret_cast<const uint32_t*>(row);
+#pragma unroll 8
+    for (int c2 = 0; c2 < HD / 2; ++c2) {
+      const float2 f = decode_attn::half2_bits_to_float2(__ldg(r + c2));
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        dot[g] = fmaf(q[(2 * c2) * G + g], f.x, dot[g]);
+        dot[g] = fmaf(q[(2 * c2 + 1) * G + g], f.y, dot[g]);
+      }
+    }
+  }
+
+  // Steps and offsets of the lane's four tokens tb..tb+3 (one V block, tb < v_done); a raw
+  // block leaves (1, 0).
+  __device__ static void v_params(const Params& p, int64_t head_off, int tb, float (&d)[4],
+                                  float (&m0)[4]) {
+    const uint8_t* blk = p.v_blocks[head_off * p.max_v_blocks + tb / p.block_v];
+    const BlockHeader h = load_header(blk);
+    if (h.mode != uint8_t(BlockMode::kHuffman)) return;
+    const BlockKind kind = BlockKind(h.kind);
+    const uint8_t* prm = blk + block_params_offset(kind, h.n_tokens, h.head_dim);
+    const int u = tb % p.block_v;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const GroupParams gp = block_param(kind, h.d, prm, uint32_t(u + j), kVStepTableDev);
+      d[j] = gp.d;
+      m0[j] = float(gp.m0);
+    }
+  }
+
+  // O += the V block b's values weighted by w [n_tokens][G] (bias[g] = sum_t w_tg m0_t).
+  template <int HD, int G>
+  __device__ __forceinline__ static void v_block(const Params& p, const uint32_t* tabs, int64_t head_off, int b,
+                                 const float* w, const float* bias, int lane,
+                                 float (&O)[HD / 32][G]) {
+    constexpr int NV = HD / 32;
+    const uint8_t* blk = p.v_blocks[head_off * p.max_v_blocks + b];
+    const BlockHeader h = load_header(blk);
+    if (h.mode != uint8_t(BlockMode::kHuffman)) {  // raw: fp16 [n_tokens][HD], 4-byte aligned
+      const uint16_t* vals = reinterpret_cast<const uint16_t*>(blk + raw_block_values_offset());
+      decode_attn::v_rows<HD, G, false, kRowsInFlight>([&](int i) { return vals + i * HD; },
+                                                       h.n_tokens, w, lane, O);
+      return;
+    }
+    const BlockKind kind = BlockKind(h.kind);
+    const uint32_t* words =
+        reinterpret_cast<const uint32_t*>(blk + block_payload_offset(kind, h.n_tokens, HD));
+    if constexpr (kFixed) {  // blocks of whole 32-token groups: every unit is whole words
+      if (v_fixed_ok(p) && h.n_tokens % 32 == 0 && h.n_tokens <= p.block_v &&
+          with_fixed_bits(p.v_fixed_bits, [&](auto b) {
+            v_fixed<HD, G, decltype(b)::value>(stage_of(p, tabs), words,
+                                               h.n_tokens, w, bias, lane, O);
+          }))
+        return;
+    }
+    const int last = int(round_up4(h.payload_bytes) >> 2);
+    const uint8_t* lens = blk + block_lengths_offset();
+    const uint32_t lw = NV == 4 ? __ldg(reinterpret_cast<const uint32_t*>(lens) + lane)
+                                : uint32_t(__ldg(reinterpret_cast<const uint16_t*>(lens) + lane));
+    const uint32_t n = __dp4a(lw, 0x01010101u, 0u);
+    uint32_t incl = n;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const uint32_t y = __shfl_up_sync(kFull, incl, o);
+      if (lane >= o) incl += y;
+    }
+    uint32_t off = incl - n;
+    St st[NV];
+#pragma unroll
+    for (int j = 0; j < NV; ++j) {
+      st[j].init(words, off, last);
+      off += (lw >> (8 * j)) & 0xffu;
+    }
+    const uint32_t* tab = tabs + table_words(p.k_bits);
+    const int shift = KvcompBlocks::shift(p.v_bits);
+#pragma unroll 1
+    for (int t0 = 0; t0 < h.n_tokens; t0 += SPR) {
+      float wv[SPR * G];
+      load_f(w + t0 * G, wv);
+#pragma unroll
+      for (int j = 0; j < NV; ++j)
+        st[j].group(words, last, tab, shift, lane, [&](int jj, float v) {
+#pragma unroll
+          for (int g = 0; g < G; ++g) O[j][g] = fmaf(wv[jj * G + g], v, O[j][g]);
+        });
+    }
+#pragma unroll
+    for (int j = 0; j < NV; ++j)
+#pragma unroll
+      for (int g = 0; g < G; ++g) O[j][g] += bias[g];
+  }
+};
+
+// Launches the kernel with policy B (KvcompBlocks<...>) for p's head_dim and group size.
+template <class B>
+void run_policy(const CudaContext& ctx, const KvcompAttentionParams& p, int max_len, DType act,
+                void* scratch, size_t scratch_bytes, int split_tokens) {
+  decode_attn::dispatch_shape(p, "kvcomp attention", [&](auto hd, auto g) {
+    constexpr int HD = decltype(hd)::value, G = decltype(g)::value;
+    decode_attn::launch<HD, G, B>(ctx, p, max_len, act, scratch, scratch_bytes, split_tokens);
+  });
+}
+
+// The policy with the fixed-length fast paths, instantiated in attention_kvcomp_fixed.cu (its
+// own translation unit: it is the largest to compile).
+void run_fixed(const CudaContext& ctx, const KvcompAttentionParams& p, int max_len, DType act,
+               void* scratch, size_t scratch_bytes, int split_tokens);
+
+}  // namespace kvcomp_attn
+}  // namespace kvcomp
