@@ -127,7 +127,7 @@ std::string gnuplot_script(const std::vector<Row>& rows, const std::vector<std::
   // Colour and point type per method.
   auto style = [](const std::string& m) -> std::string {
     if (m == "kvcomp") return "lw 3 pt 7 ps 1.3 lc rgb '#d62728'";
-    if (m == "kvcomp-unfused") return "lw 2 pt 6 ps 1.3 lc rgb '#ff7f0e'";
+    if (m == "kvcomp-unfused" || m == "kvcomp-fixed") return "lw 2 pt 6 ps 1.3 lc rgb '#ff7f0e'";
     if (m == "kivi4") return "lw 2 pt 5 ps 1.2 lc rgb '#1f77b4'";
     if (m == "kivi2") return "lw 2 pt 4 ps 1.2 lc rgb '#17becf'";
     if (m == "int8") return "lw 2 pt 9 ps 1.3 lc rgb '#2ca02c'";
@@ -169,7 +169,7 @@ void add_sweep_command(CLI::App& app) {
     std::string text;
     PerplexityOptions ppl;
     int prefill = -1;
-    std::string modes = "fp16,kvcomp,kivi4,kivi2,int8,fp8";
+    std::string modes = "fp16,kvcomp,kvcomp-fixed,kivi4,kivi2,int8,fp8";
     std::string ebs = "0.02,0.05,0.1,0.2";
     std::string out = "sweep";
     double within = 1.0;
