@@ -27,6 +27,7 @@ SERIES = [
     ("cublas_ms", "fp16 cache, cuBLAS", "lc rgb '#1f77b4' pt 7"),
     ("flash_ms", "fp16 cache, flash decoding", "lc rgb '#17becf' pt 6"),
     ("fused_ms", "kvcomp fused", "lc rgb '#d62728' pt 5"),
+    ("fixed_ms", "kvcomp-fixed fused (fixed-length codes)", "lc rgb '#bcbd22' pt 15"),
     ("unfused_ms", "kvcomp unfused (decode to fp16 + cuBLAS)", "lc rgb '#ff7f0e' pt 9"),
     ("eager_ms", "torch matmul-softmax-matmul", "lc rgb '#2ca02c' pt 11 dt 2"),
     ("sdpa_ms", "torch SDPA", "lc rgb '#9467bd' pt 13 dt 2"),
@@ -36,7 +37,7 @@ SERIES = [
 
 # The "us" objects of kvcomp_bench_attention's rows and of docs/bench/attention.json
 # (microseconds) -> row keys (milliseconds).
-US_KEYS = {"kvcomp": "fused_ms", "fp16": "flash_ms", "fp16_cublas": "cublas_ms",
+US_KEYS = {"kvcomp": "fused_ms", "kvcomp_fixed": "fixed_ms", "fp16": "flash_ms", "fp16_cublas": "cublas_ms",
            "torch_eager": "eager_ms", "torch_sdpa": "sdpa_ms", "ggml_f16": "ggml_f16_ms",
            "ggml_q8_0": "ggml_q8_0_ms"}
 
