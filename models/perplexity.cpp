@@ -16,6 +16,30 @@ std::vector<int> perplexity_ids(const Tokenizer& tok, int bos_token_id, const st
   return ids;
 }
 
+int perplexity_windows(const std::vector<int>& ids, const PerplexityOptions& opts) {
+  const int N = opts.ctx;
+  check(N >= 2, "--ctx: expected a window of at least 2 tokens, got ", N);
+  check(opts.max_windows >= 0, "--max-windows: expected a number >= 0, got ", opts.max_windows);
+  int windows = int(ids.size() / size_t(N));
+  check(windows >= 1, "the text has ", ids.size(), " tokens (with BOS), fewer than one window of ",
+        N, " tokens");
+  if (opts.max_windows > 0) windows = std::min(windows, opts.max_windows);
+  return windows;
+}
+
+namespace {
+
+// -log softmax(logits)[target], in double.
+double nll_of(const float* logits, int vocab, int target) {
+  double m = logits[0];
+  for (int v = 1; v < vocab; ++v) m = std::max(m, double(logits[v]));
+  double s = 0;
+  for (int v = 0; v < vocab; ++v) s += std::exp(double(logits[v]) - m);
+  return m + std::log(s) - double(logits[target]);
+}
+
+}  // namespace
+
 PerplexityResult perplexity(Engine& engine, const std::vector<int>& ids,
                             const PerplexityOptions& opts, const ProgressCallback& progress) {
   const int N = opts.ctx;
@@ -23,14 +47,30 @@ PerplexityResult perplexity(Engine& engine, const std::vector<int>& ids,
   check(N <= engine.config().max_position_embeddings, "--ctx: ", N,
         " tokens exceed the model's max_position_embeddings of ",
         engine.config().max_position_embeddings);
-  check(opts.max_windows >= 0, "--max-windows: expected a number >= 0, got ", opts.max_windows);
   check(opts.batch >= 1, "--batch: expected a number >= 1, got ", opts.batch);
   const int P = opts.prefill > 0 ? opts.prefill : N;
   check(P >= 1 && P <= N, "--prefill: expected 1..", N, " tokens, got ", opts.prefill);
-  int windows = int(ids.size() / size_t(N));
-  check(windows >= 1, "the text has ", ids.size(), " tokens (with BOS), fewer than one window of ",
-        N, " tokens");
-  if (opts.max_windows > 0) windows = std::min(windows, opts.max_windows);
+  const int windows = perplexity_windows(ids, opts);
+  const int V = engine.config().vocab_size;
+  std::vector<float> logits;
+  // One step: NLL per token from the engine, or from the logits when they are wanted; tokens
+  // with target -1 are not scored. index(i): the i-th token's place in the run.
+  auto step = [&](const std::vector<SeqChunk>& chunks, const std::vector<int>& targets,
+                  bool all, const std::function<int64_t(size_t)>& index,
+                  std::vector<double>& nll) {
+    if (!opts.on_token) {
+      engine.forward_nll(chunks, targets, nll);
+      return;
+    }
+    engine.forward(chunks, all, logits);
+    nll.assign(targets.size(), 0.0);
+    for (size_t i = 0; i < targets.size(); ++i) {
+      if (targets[i] < 0) continue;
+      const float* row = logits.data() + i * size_t(V);
+      nll[i] = nll_of(row, V, targets[i]);
+      opts.on_token(index(i), targets[i], row, V);
+    }
+  };
 
   const auto t0 = std::chrono::steady_clock::now();
   double nll_sum = 0;
@@ -50,7 +90,8 @@ PerplexityResult perplexity(Engine& engine, const std::vector<int>& ids,
       for (int i = 0; i < P; ++i) targets.push_back(i + 1 < N ? *(window(b) + i + 1) : -1);
     }
     std::vector<double> nll;
-    engine.forward_nll(chunks, targets, nll);
+    step(chunks, targets, true,
+         [&](size_t i) { return int64_t(w0 + int(i) / P) * (N - 1) + int64_t(i) % P; }, nll);
     for (size_t i = 0; i < nll.size(); ++i)
       if (targets[i] >= 0) nll_sum += nll[i], ++scored;
     // Teacher-forced decode steps for positions P..N-2.
@@ -61,7 +102,8 @@ PerplexityResult perplexity(Engine& engine, const std::vector<int>& ids,
         chunks.push_back({b, {*(window(b) + pos)}});
         targets.push_back(*(window(b) + pos + 1));
       }
-      engine.forward_nll(chunks, targets, nll);
+      step(chunks, targets, false, [&](size_t b) { return int64_t(w0 + int(b)) * (N - 1) + pos; },
+           nll);
       for (double x : nll) nll_sum += x, ++scored;
     }
     kv += engine.kv_stats();

@@ -17,6 +17,12 @@
 
 namespace kvcomp {
 
+// Called for every scored token with its next-token logits [vocab] and its target. index is the
+// token's place in the run, window * (ctx - 1) + position, whatever the batch: two runs of the
+// same text and windows give the same index to the same prediction.
+using TokenLogitsCallback =
+    std::function<void(int64_t index, int target, const float* logits, int vocab)>;
+
 struct PerplexityOptions {
   int ctx = 0;          // tokens per window (required, >= 2)
   int max_windows = 0;  // 0: every full window
@@ -24,6 +30,9 @@ struct PerplexityOptions {
                         // (one prefill, no decode step)
   int batch = 1;        // windows evaluated together as one batch of sequences
   KvOptions kv;
+  // When set, every step returns its logits (Engine::forward) and the NLL is computed from them
+  // on the host (log-softmax in double), instead of Engine::forward_nll.
+  TokenLogitsCallback on_token;
 };
 
 struct PerplexityResult {
@@ -40,6 +49,9 @@ struct PerplexityResult {
   // kv_bytes_reserved).
   int64_t kv_bytes_used = 0, kv_bytes_reserved = 0;
 };
+
+// The windows a run of ids evaluates (checks ctx and max_windows as perplexity does).
+int perplexity_windows(const std::vector<int>& ids, const PerplexityOptions& opts);
 
 // The command line's default prefill: ctx / 4, at least 1.
 inline int perplexity_default_prefill(int ctx) {

@@ -1,11 +1,13 @@
 // The kvcomp binary on good and bad input: every bad input exits non-zero with a message that
 // names the file, tensor or option and what was expected.
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "models/kl_divergence.h"
 #include "tests/catch.h"
 #include "tests/shell.h"
 
@@ -114,6 +116,74 @@ TEST_CASE("kvcomp-fixed stores the same symbols as kvcomp in fixed-length codes"
   const int64_t f = fixed["kv_bytes_used"].get<int64_t>(), h = huff["kv_bytes_used"].get<int64_t>();
   REQUIRE(f > h);
   REQUIRE(f < fp16["kv_bytes_used"].get<int64_t>() / 2);
+}
+
+TEST_CASE("perplexity --kl-divergence compares every next-token distribution with fp16's") {
+  const auto d = temp_dir("cli_kld");
+  const std::string base = "perplexity --device cpu --text " + std::string(KVCOMP_DEMO_MODEL_DIR) +
+                           "/heldout.txt --max-windows 2 --json";
+  auto ppl = [&](const std::string& args) {
+    const Run r = run(base + " --ctx 256 " + args);
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    return last_json(r.out);
+  };
+  // A mode against itself: exactly nothing changes.
+  const nlohmann::json same = ppl("--kv fp16 --kl-divergence");
+  REQUIRE(same["kld_mean"].get<double>() == 0.0);
+  REQUIRE(same["kld_max"].get<double>() == 0.0);
+  REQUIRE(same["same_top1_pct"].get<double>() == 100.0);
+  REQUIRE(same["delta_ppl"].get<double>() == 0.0);
+  for (const char* key : {"kld_stderr", "kld_median", "kld_p90", "kld_p99", "kld_p999",
+                          "delta_ppl_stderr"})
+    REQUIRE(same.contains(key));
+
+  // kvcomp against fp16, the base run in this process and from a file; the mean recomputed
+  // here from both runs' saved log-probabilities.
+  const std::string f16 = (d / "fp16.logprobs").string(), kvc = (d / "kvcomp.logprobs").string();
+  const nlohmann::json saved = ppl("--kv fp16 --save-logits " + f16);
+  const nlohmann::json live = ppl("--kv kvcomp --kl-divergence --save-logits " + kvc);
+  const nlohmann::json from_file = ppl("--kv kvcomp --kl-divergence --base-logits " + f16);
+  const double mean = live["kld_mean"].get<double>();
+  REQUIRE(mean > 0.0);
+  REQUIRE(mean < 0.01);
+  REQUIRE(from_file["kld_mean"].get<double>() == mean);
+  // (the KL summary's perplexities come from the fp32-rounded log-probabilities)
+  REQUIRE(live["ppl_base"].get<double>() == Approx(saved["ppl"].get<double>()).epsilon(1e-7));
+  REQUIRE(live["delta_ppl"].get<double>() ==
+          Approx(live["ppl"].get<double>() - saved["ppl"].get<double>()).margin(1e-5));
+  const kvcomp::TokenLogProbs a = kvcomp::load_logprobs(f16), b = kvcomp::load_logprobs(kvc);
+  REQUIRE(a.header.tokens == 2 * 255);
+  REQUIRE(b.header.tokens == a.header.tokens);
+  double sum = 0;
+  int same_top1 = 0;
+  for (int64_t i = 0; i < a.header.tokens; ++i) {
+    const float *p = a.row(i), *q = b.row(i);
+    double kl = 0, pmax = -1e30, qmax = -1e30;
+    int pa = 0, qa = 0;
+    for (int v = 0; v < a.header.vocab; ++v) {
+      kl += std::exp(double(p[v])) * (double(p[v]) - double(q[v]));
+      if (p[v] > pmax) pmax = p[v], pa = v;
+      if (q[v] > qmax) qmax = q[v], qa = v;
+    }
+    sum += std::max(kl, 0.0);
+    same_top1 += pa == qa;
+  }
+  REQUIRE(mean == Approx(sum / double(a.header.tokens)).epsilon(1e-9));
+  REQUIRE(live["same_top1_pct"].get<double>() ==
+          Approx(100.0 * same_top1 / double(a.header.tokens)).epsilon(1e-12));
+
+  // A base made under other settings is refused before anything runs.
+  expect_error(base + " --ctx 128 --kv kvcomp --kl-divergence --base-logits " + f16,
+               "was made with ctx 256, this run has ctx 128");
+  expect_error(base + " --ctx 256 --kv kvcomp --kl-divergence --base-logits " + d.string() + "/none",
+               "--base-logits: cannot read");
+  {
+    std::ofstream(d / "bad.logprobs") << "not a header\n";
+  }
+  expect_error(base + " --ctx 256 --kv kvcomp --kl-divergence --base-logits " +
+                   (d / "bad.logprobs").string(),
+               "not a log-probability file");
 }
 
 TEST_CASE("inspect describes a model") {
