@@ -75,6 +75,18 @@ TEST_CASE("sweep writes the table, CSV, JSON and the summary") {
     REQUIRE(row["tokens"] == 127);
   }
   REQUIRE(j["summary"]["methods"].size() == 2);
+  // KL divergence from fp16: 0 for fp16 itself, positive and small for lossy modes (int8 far
+  // below kvcomp at eb 0.05/0.1, as its 8 bits per value make it), and the summary by level.
+  REQUIRE(rows[0]["kld_mean"].get<double>() == 0.0);
+  REQUIRE(rows[0]["same_top1_pct"].get<double>() == 100.0);
+  for (int i : {1, 2}) {
+    REQUIRE(rows[i]["kld_mean"].get<double>() > 0.0);
+    REQUIRE(rows[i]["kld_mean"].get<double>() < 0.05);
+    REQUIRE(rows[i]["kld_stderr"].get<double>() > 0.0);
+  }
+  REQUIRE(rows[2]["kld_mean"].get<double>() < rows[1]["kld_mean"].get<double>());
+  REQUIRE(j["kld_summary"].size() == 3);
+  REQUIRE(r.out.find("By KL divergence from fp16") != std::string::npos);
   // The plot: drawn when gnuplot is installed, else a message; never an error.
   if (shell("command -v gnuplot").code == 0) {
     REQUIRE(std::filesystem::exists(d / "out" / "sweep.png"));

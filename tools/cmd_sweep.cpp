@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "compress/fixedbit.h"
+#include "models/kl_divergence.h"
 #include "models/perplexity.h"
 #include "runtime/error.h"
 #include "runtime/tokenizer.h"
@@ -57,6 +58,7 @@ struct Row {
   double k_bits = NAN, v_bits = NAN, bits = NAN;  // per value held in blocks
   double ratio = NAN, ratio_with_window = NAN;
   double ppl = NAN, delta_pct = NAN;
+  double kld = NAN, kld_stderr = NAN, same_top1_pct = NAN;  // against the fp16 run
   int64_t tokens = 0;
   int windows = 0;
   double seconds = 0;
@@ -100,6 +102,40 @@ int best_within(const std::vector<Row>& rows, const std::string& mode, double li
     if (best < 0 || r.bits < rows[size_t(best)].bits) best = int(i);
   }
   return best;
+}
+
+// Where a method's KLD curve reaches `level`: its rows sorted by bits, the first row at or below
+// the level; between it and the cheaper row before it the bits are interpolated linearly in
+// log KLD. resolved: the rows used are farther from the level than twice their standard error.
+struct LevelPoint {
+  bool reached = false, interpolated = false, at_most = false, resolved = false;
+  double bits = NAN;
+};
+LevelPoint at_level(const std::vector<Row>& rows, const std::string& mode, double level) {
+  std::vector<const Row*> pts;
+  for (const Row& r : rows)
+    if (r.mode == mode && std::isfinite(r.bits) && std::isfinite(r.kld)) pts.push_back(&r);
+  std::sort(pts.begin(), pts.end(), [](const Row* a, const Row* b) { return a->bits < b->bits; });
+  auto clear = [&](const Row* r) { return std::fabs(r->kld - level) > 2 * r->kld_stderr; };
+  LevelPoint lp;
+  for (size_t i = 0; i < pts.size(); ++i) {
+    if (!(pts[i]->kld <= level)) continue;
+    lp.reached = true;
+    if (i == 0) {  // even the cheapest row tried reaches it
+      lp.bits = pts[0]->bits;
+      lp.at_most = pts.size() > 1;
+      lp.resolved = clear(pts[0]);
+      return lp;
+    }
+    const Row *a = pts[i - 1], *b = pts[i];
+    const double la = std::log(std::max(a->kld, 1e-30)), lb = std::log(std::max(b->kld, 1e-30));
+    const double t = la > lb ? (la - std::log(level)) / (la - lb) : 1.0;
+    lp.bits = a->bits + t * (b->bits - a->bits);
+    lp.interpolated = true;
+    lp.resolved = clear(a) && clear(b);
+    return lp;
+  }
+  return lp;
 }
 
 // The gnuplot script of the plot, data inline so that it can be re-run alone.
@@ -170,9 +206,10 @@ void add_sweep_command(CLI::App& app) {
     PerplexityOptions ppl;
     int prefill = -1;
     std::string modes = "fp16,kvcomp,kvcomp-fixed,kivi4,kivi2,int8,fp8";
-    std::string ebs = "0.02,0.05,0.1,0.2";
+    std::string ebs = "0.01,0.02,0.03,0.05,0.1,0.2,0.3,0.5";
     std::string out = "sweep";
     double within = 1.0;
+    bool no_kld = false;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand(
@@ -191,6 +228,9 @@ void add_sweep_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--out", o->out, "Directory for sweep.csv, sweep.json, sweep.gp, sweep.png")
       ->capture_default_str();
+  cmd->add_flag("--no-kld", o->no_kld,
+                "Skip the KL divergence against fp16 (it keeps fp16's log-probabilities of every "
+                "scored token in memory: windows x ctx x vocab x 4 bytes)");
   cmd->add_option("--within", o->within,
                   "Accuracy target of the summary: perplexity within this % of fp16")
       ->capture_default_str();
@@ -249,6 +289,15 @@ void add_sweep_command(CLI::App& app) {
     check(!ec && std::filesystem::is_directory(out_dir), "--out: cannot create directory ",
           out_dir.string(), ec ? ": " + ec.message() : "");
 
+    // fp16's next-token log-probabilities, the base of every run's KL divergence.
+    TokenLogProbs base;
+    base.header.vocab = cfg.vocab_size;
+    base.header.tokens = int64_t(windows) * (po.ctx - 1);
+    if (!o->no_kld) {
+      base.rows.assign(size_t(base.header.tokens) * size_t(base.header.vocab), 0.0f);
+      base.have.assign(size_t(base.header.tokens), 0);
+    }
+
     // One progress bar across runs, advanced per batch of windows.
     ProgressBar bar("sweep");
     const int total = int(runs.size()) * windows;
@@ -269,6 +318,19 @@ void add_sweep_command(CLI::App& app) {
         row.setting = "uncompressed";
       }
       po.kv = run.kv;
+      std::unique_ptr<KldAccumulator> acc;
+      po.on_token = nullptr;
+      if (!o->no_kld && i == 0) {  // fp16
+        po.on_token = [&](int64_t t, int, const float* logits, int vocab) {
+          log_softmax(logits, vocab, base.rows.data() + size_t(t) * size_t(vocab));
+          base.have[size_t(t)] = 1;
+        };
+      } else if (!o->no_kld) {
+        acc = std::make_unique<KldAccumulator>(base);
+        po.on_token = [&](int64_t t, int target, const float* logits, int vocab) {
+          acc->add(t, target, logits, vocab);
+        };
+      }
       const std::string label =
           run.mode +
           (std::isfinite(row.eb_v) ? " " + fmt(row.eb_k, "%g") + "/" + fmt(row.eb_v, "%g") : "");
@@ -278,6 +340,15 @@ void add_sweep_command(CLI::App& app) {
             "runs " + std::to_string(i + 1) + "/" + std::to_string(runs.size()) + " " + label);
       });
       row.ppl = r.ppl;
+      if (!o->no_kld && i == 0) {
+        row.kld = row.kld_stderr = 0.0;
+        row.same_top1_pct = 100.0;
+      } else if (acc) {
+        const KldSummary k = acc->summary();
+        row.kld = k.mean;
+        row.kld_stderr = k.stderr_;
+        row.same_top1_pct = k.same_top1_pct;
+      }
       row.tokens = r.tokens;
       row.windows = r.windows;
       row.seconds = r.seconds;
@@ -361,18 +432,77 @@ void add_sweep_command(CLI::App& app) {
       verdict = "no fixed-bit baseline stays within the target";
     }
 
+    // Summary by KL divergence: per level, each method's smallest cache (interpolated along its
+    // own curve) and kvcomp's against the best fixed-bit method's, stated where the error bars
+    // separate the rows from the level.
+    nlohmann::json kld_summary = nlohmann::json::array();
+    std::string kld_text;
+    if (!o->no_kld) {
+      for (double level : {0.001, 0.005, 0.02}) {
+        nlohmann::json jl = {{"level", level}};
+        std::string line = "mean KLD <= " + fmt(level, "%g") + ":";
+        double best_bits = NAN;
+        std::string best_mode;
+        bool best_resolved = false;
+        nlohmann::json jm = nlohmann::json::object();
+        for (const auto& m : methods) {
+          if (m == "fp16" || m == "fp32") continue;
+          const LevelPoint lp = at_level(rows, m, level);
+          if (!lp.reached) {
+            line += " " + m + " not reached;";
+            jm[m] = nullptr;
+            continue;
+          }
+          line += " " + m + " " + (lp.at_most ? "<= " : "") + fmt(lp.bits, "%.2f") + " bits" +
+                  (lp.interpolated ? " (interpolated)" : "") + ";";
+          jm[m] = {{"bits", lp.bits},
+                   {"interpolated", lp.interpolated},
+                   {"at_most", lp.at_most},
+                   {"resolved", lp.resolved}};
+          if (is_fixedbit_name(m) && (!std::isfinite(best_bits) || lp.bits < best_bits)) {
+            best_bits = lp.bits;
+            best_mode = m;
+            best_resolved = lp.resolved;
+          }
+        }
+        if (!line.empty() && line.back() == ';') line.pop_back();
+        jl["methods"] = jm;
+        const LevelPoint k = at_level(rows, "kvcomp", level);
+        if (k.reached && std::isfinite(best_bits)) {
+          const double fewer = 100.0 * (1.0 - k.bits / best_bits);
+          const bool sep = k.resolved && best_resolved && !k.at_most;
+          const char* why = k.at_most ? " (kvcomp's cheapest row tried is already below the "
+                                        "level: at least this saving)"
+                            : sep ? ""
+                                  : " (not separated: a row within two standard errors of the "
+                                    "level)";
+          line += "\n  kvcomp " + fmt(k.bits, "%.2f") + " bits against " + best_mode + " " +
+                  fmt(best_bits, "%.2f") + ": " +
+                  (fewer >= 0 ? fmt(fewer, "%.0f") + "% fewer" : fmt(-fewer, "%.0f") + "% more") +
+                  " KV bytes" + why;
+          jl["kvcomp_vs_best_fixed"] = {{"baseline", best_mode},
+                                        {"fewer_bytes_pct", fewer},
+                                        {"separated", sep}};
+        }
+        kld_text += line + "\n";
+        kld_summary.push_back(jl);
+      }
+    }
+
     // Files.
     {
       std::ofstream csv(out_dir / "sweep.csv");
       check(bool(csv), "--out: cannot write ", (out_dir / "sweep.csv").string());
       csv << "mode,setting,eb_k,eb_v,k_bits,v_bits,bits,ratio,ratio_with_window,ppl,delta_pct,"
-             "tokens,windows,seconds\n";
+             "kld_mean,kld_stderr,same_top1_pct,tokens,windows,seconds\n";
       for (const Row& r : rows) {
         csv << csv_field(r.mode) << "," << csv_field(r.setting) << "," << fmt(r.eb_k, "%g") << ","
             << fmt(r.eb_v, "%g") << "," << fmt(r.k_bits, "%.4f") << "," << fmt(r.v_bits, "%.4f")
             << "," << fmt(r.bits, "%.4f") << "," << fmt(r.ratio, "%.4f") << ","
             << fmt(r.ratio_with_window, "%.4f") << "," << fmt(r.ppl, "%.6f") << ","
-            << fmt(r.delta_pct, "%.4f") << "," << r.tokens << "," << r.windows << ","
+            << fmt(r.delta_pct, "%.4f") << "," << fmt(r.kld, "%.6e") << ","
+            << fmt(r.kld_stderr, "%.3e") << "," << fmt(r.same_top1_pct, "%.3f") << ","
+            << r.tokens << "," << r.windows << ","
             << fmt(r.seconds, "%.2f") << "\n";
       }
     }
@@ -389,6 +519,9 @@ void add_sweep_command(CLI::App& app) {
                        {"ratio_with_window", num_or_null(r.ratio_with_window)},
                        {"ppl", num_or_null(r.ppl)},
                        {"delta_pct", num_or_null(r.delta_pct)},
+                       {"kld_mean", num_or_null(r.kld)},
+                       {"kld_stderr", num_or_null(r.kld_stderr)},
+                       {"same_top1_pct", num_or_null(r.same_top1_pct)},
                        {"tokens", r.tokens},
                        {"windows", r.windows},
                        {"seconds", r.seconds}});
@@ -407,7 +540,8 @@ void add_sweep_command(CLI::App& app) {
                         {"fp16_ppl", fp16_ppl},
                         {"within_pct", o->within},
                         {"rows", jrows},
-                        {"summary", {{"methods", summary_methods}, {"comparison", comparison}}}};
+                        {"summary", {{"methods", summary_methods}, {"comparison", comparison}}},
+                        {"kld_summary", kld_summary}};
     {
       std::ofstream js(out_dir / "sweep.json");
       check(bool(js), "--out: cannot write ", (out_dir / "sweep.json").string());
@@ -420,29 +554,41 @@ void add_sweep_command(CLI::App& app) {
         "windows K %d / V %d tokens raw\n",
         dir.string().c_str(), engine->device_name().c_str(), windows, po.ctx, po.prefill,
         ko.window_k, ko.window_v);
-    std::printf("| %-14s | %-58s | %6s | %6s | %7s | %7s | %7s | %7s | %10s | %8s |\n", "mode",
-                "setting", "eb K", "eb V", "K bits", "V bits", "bits", "ratio", "perplexity",
-                "delta");
     std::printf(
-        "|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", std::string(16, '-').c_str(),
-        std::string(60, '-').c_str(), std::string(8, '-').c_str(), std::string(8, '-').c_str(),
-        std::string(9, '-').c_str(), std::string(9, '-').c_str(), std::string(9, '-').c_str(),
-        std::string(9, '-').c_str(), std::string(12, '-').c_str(), std::string(10, '-').c_str());
+        "| %-14s | %-58s | %6s | %6s | %7s | %7s | %7s | %7s | %10s | %8s | %21s | %7s |\n",
+        "mode", "setting", "eb K", "eb V", "K bits", "V bits", "bits", "ratio", "perplexity",
+        "delta", "mean KLD +- stderr", "top-1");
+    std::printf("|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n", std::string(16, '-').c_str(),
+                std::string(60, '-').c_str(), std::string(8, '-').c_str(),
+                std::string(8, '-').c_str(), std::string(9, '-').c_str(),
+                std::string(9, '-').c_str(), std::string(9, '-').c_str(),
+                std::string(9, '-').c_str(), std::string(12, '-').c_str(),
+                std::string(10, '-').c_str(), std::string(23, '-').c_str(),
+                std::string(9, '-').c_str());
     for (const Row& r : rows) {
       const std::string delta = fmt(r.delta_pct, "%+.2f") + (std::isfinite(r.delta_pct) ? "%" : "");
-      std::printf("| %-14s | %-58s | %6s | %6s | %7s | %7s | %7s | %7s | %10s | %8s |\n",
-                  r.mode.c_str(), r.setting.c_str(), fmt(r.eb_k, "%g").c_str(),
-                  fmt(r.eb_v, "%g").c_str(), fmt(r.k_bits, "%.3f").c_str(),
-                  fmt(r.v_bits, "%.3f").c_str(), fmt(r.bits, "%.3f").c_str(),
-                  (fmt(r.ratio, "%.2f") + (std::isfinite(r.ratio) ? "x" : "")).c_str(),
-                  fmt(r.ppl, "%.4f").c_str(), delta.c_str());
+      const std::string kld =
+          std::isfinite(r.kld) ? fmt(r.kld, "%.3e") + " +- " + fmt(r.kld_stderr, "%.1e") : "";
+      const std::string top1 =
+          fmt(r.same_top1_pct, "%.2f") + (std::isfinite(r.same_top1_pct) ? "%" : "");
+      std::printf(
+          "| %-14s | %-58s | %6s | %6s | %7s | %7s | %7s | %7s | %10s | %8s | %21s | %7s |\n",
+          r.mode.c_str(), r.setting.c_str(), fmt(r.eb_k, "%g").c_str(), fmt(r.eb_v, "%g").c_str(),
+          fmt(r.k_bits, "%.3f").c_str(), fmt(r.v_bits, "%.3f").c_str(),
+          fmt(r.bits, "%.3f").c_str(),
+          (fmt(r.ratio, "%.2f") + (std::isfinite(r.ratio) ? "x" : "")).c_str(),
+          fmt(r.ppl, "%.4f").c_str(), delta.c_str(), kld.c_str(), top1.c_str());
     }
     std::printf(
         "bits: per value held in blocks (K and V together; scales, zeros, Huffman "
         "metadata and codebooks included; the raw recent window excluded); ratio = fp16 "
-        "bytes / bytes of the same values\n");
+        "bytes / bytes of the same values; KLD: KL(fp16 || mode) of the next-token "
+        "distributions, top-1: tokens whose most likely next token is fp16's\n");
     std::printf("%s\n", summary.c_str());
     if (!verdict.empty()) std::printf("%s\n", verdict.c_str());
+    if (!kld_text.empty())
+      std::printf("By KL divergence from fp16 (mean over every scored token):\n%s",
+                  kld_text.c_str());
 
     // The plot, through gnuplot (Debian: gnuplot-nox); its absence is not an error.
     std::ostringstream title;
