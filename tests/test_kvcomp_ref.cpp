@@ -442,7 +442,10 @@ TEST_CASE("demo model: fp16 perplexity is the same with one prefill or prefill +
   REQUIRE(std::fabs(steps / single - 1) < kTolPplProtocol);
 }
 
-TEST_CASE("kvcomp and kvcomp-unfused are the same cache on the CPU") {
+TEST_CASE("kvcomp-fixed reaches attention with kvcomp's values in other codes") {
+  // Two codebooks (Huffman from the prefill's histogram, fixed-length), two encoders' outputs,
+  // two decodes: the values attention reads must still be the same, bit for bit, and differ
+  // from fp16's. (kvcomp-unfused is the same CPU cache as kvcomp: only the GPU kernels differ.)
   const ModelFiles files = open_model_files(default_model_dir());
   auto engine = make_cpu_engine(files);
   const std::vector<int> ids = heldout_ids(files, 20000);
@@ -452,10 +455,16 @@ TEST_CASE("kvcomp and kvcomp-unfused are the same cache on the CPU") {
   o.prefill = 128;
   o.kv.mode = KvMode::kKvcomp;
   const PerplexityResult a = perplexity(*engine, ids, o, nullptr);
-  o.kv.mode = KvMode::kKvcompUnfused;
+  o.kv.mode = KvMode::kKvcompFixed;
   const PerplexityResult b = perplexity(*engine, ids, o, nullptr);
+  o.kv.mode = KvMode::kFp16;
+  const PerplexityResult f = perplexity(*engine, ids, o, nullptr);
   REQUIRE(a.ppl == b.ppl);
-  REQUIRE(a.kv.total_bytes() == b.kv.total_bytes());
+  REQUIRE(a.ppl != f.ppl);
   REQUIRE(a.kv.k.n_blocks > 0);
   REQUIRE(a.kv.v.n_blocks > 0);
+  REQUIRE(b.kv.k.n_blocks == a.kv.k.n_blocks);
+  // Fixed-length codes: 5-bit K, 4-bit V payloads against Huffman's shorter ones.
+  REQUIRE(b.kv.total_bytes() > a.kv.total_bytes());
+  REQUIRE(b.kv.k_bits() > a.kv.k_bits() + 0.5);
 }
