@@ -289,6 +289,8 @@ LlamaConfig parse_llama_config(const std::string& json_text, const std::string& 
     if (!v) return ids;
     auto one = [&](const json& x) {
       const int64_t id = f.integer(x, key, INT_MIN, INT_MAX);
+      check(id < c.vocab_size, source, ": ", key, " ", id, " is outside the vocabulary (vocab_size ",
+            c.vocab_size, ")");
       if (id >= 0) ids.push_back(int(id));
     };
     if (v->is_array()) {

@@ -501,6 +501,16 @@ TEST_CASE("config rejections name the file and the problem", "[config][errors]")
                         HasSubstr("attention_bias"));
     REQUIRE_THROWS_WITH(parse(small_config("\"mlp_bias\": true")), HasSubstr("mlp_bias"));
   }
+  SECTION("token ids outside the vocabulary") {
+    REQUIRE_THROWS_WITH(parse(small_config("\"eos_token_id\": 256")),
+                        HasSubstr("eos_token_id 256 is outside the vocabulary (vocab_size 256)"));
+    REQUIRE_THROWS_WITH(parse(small_config("\"eos_token_id\": [2, 1000]")),
+                        HasSubstr("eos_token_id 1000 is outside the vocabulary"));
+    REQUIRE_THROWS_WITH(parse(small_config("\"bos_token_id\": 300")),
+                        HasSubstr("bos_token_id 300 is outside the vocabulary"));
+    const LlamaConfig c = parse(small_config("\"bos_token_id\": 1, \"eos_token_id\": [2, 255]"));
+    REQUIRE(c.eos_token_ids == std::vector<int>{2, 255});
+  }
   SECTION("hidden_act") {
     REQUIRE_THROWS_WITH(parse(small_config("\"hidden_act\": \"gelu\"")),
                         HasSubstr("hidden_act 'gelu' is not supported"));
