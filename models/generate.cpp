@@ -15,6 +15,8 @@ GenerateStats generate(Engine& engine, const Tokenizer& tok,
   check(!prompts.empty(), "generate: no prompt given");
   check(opts.n_predict >= 0, "-n: expected a number of tokens >= 0, got ", opts.n_predict);
   check(opts.ctx >= 0, "--ctx: expected a number of tokens >= 0, got ", opts.ctx);
+  check(opts.ctx <= cfg.max_position_embeddings, "--ctx: ", opts.ctx,
+        " tokens exceed the model's max_position_embeddings of ", cfg.max_position_embeddings);
   const int ctx = opts.ctx > 0 ? opts.ctx : cfg.max_position_embeddings;
   const int n = int(prompts.size());
 

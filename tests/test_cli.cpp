@@ -201,6 +201,8 @@ TEST_CASE("bad input gives a clear error and a non-zero exit") {
   expect_error("generate --model " + empty.string() + " -p hi", "config.json");
   expect_error("generate --device cpu -p hi --temperature -1", "--temperature");
   expect_error("generate --device cpu -p hi --top-p 2", "--top-p");
+  expect_error("generate --device cpu -p hi --ctx 100000",
+               "--ctx: 100000 tokens exceed the model's max_position_embeddings");
   expect_error("generate --device quantum -p hi", "--device: unknown device 'quantum'");
   expect_error("generate --device cpu -p hi --kv zip", "--kv: unknown mode 'zip'");
   expect_error("generate --device cpu", "--prompt");

@@ -122,6 +122,13 @@ void add_bench_command(CLI::App& app) {
     const bool on_gpu = runs_on_gpu(*engine);
 #endif
 
+    for (int c : ctxs)
+      if (c + o->warmup + o->n_decode > cfg.max_position_embeddings)
+        std::fprintf(stderr,
+                     "bench: note: ctx %d + %d decode steps run past the model's "
+                     "max_position_embeddings (%d): the timings hold, the positions past it are "
+                     "not meaningful text\n",
+                     c, o->warmup + o->n_decode, cfg.max_position_embeddings);
     nlohmann::json rows = nlohmann::json::array();
     if (!o->json) {
       std::printf("model: %s\ndevice: %s\n\n", model_name.c_str(), engine->device_name().c_str());
