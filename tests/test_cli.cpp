@@ -186,6 +186,18 @@ TEST_CASE("perplexity --kl-divergence compares every next-token distribution wit
                "not a log-probability file");
 }
 
+TEST_CASE("a text may come from standard input") {
+  const Run r = run("perplexity --device cpu --text - --ctx 64 --max-windows 1 --json < " +
+                    std::string(KVCOMP_DEMO_MODEL_DIR) + "/heldout.txt");
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  REQUIRE(last_json(r.out)["windows"] == 1);
+  const Run p = run("perplexity --device cpu --text /dev/stdin --ctx 64 --max-windows 1 --json < " +
+                    std::string(KVCOMP_DEMO_MODEL_DIR) + "/heldout.txt");
+  INFO(p.out);
+  REQUIRE(p.code == 0);
+}
+
 TEST_CASE("inspect describes a model") {
   const Run r = run("inspect --model " + kFixtures + "/tiny-tied");
   INFO(r.out);
@@ -212,6 +224,18 @@ TEST_CASE("bad input gives a clear error and a non-zero exit") {
                "leaves no room in the context limit of 16");
   expect_error("perplexity --device cpu --text /nonexistent.txt --ctx 64",
                "--text: file not found");
+  expect_error("perplexity --device cpu --text " + empty.string() + " --ctx 64",
+               "is a directory, expected a file");
+  {
+    std::ofstream(empty / "latin1.txt") << "caf\xe9 au lait\n";
+    std::ofstream(empty / "overlong.txt") << "ab\xc0\xafcd\n";
+  }
+  expect_error("perplexity --device cpu --text " + (empty / "latin1.txt").string() + " --ctx 64",
+               "invalid UTF-8 at byte offset 3 (byte 0xe9)");
+  expect_error("perplexity --device cpu --text " + (empty / "overlong.txt").string() + " --ctx 64",
+               "invalid UTF-8 at byte offset 2 (byte 0xc0)");
+  expect_error("generate --device cpu -p \"$(printf 'caf\\351')\"",
+               "--prompt: invalid UTF-8 at byte offset 3");
   expect_error("perplexity --device cpu --text " + std::string(KVCOMP_DEMO_MODEL_DIR) +
                    "/heldout.txt --ctx 1",
                "--ctx: expected a window of at least 2 tokens");

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "models/model_files.h"
@@ -58,12 +59,62 @@ float parse_number(const std::string& s, const std::string& option) {
   return x;
 }
 
+int64_t first_invalid_utf8(const std::string& s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  for (size_t i = 0; i < n;) {
+    const unsigned c = p[i];
+    size_t len = 0;
+    unsigned min = 0, cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xe0) == 0xc0) {
+      len = 2, min = 0x80, cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      len = 3, min = 0x800, cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      len = 4, min = 0x10000, cp = c & 0x07;
+    } else {
+      return int64_t(i);
+    }
+    if (i + len > n) return int64_t(i);
+    for (size_t k = 1; k < len; ++k) {
+      if ((p[i + k] & 0xc0) != 0x80) return int64_t(i);
+      cp = (cp << 6) | (p[i + k] & 0x3f);
+    }
+    // Overlong forms, surrogates and code points past U+10FFFF are not UTF-8.
+    if (cp < min || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) return int64_t(i);
+    i += len;
+  }
+  return -1;
+}
+
+void check_utf8(const std::string& text, const std::string& what) {
+  const int64_t at = first_invalid_utf8(text);
+  if (at < 0) return;
+  char byte[8];
+  std::snprintf(byte, sizeof byte, "0x%02x", unsigned(static_cast<unsigned char>(text[size_t(at)])));
+  fail(what, ": invalid UTF-8 at byte offset ", at, " (byte ", byte,
+       "); the text must be UTF-8");
+}
+
 std::string read_text_file(const std::filesystem::path& path, const std::string& option) {
-  check(std::filesystem::is_regular_file(path), option, ": file not found: ", path.string());
-  std::ifstream in(path, std::ios::binary);
-  check(bool(in), option, ": cannot read ", path.string());
   std::ostringstream ss;
-  ss << in.rdbuf();
+  if (path == "-") {  // standard input, as Unix tools read it
+    ss << std::cin.rdbuf();
+    check(!std::cin.bad(), option, ": cannot read standard input");
+  } else {
+    std::error_code ec;
+    const auto st = std::filesystem::status(path, ec);
+    check(std::filesystem::exists(st), option, ": file not found: ", path.string());
+    check(!std::filesystem::is_directory(st), option, ": ", path.string(),
+          " is a directory, expected a file");
+    std::ifstream in(path, std::ios::binary);  // regular files, pipes, /dev/stdin
+    check(bool(in), option, ": cannot read ", path.string());
+    ss << in.rdbuf();
+    check(!in.bad(), option, ": read error in ", path.string());
+  }
   return ss.str();
 }
 

@@ -56,6 +56,7 @@ void add_perplexity_command(CLI::App& app) {
     KvOptions base_kv = o->common.kv_opts;
     base_kv.mode = parse_kv_mode(o->base_kv);
     const std::string text = read_text_file(o->text, "--text");
+    check_utf8(text, "--text " + o->text);
     const auto dir = o->common.model_dir();
     auto engine = make_engine(dir, parse_device(o->common.device));
     const LlamaConfig& cfg = engine->config();

@@ -271,6 +271,7 @@ void add_sweep_command(CLI::App& app) {
     }
 
     const std::string text = read_text_file(o->text, "--text");
+    check_utf8(text, "--text " + o->text);
     const auto dir = o->common.model_dir();
     auto engine = make_engine(dir, parse_device(o->common.device));
     const LlamaConfig& cfg = engine->config();
