@@ -224,6 +224,10 @@ TEST_CASE("bad input gives a clear error and a non-zero exit") {
                "leaves no room in the context limit of 16");
   expect_error("perplexity --device cpu --text /nonexistent.txt --ctx 64",
                "--text: file not found");
+  for (const char* bad : {"0", "-5", "65"})
+    expect_error("perplexity --device cpu --text " + std::string(KVCOMP_DEMO_MODEL_DIR) +
+                     "/heldout.txt --ctx 64 --prefill " + bad,
+                 "--prefill: expected 1..64 tokens");
   expect_error("perplexity --device cpu --text " + empty.string() + " --ctx 64",
                "is a directory, expected a file");
   {

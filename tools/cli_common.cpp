@@ -223,7 +223,11 @@ void add_window_options(CLI::App* cmd, std::string& text, PerplexityOptions& ppl
 }
 
 int window_prefill(int prefill, int ctx) {
-  return prefill >= 0 ? prefill : perplexity_default_prefill(ctx);
+  if (prefill == kPrefillUnset) return perplexity_default_prefill(ctx);
+  check(prefill >= 1 && prefill <= ctx, "--prefill: expected 1..", ctx,
+        " tokens (the window's prefill; --prefill ", ctx, " runs each window as one prefill), got ",
+        prefill);
+  return prefill;
 }
 
 }  // namespace kvcomp::cli

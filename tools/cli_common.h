@@ -49,9 +49,10 @@ void add_v_params32_flag(CLI::App* cmd, KvOptions& k);
 void finish_kv_options(CommonOptions& o);
 
 // The evaluation windows of perplexity and sweep: --text, --ctx, --max-windows, --batch into
-// text and ppl, --prefill into prefill (-1 when not given: use window_prefill).
+// text and ppl, --prefill into prefill (kPrefillUnset when not given: use window_prefill).
 void add_window_options(CLI::App* cmd, std::string& text, PerplexityOptions& ppl, int& prefill);
 // --prefill as given, else perplexity_default_prefill(ctx).
+constexpr int kPrefillUnset = -2147483647 - 1;  // --prefill not given
 int window_prefill(int prefill, int ctx);
 
 // Whether the engine runs on the GPU.

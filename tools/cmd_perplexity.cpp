@@ -22,7 +22,7 @@ void add_perplexity_command(CLI::App& app) {
     CommonOptions common;
     std::string text;
     PerplexityOptions ppl;
-    int prefill = -1;  // -1: window_prefill's default
+    int prefill = kPrefillUnset;  // window_prefill's default
     bool json = false;
     bool kld = false;
     std::string base_kv = "fp16", save_logits, base_logits;

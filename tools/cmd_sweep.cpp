@@ -204,7 +204,7 @@ void add_sweep_command(CLI::App& app) {
     CommonOptions common;
     std::string text;
     PerplexityOptions ppl;
-    int prefill = -1;
+    int prefill = kPrefillUnset;
     std::string modes = "fp16,kvcomp,kvcomp-fixed,kivi4,kivi2,int8,fp8";
     std::string ebs = "0.01,0.02,0.03,0.05,0.1,0.2,0.3,0.5";
     std::string out = "sweep";
