@@ -40,7 +40,7 @@ void KvCompCacheRef::build_codebooks(KvPart p, int layer) {
   const int n_cb = n_codebook_heads();
   std::vector<uint64_t> hist(size_t(n_cb) * alphabet, 0);
   // A fixed-length code does not depend on the data: no histogram.
-  for (int seq = codec_.fixed_codes ? shape_.n_seqs : 0; seq < shape_.n_seqs; ++seq) {
+  for (int seq = 0; seq < shape_.n_seqs && !codec_.fixed_codes; ++seq) {
     const size_t s = slot(layer, seq);
     const float* x = values_[P][s].data();
     for (int h = 0; h < n_kv; ++h) {

@@ -45,13 +45,18 @@ std::string hash_ids(const std::vector<int>& ids) {
   return buf;
 }
 
-void log_softmax(const float* logits, int vocab, float* out) {
-  double m = logits[0];
-  for (int v = 1; v < vocab; ++v) m = std::max(m, double(logits[v]));
-  double s = 0;
-  for (int v = 0; v < vocab; ++v) s += std::exp(double(logits[v]) - m);
-  const double lse = m + std::log(s);
+void log_softmax(const float* logits, int vocab, double lse, float* out) {
   for (int v = 0; v < vocab; ++v) out[v] = float(double(logits[v]) - lse);
+}
+
+TokenLogProbs::TokenLogProbs(const LogProbsHeader& h)
+    : header(h),
+      rows(size_t(std::max<int64_t>(h.tokens, 0)) * size_t(std::max(h.vocab, 0)), 0.0f),
+      have(size_t(std::max<int64_t>(h.tokens, 0)), 0) {}
+
+void TokenLogProbs::set(int64_t i, const float* logits, double lse) {
+  log_softmax(logits, header.vocab, lse, rows.data() + size_t(i) * size_t(header.vocab));
+  have[size_t(i)] = 1;
 }
 
 void save_logprobs(const std::string& path, const TokenLogProbs& tp) {
@@ -81,8 +86,7 @@ TokenLogProbs load_logprobs(const std::string& path) {
         path, ": not a log-probability file written by --save-logits");
   check(j.value("version", 0) == kVersion, "--base-logits ", path, ": version ",
         j.value("version", 0), ", this build reads version ", kVersion);
-  TokenLogProbs tp;
-  LogProbsHeader& h = tp.header;
+  LogProbsHeader h;
   try {
     h.model = j.at("model").get<std::string>();
     h.text = j.at("text").get<std::string>();
@@ -99,7 +103,7 @@ TokenLogProbs load_logprobs(const std::string& path) {
   check(h.tokens >= 1 && h.vocab >= 1 && h.tokens <= (int64_t(1) << 40) / h.vocab,
         "--base-logits ", path, ": header says ", h.tokens, " tokens x ", h.vocab,
         " vocabulary entries");
-  tp.rows.resize(size_t(h.tokens) * size_t(h.vocab));
+  TokenLogProbs tp(h);
   f.read(reinterpret_cast<char*>(tp.rows.data()), std::streamsize(tp.rows.size() * 4));
   check(f.gcount() == std::streamsize(tp.rows.size() * 4), "--base-logits ", path,
         ": truncated: ", f.gcount(), " bytes of log-probabilities, the header says ",
@@ -126,12 +130,13 @@ void check_logprobs_match(const LogProbsHeader& have, const LogProbsHeader& want
         ")");
 }
 
-void KldAccumulator::add(int64_t index, int target, const float* logits, int vocab) {
+void KldAccumulator::add(int64_t index, int target, const float* logits, int vocab,
+                         double lse) {
   const LogProbsHeader& h = base_.header;
   check(vocab == h.vocab && index >= 0 && index < h.tokens && base_.have[size_t(index)],
         "KL divergence: token ", index, " has no base distribution");
   lp_.resize(size_t(vocab));
-  log_softmax(logits, vocab, lp_.data());
+  log_softmax(logits, vocab, lse, lp_.data());
   const float* b = base_.row(index);
   double kl = 0;
   for (int v = 0; v < vocab; ++v) {

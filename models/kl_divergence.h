@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "models/perplexity.h"  // log_sum_exp, TokenLogitsCallback's index
+
 namespace kvcomp {
 
 // What identifies the predictions of a run: a base is usable for a run only when all but kv and
@@ -34,10 +36,14 @@ struct TokenLogProbs {
   std::vector<float> rows;  // [tokens][vocab] log-softmax of the logits, rounded to fp32
   std::vector<uint8_t> have;  // [tokens] 1 once row i is filled
   const float* row(int64_t i) const { return rows.data() + size_t(i) * size_t(header.vocab); }
+  // Empty rows for h.tokens x h.vocab.
+  explicit TokenLogProbs(const LogProbsHeader& h = {});
+  // Row i from a token's logits and their log-sum-exp (TokenLogitsCallback's arguments).
+  void set(int64_t i, const float* logits, double lse);
 };
 
-// Log-softmax of logits [vocab] in double, rounded to fp32 into out [vocab].
-void log_softmax(const float* logits, int vocab, float* out);
+// logits - lse (the log-softmax, lse = log_sum_exp(logits)) in double, rounded to fp32.
+void log_softmax(const float* logits, int vocab, double lse, float* out);
 
 // Writes tp to path; throws Error naming the file when it cannot.
 void save_logprobs(const std::string& path, const TokenLogProbs& tp);
@@ -60,8 +66,8 @@ struct KldSummary {
 class KldAccumulator {
  public:
   explicit KldAccumulator(const TokenLogProbs& base) : base_(base) {}
-  // Token `index` of the run: its logits and its target.
-  void add(int64_t index, int target, const float* logits, int vocab);
+  // Token `index` of the run: its target, logits and their log-sum-exp.
+  void add(int64_t index, int target, const float* logits, int vocab, double lse);
   KldSummary summary() const;
 
  private:

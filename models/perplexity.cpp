@@ -27,18 +27,13 @@ int perplexity_windows(const std::vector<int>& ids, const PerplexityOptions& opt
   return windows;
 }
 
-namespace {
-
-// -log softmax(logits)[target], in double.
-double nll_of(const float* logits, int vocab, int target) {
-  double m = logits[0];
-  for (int v = 1; v < vocab; ++v) m = std::max(m, double(logits[v]));
+double log_sum_exp(const float* x, int n) {
+  double m = x[0];
+  for (int v = 1; v < n; ++v) m = std::max(m, double(x[v]));
   double s = 0;
-  for (int v = 0; v < vocab; ++v) s += std::exp(double(logits[v]) - m);
-  return m + std::log(s) - double(logits[target]);
+  for (int v = 0; v < n; ++v) s += std::exp(double(x[v]) - m);
+  return m + std::log(s);
 }
-
-}  // namespace
 
 PerplexityResult perplexity(Engine& engine, const std::vector<int>& ids,
                             const PerplexityOptions& opts, const ProgressCallback& progress) {
@@ -67,8 +62,9 @@ PerplexityResult perplexity(Engine& engine, const std::vector<int>& ids,
     for (size_t i = 0; i < targets.size(); ++i) {
       if (targets[i] < 0) continue;
       const float* row = logits.data() + i * size_t(V);
-      nll[i] = nll_of(row, V, targets[i]);
-      opts.on_token(index(i), targets[i], row, V);
+      const double lse = log_sum_exp(row, V);
+      nll[i] = lse - double(row[targets[i]]);
+      opts.on_token(index(i), targets[i], row, V, lse);
     }
   };
 

@@ -17,11 +17,15 @@
 
 namespace kvcomp {
 
-// Called for every scored token with its next-token logits [vocab] and its target. index is the
-// token's place in the run, window * (ctx - 1) + position, whatever the batch: two runs of the
-// same text and windows give the same index to the same prediction.
-using TokenLogitsCallback =
-    std::function<void(int64_t index, int target, const float* logits, int vocab)>;
+// Called for every scored token with its next-token logits [vocab], their log-sum-exp (the
+// softmax's normalizer, so that log p_v = logits[v] - lse) and its target. index is the token's
+// place in the run, window * (ctx - 1) + position, whatever the batch: two runs of the same text
+// and windows give the same index to the same prediction.
+using TokenLogitsCallback = std::function<void(int64_t index, int target, const float* logits,
+                                               int vocab, double lse)>;
+
+// log(sum_v exp(x[v])) over x[0, n), in double.
+double log_sum_exp(const float* x, int n);
 
 struct PerplexityOptions {
   int ctx = 0;          // tokens per window (required, >= 2)

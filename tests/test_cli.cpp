@@ -76,17 +76,21 @@ nlohmann::json last_json(const std::string& out) {
   return {};
 }
 
+// The JSON of `perplexity --device cpu --json --max-windows WINDOWS` on the demo's held-out text
+// with more arguments; the run must succeed.
+nlohmann::json perplexity_json(const std::string& args, int windows = 1) {
+  const Run r = run("perplexity --device cpu --text " + std::string(KVCOMP_DEMO_MODEL_DIR) +
+                    "/heldout.txt --json --max-windows " + std::to_string(windows) + " " + args);
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  return last_json(r.out);
+}
+
 TEST_CASE("perplexity --json reports the KV cache's used and reserved bytes") {
   const Run info = run("inspect --json");
   REQUIRE(info.code == 0);
   const int64_t per_token = last_json(info.out)["kv_bytes_per_token_fp16"].get<int64_t>();
-  auto ppl = [&](const std::string& kv) {
-    const Run r = run("perplexity --device cpu --text " + std::string(KVCOMP_DEMO_MODEL_DIR) +
-                      "/heldout.txt --ctx 1024 --max-windows 1 --json --kv " + kv);
-    INFO(r.out);
-    REQUIRE(r.code == 0);
-    return last_json(r.out);
-  };
+  auto ppl = [](const std::string& kv) { return perplexity_json("--ctx 1024 --kv " + kv); };
   const nlohmann::json fp16 = ppl("fp16"), kvcomp = ppl("kvcomp");
   // A window of 1024 tokens feeds 1023 (the last is only a target): exactly their fp16 K/V; the
   // CPU cache holds them as fp32.
@@ -100,13 +104,7 @@ TEST_CASE("perplexity --json reports the KV cache's used and reserved bytes") {
 }
 
 TEST_CASE("kvcomp-fixed stores the same symbols as kvcomp in fixed-length codes") {
-  auto ppl = [&](const std::string& kv) {
-    const Run r = run("perplexity --device cpu --text " + std::string(KVCOMP_DEMO_MODEL_DIR) +
-                      "/heldout.txt --ctx 1024 --max-windows 1 --json --kv " + kv);
-    INFO(r.out);
-    REQUIRE(r.code == 0);
-    return last_json(r.out);
-  };
+  auto ppl = [](const std::string& kv) { return perplexity_json("--ctx 1024 --kv " + kv); };
   const nlohmann::json huff = ppl("kvcomp"), fixed = ppl("kvcomp-fixed"), fp16 = ppl("fp16");
   // The same quantized values reach attention: the same perplexity, to the last digit.
   REQUIRE(fixed["ppl"].get<double>() == huff["ppl"].get<double>());
@@ -122,12 +120,7 @@ TEST_CASE("perplexity --kl-divergence compares every next-token distribution wit
   const auto d = temp_dir("cli_kld");
   const std::string base = "perplexity --device cpu --text " + std::string(KVCOMP_DEMO_MODEL_DIR) +
                            "/heldout.txt --max-windows 2 --json";
-  auto ppl = [&](const std::string& args) {
-    const Run r = run(base + " --ctx 256 " + args);
-    INFO(r.out);
-    REQUIRE(r.code == 0);
-    return last_json(r.out);
-  };
+  auto ppl = [](const std::string& args) { return perplexity_json("--ctx 256 " + args, 2); };
   // A mode against itself: exactly nothing changes.
   const nlohmann::json same = ppl("--kv fp16 --kl-divergence");
   REQUIRE(same["kld_mean"].get<double>() == 0.0);
@@ -232,7 +225,7 @@ TEST_CASE("bad input gives a clear error and a non-zero exit") {
                "is a directory, expected a file");
   {
     std::ofstream(empty / "latin1.txt") << "caf\xe9 au lait\n";
-    std::ofstream(empty / "overlong.txt") << "ab\xc0\xafcd\n";
+    std::ofstream(empty / "overlong.txt") << "ab\xc0\xaf" "cd\n";
   }
   expect_error("perplexity --device cpu --text " + (empty / "latin1.txt").string() + " --ctx 64",
                "invalid UTF-8 at byte offset 3 (byte 0xe9)");

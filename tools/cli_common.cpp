@@ -115,7 +115,9 @@ std::string read_text_file(const std::filesystem::path& path, const std::string&
     ss << in.rdbuf();
     check(!in.bad(), option, ": read error in ", path.string());
   }
-  return ss.str();
+  std::string text = ss.str();
+  check_utf8(text, option + " " + path.string());
+  return text;
 }
 
 std::vector<std::string> read_lines(const std::filesystem::path& path, const std::string& option) {

@@ -45,10 +45,7 @@ void add_generate_command(CLI::App& app) {
     std::vector<std::string> prompts = o->prompt_file.empty()
                                            ? std::vector<std::string>{o->prompt}
                                            : read_lines(o->prompt_file, "--prompt-file");
-    for (size_t i = 0; i < prompts.size(); ++i)
-      check_utf8(prompts[i], o->prompt_file.empty() ? std::string("--prompt")
-                                                    : "--prompt-file " + o->prompt_file +
-                                                          ", prompt " + std::to_string(i + 1));
+    if (o->prompt_file.empty()) check_utf8(o->prompt, "--prompt");  // files: read_text_file
     validate(o->gen.sampling);
     finish_kv_options(o->common);
     o->gen.kv = o->common.kv_opts;

@@ -236,7 +236,6 @@ void add_kvstats_command(CLI::App& app) {
     }
 
     const std::string text = read_text_file(o->text, "--text");
-    check_utf8(text, "--text " + o->text);
     const auto dir = o->common.model_dir();
     auto engine = make_engine(dir, parse_device(o->common.device));
     const LlamaConfig& cfg = engine->config();

@@ -56,7 +56,6 @@ void add_perplexity_command(CLI::App& app) {
     KvOptions base_kv = o->common.kv_opts;
     base_kv.mode = parse_kv_mode(o->base_kv);
     const std::string text = read_text_file(o->text, "--text");
-    check_utf8(text, "--text " + o->text);
     const auto dir = o->common.model_dir();
     auto engine = make_engine(dir, parse_device(o->common.device));
     const LlamaConfig& cfg = engine->config();
@@ -77,11 +76,8 @@ void add_perplexity_command(CLI::App& app) {
     want.vocab = cfg.vocab_size;
     want.ids_hash = hash_ids(ids);
     auto collector = [](TokenLogProbs& tp) {
-      tp.rows.assign(size_t(tp.header.tokens) * size_t(tp.header.vocab), 0.0f);
-      tp.have.assign(size_t(tp.header.tokens), 0);
-      return [&tp](int64_t i, int, const float* logits, int vocab) {
-        log_softmax(logits, vocab, tp.rows.data() + size_t(i) * size_t(vocab));
-        tp.have[size_t(i)] = 1;
+      return [&tp](int64_t i, int, const float* logits, int, double lse) {
+        tp.set(i, logits, lse);
       };
     };
     TokenLogProbs base;
@@ -89,8 +85,9 @@ void add_perplexity_command(CLI::App& app) {
       base = load_logprobs(o->base_logits);
       check_logprobs_match(base.header, want, "--base-logits " + o->base_logits);
     } else if (o->kld) {
-      base.header = want;
-      base.header.kv = o->base_kv;
+      LogProbsHeader bh = want;
+      bh.kv = o->base_kv;
+      base = TokenLogProbs(bh);
       PerplexityOptions bo = o->ppl;
       bo.kv = base_kv;
       bo.on_token = collector(base);
@@ -98,16 +95,13 @@ void add_perplexity_command(CLI::App& app) {
       perplexity(*engine, ids, bo, [&](int done, int total) { bb.update(done, total, "windows"); });
       bb.finish();
     }
-    TokenLogProbs saved;
-    saved.header = want;
+    TokenLogProbs saved(o->save_logits.empty() ? LogProbsHeader{} : want);
     std::unique_ptr<KldAccumulator> acc;
     if (o->kld) acc = std::make_unique<KldAccumulator>(base);
-    TokenLogitsCallback save_fn;
-    if (!o->save_logits.empty()) save_fn = collector(saved);
-    if (acc || save_fn) {
-      o->ppl.on_token = [&](int64_t i, int target, const float* logits, int vocab) {
-        if (acc) acc->add(i, target, logits, vocab);
-        if (save_fn) save_fn(i, target, logits, vocab);
+    if (acc || !o->save_logits.empty()) {
+      o->ppl.on_token = [&](int64_t i, int target, const float* logits, int vocab, double lse) {
+        if (acc) acc->add(i, target, logits, vocab, lse);
+        if (!o->save_logits.empty()) saved.set(i, logits, lse);
       };
     }
 

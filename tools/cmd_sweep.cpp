@@ -271,7 +271,6 @@ void add_sweep_command(CLI::App& app) {
     }
 
     const std::string text = read_text_file(o->text, "--text");
-    check_utf8(text, "--text " + o->text);
     const auto dir = o->common.model_dir();
     auto engine = make_engine(dir, parse_device(o->common.device));
     const LlamaConfig& cfg = engine->config();
@@ -279,11 +278,7 @@ void add_sweep_command(CLI::App& app) {
     const std::vector<int> ids = perplexity_ids(tok, cfg.bos_token_id, text);
     PerplexityOptions po = o->ppl;
     po.prefill = window_prefill(o->prefill, po.ctx);
-    check(po.ctx >= 2, "--ctx: expected a window of at least 2 tokens, got ", po.ctx);
-    int windows = int(ids.size() / size_t(po.ctx));
-    check(windows >= 1, "--text: ", ids.size(), " tokens (with BOS), fewer than one window of ",
-          po.ctx);
-    if (po.max_windows > 0) windows = std::min(windows, po.max_windows);
+    const int windows = perplexity_windows(ids, po);
     const std::filesystem::path out_dir(o->out);
     std::error_code ec;
     std::filesystem::create_directories(out_dir, ec);
@@ -291,13 +286,10 @@ void add_sweep_command(CLI::App& app) {
           out_dir.string(), ec ? ": " + ec.message() : "");
 
     // fp16's next-token log-probabilities, the base of every run's KL divergence.
-    TokenLogProbs base;
-    base.header.vocab = cfg.vocab_size;
-    base.header.tokens = int64_t(windows) * (po.ctx - 1);
-    if (!o->no_kld) {
-      base.rows.assign(size_t(base.header.tokens) * size_t(base.header.vocab), 0.0f);
-      base.have.assign(size_t(base.header.tokens), 0);
-    }
+    LogProbsHeader bh;
+    bh.vocab = cfg.vocab_size;
+    bh.tokens = o->no_kld ? 0 : int64_t(windows) * (po.ctx - 1);
+    TokenLogProbs base(bh);
 
     // One progress bar across runs, advanced per batch of windows.
     ProgressBar bar("sweep");
@@ -322,14 +314,13 @@ void add_sweep_command(CLI::App& app) {
       std::unique_ptr<KldAccumulator> acc;
       po.on_token = nullptr;
       if (!o->no_kld && i == 0) {  // fp16
-        po.on_token = [&](int64_t t, int, const float* logits, int vocab) {
-          log_softmax(logits, vocab, base.rows.data() + size_t(t) * size_t(vocab));
-          base.have[size_t(t)] = 1;
+        po.on_token = [&](int64_t t, int, const float* logits, int, double lse) {
+          base.set(t, logits, lse);
         };
       } else if (!o->no_kld) {
         acc = std::make_unique<KldAccumulator>(base);
-        po.on_token = [&](int64_t t, int target, const float* logits, int vocab) {
-          acc->add(t, target, logits, vocab);
+        po.on_token = [&](int64_t t, int target, const float* logits, int vocab, double lse) {
+          acc->add(t, target, logits, vocab, lse);
         };
       }
       const std::string label =
