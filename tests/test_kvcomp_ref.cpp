@@ -468,3 +468,25 @@ TEST_CASE("kvcomp-fixed reaches attention with kvcomp's values in other codes") 
   REQUIRE(b.kv.total_bytes() > a.kv.total_bytes());
   REQUIRE(b.kv.k_bits() > a.kv.k_bits() + 0.5);
 }
+
+TEST_CASE("kvcomp-fixed's cache codes with the fixed-length codebooks of its bounds") {
+  KvOptions o;
+  o.mode = KvMode::kKvcompFixed;
+  const KvShape shape{1, 1, 4, 2, 64};
+  KvCompCacheRef cache(shape, o);
+  KvSource src(11, 128);
+  std::vector<float> k, v;
+  src.fill(k, v, 600);
+  cache.append(0, 0, k.data(), v.data(), 600);
+  cache.commit();
+  REQUIRE(cache.done(KvPart::kK, 0, 0) > 0);
+  REQUIRE(cache.done(KvPart::kV, 0, 0) > 0);
+  // eb_K 0.05: 22 symbols in 5 bits; eb_V 0.1 (compact V params): 12 symbols in 4 bits.
+  REQUIRE(cache.codebook(KvPart::kK, 0, 0)->fixed_bits() == 5);
+  REQUIRE(cache.codebook(KvPart::kV, 0, 0)->fixed_bits() == 4);
+  o.mode = KvMode::kKvcomp;  // Huffman codebooks of the same data are not fixed-length
+  KvCompCacheRef huff(shape, o);
+  huff.append(0, 0, k.data(), v.data(), 600);
+  huff.commit();
+  REQUIRE(huff.codebook(KvPart::kK, 0, 0)->fixed_bits() == 0);
+}
