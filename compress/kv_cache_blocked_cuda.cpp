@@ -4,6 +4,7 @@
 #include <string>
 
 #include "compress/kv_ring_cuda.h"
+#include "runtime/cuda_check.h"
 #include "runtime/error.h"
 #include "runtime/half.h"
 
@@ -16,13 +17,16 @@ BlockedKvCacheCuda::BlockedKvCacheCuda(const CudaContext& ctx, const KvShape& sh
       max_tokens_(max_tokens),
       block_k_(block_k),
       block_v_(block_v),
+      window_k_(window_k),
+      window_v_(window_v),
       name_(name),
       what_(what) {
   const int L = shape.n_layers, S = shape.n_seqs, KV = shape.n_kv_heads, hd = shape.head_dim;
   check(L >= 1 && S >= 1 && KV >= 1 && shape.n_heads % KV == 0 && hd >= 1, name, ": bad shape: ", L,
         " layers, ", S, " sequences, ", shape.n_heads, " heads, ", KV, " KV heads, head_dim ", hd);
-  cap_k_ = window_k + block_k + kMaxStepTokens;
-  cap_v_ = window_v + block_v + kMaxStepTokens;
+  // After a commit a sequence holds fewer than window + block raw tokens; a decode step adds one.
+  cap_k_ = window_k + block_k;
+  cap_v_ = window_v + block_v;
   max_kb_ = std::max(1, (max_tokens + block_k - 1) / block_k);
   max_vb_ = std::max(1, (max_tokens + block_v - 1) / block_v);
   const size_t heads = size_t(L) * S * KV;
@@ -44,15 +48,40 @@ BlockedKvCacheCuda::BlockedKvCacheCuda(const CudaContext& ctx, const KvShape& sh
 }
 
 void BlockedKvCacheCuda::begin_step(const StepLayout& step) {
+  const int S = shape_.n_seqs;
   for (const auto& c : step.chunks) {
-    check(c.count <= kMaxStepTokens, name_, ": ", c.count,
-          " tokens in one step for one sequence (at most ", kMaxStepTokens, ")");
     len_[c.seq] = c.start + c.count;
     check(len_[c.seq] <= max_tokens_, name_, ": sequence ", c.seq, " exceeds ", max_tokens_,
           " tokens");
   }
   d_len_.upload(len_.data(), len_.size() * 4);
-  if (step.decode && step.decode_keys > 0 && decode_uses_scratch()) {
+  staged_.on = !step.decode;
+  if (staged_.on) {
+    staged_.done_k = done_k_;
+    staged_.done_v = done_v_;
+    staged_.chunk_of.assign(S, -1);
+    std::vector<int> row_chunk(size_t(step.n_tokens));
+    int cap = 8;
+    for (size_t i = 0; i < step.chunks.size(); ++i) {
+      const auto& c = step.chunks[i];
+      check(staged_.chunk_of[c.seq] < 0, name_, ": sequence ", c.seq, " twice in one step");
+      staged_.chunk_of[c.seq] = int(i);
+      cap = std::max(cap, len_[c.seq]);
+      for (int r = c.row; r < c.row + c.count; ++r) row_chunk[size_t(r)] = int(i);
+      while (len_[c.seq] - staged_.done_k[c.seq] >= window_k_ + block_k_)
+        staged_.done_k[c.seq] += block_k_;
+      while (len_[c.seq] - staged_.done_v[c.seq] >= window_v_ + block_v_)
+        staged_.done_v[c.seq] += block_v_;
+    }
+    staged_.cap = (cap + 7) / 8 * 8;
+    reserve_scratch(int(step.chunks.size()), staged_.cap);
+    d_row_chunk_.ensure(row_chunk.size() * 4, "step layout");
+    d_row_chunk_.upload(row_chunk.data(), row_chunk.size() * 4);
+    d_next_done_k_.ensure(size_t(S) * 4, "lengths");
+    d_next_done_v_.ensure(size_t(S) * 4, "lengths");
+    d_next_done_k_.upload(staged_.done_k.data(), size_t(S) * 4);
+    d_next_done_v_.upload(staged_.done_v.data(), size_t(S) * 4);
+  } else if (step.decode_keys > 0 && decode_uses_scratch()) {
     // graph-captured: nothing may allocate inside
     const int n = int(step.chunks.size()), cap = (step.decode_keys + 7) / 8 * 8;
     reserve_scratch(n, cap);
@@ -67,8 +96,8 @@ void BlockedKvCacheCuda::reserve_scratch(int n, int cap) const {
   if (scratch_k_.bytes() >= need) return;
   scratch_k_ = DeviceBuffer();
   scratch_v_ = DeviceBuffer();
-  scratch_k_ = DeviceBuffer(need, std::string("the ") + what_ + " decode scratch");
-  scratch_v_ = DeviceBuffer(need, std::string("the ") + what_ + " decode scratch");
+  scratch_k_ = DeviceBuffer(need, std::string("the ") + what_ + " attention scratch");
+  scratch_v_ = DeviceBuffer(need, std::string("the ") + what_ + " attention scratch");
   // Rows past a sequence's length are read with probability 0: keep them finite.
   scratch_k_.zero();
   scratch_v_.zero();
@@ -81,8 +110,15 @@ void* BlockedKvCacheCuda::ring(int part, int layer) const {
 }
 
 void BlockedKvCacheCuda::append(int layer, const QkvView& x, const StepLayout& step) {
-  ring_append_cuda(ctx_, x, step, shape_.n_kv_heads, shape_.head_dim, cap_k_, cap_v_,
-                   ring(0, layer), ring(1, layer));
+  if (!staged_.on) {
+    ring_append_cuda(ctx_, x, step, shape_.n_kv_heads, shape_.head_dim, cap_k_, cap_v_,
+                     ring(0, layer), ring(1, layer));
+    return;
+  }
+  // The blocks and the window, then the step's own rows after them.
+  to_scratch(layer, step.chunks, step.chunk_seq);
+  scratch_append_cuda(ctx_, x, step, d_row_chunk_.as<int>(), shape_.n_kv_heads, shape_.head_dim,
+                      scratch_k_.get(), scratch_v_.get(), staged_.cap);
 }
 
 void BlockedKvCacheCuda::upload_done() {
@@ -120,8 +156,8 @@ int BlockedKvCacheCuda::to_scratch(int layer, const std::vector<StepLayout::Chun
 void BlockedKvCacheCuda::attend(int layer, const QkvView& x, const StepLayout& step, DType act,
                                 void* out) {
   const int n = int(step.chunks.size()), hd = shape_.head_dim;
-  const int cap =
-      to_scratch(layer, step.chunks, step.chunk_seq, step.decode ? step.decode_keys : 0);
+  const int cap = staged_.on ? staged_.cap
+                             : to_scratch(layer, step.chunks, step.chunk_seq, step.decode_keys);
   // The scratch holds chunk i's cache at "sequence" i.
   StepLayout local = step;
   for (int i = 0; i < n; ++i) local.chunks[i].seq = i;
@@ -130,6 +166,80 @@ void BlockedKvCacheCuda::attend(int layer, const QkvView& x, const StepLayout& s
   sh.n_seqs = n;
   const DenseAttentionArgs args{scratch_k_.get(), scratch_v_.get(), int64_t(cap) * hd, cap};
   dense_attention_cuda(ctx_, sh, args, x, local, act, out, q16_, scores_, probs_, out32_, ptrs_);
+  if (staged_.on) flush_layer(layer, step);
+}
+
+void BlockedKvCacheCuda::flush_layer(int layer, const StepLayout& step) {
+  const int S = shape_.n_seqs, KV = shape_.n_kv_heads, hd = shape_.head_dim;
+  const int cap = staged_.cap;
+  for (int part = 0; part < 2; ++part) {
+    const int B = part == 0 ? block_k_ : block_v_;
+    const int rcap = part == 0 ? cap_k_ : cap_v_;
+    const std::vector<int>& done = part == 0 ? done_k_ : done_v_;
+    const std::vector<int>& next = part == 0 ? staged_.done_k : staged_.done_v;
+    const __half* scratch = (part == 0 ? scratch_k_ : scratch_v_).as<__half>();
+    const __half* rng = static_cast<const __half*>(ring(part, layer));
+    std::vector<BlockRows> blocks, present;
+    for (int s = 0; s < S; ++s) {
+      const int i = staged_.chunk_of[s];
+      for (int g = 0; g < KV; ++g) {
+        const __half* src = i >= 0 ? scratch + (size_t(i) * KV + g) * cap * hd
+                                   : rng + (size_t(s) * KV + g) * rcap * hd;
+        const int c = i >= 0 ? 0 : rcap;
+        for (int t = done[s]; t < next[s]; t += B)
+          blocks.push_back({layer, s, g, t / B, src, c, t});
+        for (int t = done[s]; t + B <= len_[s]; t += B)
+          present.push_back({layer, s, g, t / B, src, c, t});
+      }
+    }
+    if (!blocks.empty()) compress(part, layer, blocks, present);
+  }
+  // What stays raw, back into the ring (the step's tokens and the window before them).
+  ring_from_scratch_cuda(ctx_, step.chunk_seq, int(step.chunks.size()), KV, hd, d_len_.as<int>(),
+                         d_next_done_k_.as<int>(), d_next_done_v_.as<int>(), scratch_k_.get(),
+                         scratch_v_.get(), cap, ring(0, layer), ring(1, layer), cap_k_, cap_v_);
+}
+
+void BlockedKvCacheCuda::commit(const StepLayout& step) {
+  (void)step;
+  if (staged_.on) {
+    done_k_ = staged_.done_k;
+    done_v_ = staged_.done_v;
+    staged_.on = false;
+    upload_done();
+    if (!decode_uses_scratch()) {  // only prefill pieces need it: give it back
+      scratch_k_ = DeviceBuffer();
+      scratch_v_ = DeviceBuffer();
+    }
+    return;
+  }
+  // A decode step: the blocks that left the window, of every layer, from the rings.
+  const int L = shape_.n_layers, S = shape_.n_seqs, KV = shape_.n_kv_heads, hd = shape_.head_dim;
+  for (int part = 0; part < 2; ++part) {
+    const int B = part == 0 ? block_k_ : block_v_;
+    const int W = part == 0 ? window_k_ : window_v_;
+    const int rcap = part == 0 ? cap_k_ : cap_v_;
+    std::vector<int>& done = part == 0 ? done_k_ : done_v_;
+    bool due = false;
+    for (int s = 0; s < S; ++s) due |= len_[s] - done[s] >= W + B;
+    if (!due) continue;
+    auto src = [&](int l, int s, int g) {
+      return static_cast<const __half*>(ring(part, l)) + (size_t(s) * KV + g) * rcap * hd;
+    };
+    std::vector<BlockRows> blocks, present;
+    for (int s = 0; s < S; ++s) {
+      for (int t = done[s]; len_[s] - t >= W + B; t += B)
+        for (int l = 0; l < L; ++l)
+          for (int g = 0; g < KV; ++g) blocks.push_back({l, s, g, t / B, src(l, s, g), rcap, t});
+      for (int t = done[s]; t + B <= len_[s]; t += B)
+        for (int l = 0; l < L; ++l)
+          for (int g = 0; g < KV; ++g) present.push_back({l, s, g, t / B, src(l, s, g), rcap, t});
+    }
+    compress(part, -1, blocks, present);
+    for (int s = 0; s < S; ++s)
+      while (len_[s] - done[s] >= W + B) done[s] += B;
+  }
+  upload_done();
 }
 
 bool BlockedKvCacheCuda::read(int layer, int seq, std::vector<float>& k,
@@ -154,11 +264,30 @@ bool BlockedKvCacheCuda::read(int layer, int seq, std::vector<float>& k,
   return true;
 }
 
+void BlockedKvCacheCuda::copy_sequence(int from, int to) {
+  const int KV = shape_.n_kv_heads, hd = shape_.head_dim;
+  copy_blocks(from, to);
+  for (int part = 0; part < 2; ++part) {
+    const size_t per = size_t(KV) * (part == 0 ? cap_k_ : cap_v_) * hd * 2;
+    for (int l = 0; l < shape_.n_layers; ++l) {
+      uint8_t* r = static_cast<uint8_t*>(ring(part, l));
+      KVCOMP_CUDA_CHECK(cudaMemcpyAsync(r + size_t(to) * per, r + size_t(from) * per, per,
+                                        cudaMemcpyDeviceToDevice, ctx_.stream()));
+    }
+  }
+  len_[to] = len_[from];
+  done_k_[to] = done_k_[from];
+  done_v_[to] = done_v_[from];
+  d_len_.upload(len_.data(), len_.size() * 4);
+  upload_done();
+}
+
 int64_t BlockedKvCacheCuda::reserved_bytes() const {
   size_t b = 0;
   for (const DeviceBuffer* x : std::initializer_list<const DeviceBuffer*>{
            &ring_k_, &ring_v_, &scratch_k_, &scratch_v_, &d_len_, &d_done_k_, &d_done_v_,
-           &identity_, &q16_, &scores_, &probs_, &out32_, &ptrs_})
+           &d_row_chunk_, &d_next_done_k_, &d_next_done_v_, &identity_, &q16_, &scores_, &probs_,
+           &out32_, &ptrs_})
     b += x->bytes();
   return int64_t(b);
 }

@@ -2,15 +2,26 @@
 // as BlockedKvCacheRef does on the CPU:
 // - Per layer, sequence and KV head, K tokens [0, k_done) live in blocks of block_k tokens (the
 //   derived cache's format), tokens [k_done, len) raw (fp16) in a ring buffer of window + block
-//   + step tokens (compress/kv_ring_cuda.h); V likewise.
+//   tokens (compress/kv_ring_cuda.h), what the window needs between two decode steps; V
+//   likewise.
 // - The host keeps the lengths (len, k_done, v_done per sequence) with device copies refreshed
-//   by begin_step (len) and by the derived commit() (upload_done).
-// - attend() decodes every block of the step's sequences into an fp16 scratch
-//   [chunk][kv_head][cap][head_dim] (the derived decode_blocks), copies the window next to them
-//   and runs the cuBLAS path (dense_attention_cuda); read() reads the same scratch back. Decode
-//   steps size every launch from the step's key bucket (StepLayout::decode_keys) and begin_step
-//   grows the scratch beforehand, so they may be captured into CUDA graphs.
+//   by begin_step (len) and commit() (done).
+// - Decode steps (one token per sequence) append to the rings; commit() then compresses, for
+//   every layer at once, each block that has left the window.
+// - Every other step (a prefill piece, several tokens per sequence) is staged: per layer,
+//   append() decodes the blocks of the step's sequences into an fp16 scratch
+//   [chunk][kv_head][cap][head_dim], copies the ring's window next to them and writes the
+//   step's tokens after it; attend() runs the cuBLAS/prefill path over the scratch, then
+//   compresses this layer's blocks that leave the window straight from the scratch and puts
+//   what stays raw back into the ring. The ring never holds a whole prefill piece, and the
+//   scratch (one layer of the step's sequences) is released after the step unless decode steps
+//   use it too.
+// - Decode steps of derived caches without a fused kernel attend through the same scratch;
+//   begin_step sizes it from the step's key bucket (StepLayout::decode_keys) beforehand, so they
+//   may be captured into CUDA graphs. read() reads the scratch back.
 #pragma once
+
+#include <cuda_fp16.h>
 
 #include <vector>
 
@@ -21,15 +32,14 @@ namespace kvcomp {
 
 class BlockedKvCacheCuda : public KvCacheCuda {
  public:
-  // Tokens one sequence may append in one step (prefills run in pieces of at most this).
-  static constexpr int kMaxStepTokens = 1024;
-
   void begin_step(const StepLayout& step) override;
   bool graph_safe() const override { return true; }
   void append(int layer, const QkvView& x, const StepLayout& step) override;
   void attend(int layer, const QkvView& x, const StepLayout& step, DType act, void* out) override;
+  void commit(const StepLayout& step) override;
   bool read(int layer, int seq, std::vector<float>& k, std::vector<float>& v) const override;
-  int max_step_tokens() const override { return kMaxStepTokens; }
+  // The rings and lengths; the derived cache copies its blocks (copy_blocks).
+  void copy_sequence(int from, int to) override;
 
  protected:
   // name: the cache in error messages ("kvcomp cache"); what: its buffers in allocation errors
@@ -37,6 +47,20 @@ class BlockedKvCacheCuda : public KvCacheCuda {
   BlockedKvCacheCuda(const CudaContext& ctx, const KvShape& shape, int max_tokens, int block_k,
                      int block_v, int window_k, int window_v, const char* name, const char* what);
 
+  // The fp16 rows of one block of (layer, seq, KV head): row r at
+  // src + ((first + r) % cap) * head_dim, or src + (first + r) * head_dim when cap == 0.
+  struct BlockRows {
+    int layer, seq, head, block;  // block: its index in the (layer, seq, head) store
+    const __half* src;
+    int cap, first;
+  };
+  // Compresses `blocks` of K (part 0) or V (part 1) into the store and fills their index
+  // entries. `present`: every complete block in [done, len) of the layers concerned (layer, or
+  // all when layer < 0), the data a cache may build codebooks from the first time.
+  virtual void compress(int part, int layer, const std::vector<BlockRows>& blocks,
+                        const std::vector<BlockRows>& present) = 0;
+  // Sequence `to` receives copies of sequence `from`'s blocks (of every layer and head).
+  virtual void copy_blocks(int from, int to) = 0;
   // Fills scratch_k_ / scratch_v_ rows [0, k_done) / [0, v_done) of each chunk's sequence
   // (chunk i at [i][kv_head][cap][head_dim]) from its blocks of `layer`; mk, mv: the most K and
   // V blocks of any chunk.
@@ -47,12 +71,10 @@ class BlockedKvCacheCuda : public KvCacheCuda {
   // alone, and the scratch must already hold it (begin_step).
   int to_scratch(int layer, const std::vector<StepLayout::Chunk>& chunks, const int* d_chunk_seq,
                  int keys = 0) const;
-  // Scratch rows of n chunks x cap tokens (grown, never shrunk).
+  // Scratch rows of n chunks x cap tokens (grown, never shrunk while in use).
   void reserve_scratch(int n, int cap) const;
   // Whether decode steps attend through the scratch (false: a fused kernel reads the blocks).
   virtual bool decode_uses_scratch() const { return true; }
-  // After the derived commit() has advanced done_k_ / done_v_.
-  void upload_done();
   // The rings, the lengths, the scratch: device memory held besides the blocks (the derived
   // reserved_bytes() adds its own).
   int64_t reserved_bytes() const override;
@@ -62,6 +84,7 @@ class BlockedKvCacheCuda : public KvCacheCuda {
 
   int max_tokens_;
   int block_k_, block_v_;
+  int window_k_, window_v_;
   int cap_k_, cap_v_;                         // ring rows
   int max_kb_, max_vb_;                       // blocks per (layer, seq, head)
   std::vector<int> len_, done_k_, done_v_;    // [n_seqs]
@@ -70,8 +93,23 @@ class BlockedKvCacheCuda : public KvCacheCuda {
   mutable DeviceBuffer scratch_k_, scratch_v_;
 
  private:
+  // A staged step's last layer-independent state: where each part's done goes after the step.
+  struct Staged {
+    bool on = false;
+    int cap = 0;                       // scratch rows per (chunk, head)
+    std::vector<int> done_k, done_v;   // [n_seqs] after the step
+    std::vector<int> chunk_of;         // [n_seqs] the step's chunk of each sequence, or -1
+  };
+  void upload_done();
+  // Compresses this layer's blocks that leave the window during the staged step, from the
+  // scratch, then writes the rows that stay raw back into the ring.
+  void flush_layer(int layer, const StepLayout& step);
+
   const char* name_;
   const char* what_;
+  Staged staged_;
+  DeviceBuffer d_row_chunk_;                  // [T] a staged step's chunk of each row
+  DeviceBuffer d_next_done_k_, d_next_done_v_;  // Staged::done_k|v on the device
   mutable DeviceBuffer identity_;
   DeviceBuffer q16_, scores_, probs_, out32_, ptrs_;  // dense attention scratch
 };

@@ -271,41 +271,46 @@ void FixedBitCacheCuda::decode_blocks(int layer, int n, const int* d_chunk_seq, 
   }
 }
 
-void FixedBitCacheCuda::commit(const StepLayout& step) {
-  (void)step;
-  const int L = shape_.n_layers, S = shape_.n_seqs, KV = shape_.n_kv_heads, hd = shape_.head_dim;
-  for (int part = 0; part < 2; ++part) {
-    const int B = block_tokens(part);
-    const int W = part == 0 ? opts_.window_k : opts_.window_v;
-    auto& done = part == 0 ? done_k_ : done_v_;
-    const int cap = part == 0 ? cap_k_ : cap_v_;
-    const int max_b = part == 0 ? max_kb_ : max_vb_;
-    const DeviceBuffer& ring = part == 0 ? ring_k_ : ring_v_;
-    const DeviceBuffer& store = part == 0 ? store_k_ : store_v_;
-    const FormatArgs f = format_args(part == 0 ? fmt_.k : fmt_.v, B, hd);
-    std::vector<QuantJob> jobs;
-    for (int s = 0; s < S; ++s)
-      for (; len_[s] - done[s] >= W + B; done[s] += B)
-        for (int l = 0; l < L; ++l)
-          for (int h = 0; h < KV; ++h) {
-            const size_t head = (size_t(l) * S + s) * KV + h;
-            QuantJob j;
-            j.src = ring.as<__half>() + head * cap * hd;
-            j.cap = cap;
-            j.first = done[s] % cap;
-            j.dst =
-                store.as<uint8_t>() + (head * max_b + size_t(done[s] / B)) * size_t(f.block_bytes);
-            jobs.push_back(j);
-          }
-    if (jobs.empty()) continue;
-    DeviceBuffer& d_jobs = jobs_[part];  // one per part: K's launch may still read its own
-    d_jobs.ensure(jobs.size() * sizeof(QuantJob), "quantize jobs");
-    d_jobs.upload(jobs.data(), jobs.size() * sizeof(QuantJob));
-    quantize_blocks_kernel<<<int(jobs.size()), kQuantThreads, size_t(B) * hd, ctx_.stream()>>>(
-        d_jobs.as<QuantJob>(), f);
-    KVCOMP_LAUNCH_CHECK();
+void FixedBitCacheCuda::compress(int part, int /*layer*/, const std::vector<BlockRows>& blocks,
+                                 const std::vector<BlockRows>& /*present*/) {
+  const int S = shape_.n_seqs, KV = shape_.n_kv_heads, hd = shape_.head_dim;
+  const int B = block_tokens(part);
+  const int max_b = part == 0 ? max_kb_ : max_vb_;
+  const DeviceBuffer& store = part == 0 ? store_k_ : store_v_;
+  const FormatArgs f = format_args(part == 0 ? fmt_.k : fmt_.v, B, hd);
+  std::vector<QuantJob> jobs;
+  jobs.reserve(blocks.size());
+  for (const BlockRows& r : blocks) {
+    const size_t head = (size_t(r.layer) * S + r.seq) * KV + r.head;
+    QuantJob j;
+    j.src = r.cap > 0 ? r.src : r.src + size_t(r.first) * hd;
+    j.cap = r.cap > 0 ? r.cap : B;  // (first + t) % cap is t for t < B
+    j.first = r.cap > 0 ? r.first % r.cap : 0;
+    j.dst = store.as<uint8_t>() + (head * max_b + size_t(r.block)) * size_t(f.block_bytes);
+    jobs.push_back(j);
   }
-  upload_done();
+  if (jobs.empty()) return;
+  // One job buffer per part; the copy is ordered after the previous launch that reads it.
+  DeviceBuffer& d_jobs = jobs_[part];
+  d_jobs.ensure(jobs.size() * sizeof(QuantJob), "quantize jobs");
+  KVCOMP_CUDA_CHECK(cudaMemcpyAsync(d_jobs.get(), jobs.data(), jobs.size() * sizeof(QuantJob),
+                                    cudaMemcpyHostToDevice, ctx_.stream()));
+  quantize_blocks_kernel<<<int(jobs.size()), kQuantThreads, size_t(B) * hd, ctx_.stream()>>>(
+      d_jobs.as<QuantJob>(), f);
+  KVCOMP_LAUNCH_CHECK();
+}
+
+void FixedBitCacheCuda::copy_blocks(int from, int to) {
+  for (int part = 0; part < 2; ++part) {
+    const size_t per = size_t(shape_.n_kv_heads) * (part == 0 ? max_kb_ : max_vb_) *
+                       size_t(block_bytes(part));
+    uint8_t* store = (part == 0 ? store_k_ : store_v_).as<uint8_t>();
+    for (int l = 0; l < shape_.n_layers; ++l) {
+      uint8_t* layer = store + size_t(l) * shape_.n_seqs * per;
+      KVCOMP_CUDA_CHECK(cudaMemcpyAsync(layer + size_t(to) * per, layer + size_t(from) * per, per,
+                                        cudaMemcpyDeviceToDevice, ctx_.stream()));
+    }
+  }
 }
 
 KvStats FixedBitCacheCuda::stats() const {

@@ -4,8 +4,9 @@
 //   in quantized blocks, the rest raw in the ring; V likewise.
 // - Blocks have a fixed size (compress/fixedbit.h), so the store is preallocated for
 //   max_tokens: [n_layers][n_seqs][n_kv_heads][max_blocks][block_bytes] per K|V.
-// - commit() after every step quantizes, on the GPU, every block that has left the window (one
-//   thread block per (layer, seq, head, block)).
+// - Blocks that leave the window are quantized on the GPU (one thread block per (layer, seq,
+//   head, block)): after a decode step from the rings, during a prefill piece per layer from
+//   the step's scratch.
 // - attend() is BlockedKvCacheCuda's: every block of the step's sequences dequantized into an
 //   fp16 scratch, then the cuBLAS path (a dequantize-then-attend path, like kvcomp-unfused).
 // The quantizer and dequantizer repeat the CPU reference operation for operation (fp32 with _rn
@@ -28,7 +29,6 @@ class FixedBitCacheCuda : public BlockedKvCacheCuda {
   // not fit the quantize kernel's shared memory (block tokens x head_dim <= 32768).
   FixedBitCacheCuda(const CudaContext& ctx, const KvShape& shape, int max_tokens,
                     const KvOptions& opts);
-  void commit(const StepLayout& step) override;
   int64_t bytes() const override;
 
   KvStats stats() const;
@@ -46,6 +46,9 @@ class FixedBitCacheCuda : public BlockedKvCacheCuda {
   int64_t block_bytes(int part) const {
     return (part == 0 ? fmt_.k : fmt_.v).block_bytes(block_tokens(part), shape_.head_dim);
   }
+  void compress(int part, int layer, const std::vector<BlockRows>& blocks,
+                const std::vector<BlockRows>& present) override;
+  void copy_blocks(int from, int to) override;
   // Dequantizes the blocks into the scratch (BlockedKvCacheCuda::decode_blocks).
   void decode_blocks(int layer, int n_chunks, const int* d_chunk_seq, int mk, int mv,
                      int cap) const override;

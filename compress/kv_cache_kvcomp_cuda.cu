@@ -13,7 +13,10 @@
 namespace kvcomp {
 namespace {
 
-constexpr uint64_t kArenaChunk = uint64_t(256) << 20;  // arenas grow by at least this
+// Arenas grow by 1/32 of the blocks held so far, within [8, 256] MiB (or what one launch
+// needs): the unused tail of the newest arena, what the cache holds beyond its blocks, stays
+// within ~3% of them once they pass 256 MiB.
+constexpr uint64_t kArenaMin = uint64_t(8) << 20, kArenaMax = uint64_t(256) << 20;
 
 // The most bytes one block can take: raw, or Huffman with every code at the longest length.
 uint64_t worst_block_bytes(BlockKind request, int n_tokens, int head_dim, int max_code_len) {
@@ -70,6 +73,38 @@ __global__ void gather_headers_kernel(const uint8_t* const* index, int64_t n, Bl
   out[i] = h;
 }
 
+// One block to copy into an arena (copy_blocks): its address, and the index entry of its copy.
+struct CopyJob {
+  const uint8_t* src;
+  uint8_t** slot;
+};
+
+__global__ void block_sizes_kernel(const CopyJob* jobs, int n, unsigned long long* total) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n)
+    atomicAdd(total, (unsigned long long)reinterpret_cast<const BlockHeader*>(jobs[i].src)->block_bytes);
+}
+
+// One CTA per job: the block's bytes (a multiple of 4) at the arena's next free offset.
+__global__ void copy_blocks_kernel(const CopyJob* jobs, BlockArena arena) {
+  const CopyJob j = jobs[blockIdx.x];
+  const uint32_t bytes = reinterpret_cast<const BlockHeader*>(j.src)->block_bytes;
+  __shared__ unsigned long long off;
+  if (threadIdx.x == 0) off = atomicAdd(arena.used, (unsigned long long)bytes);
+  __syncthreads();
+  if (off + bytes > arena.capacity) {
+    if (threadIdx.x == 0) {
+      *j.slot = nullptr;
+      atomicOr(arena.error, kCodecErrOverflow);
+    }
+    return;
+  }
+  const uint32_t* src = reinterpret_cast<const uint32_t*>(j.src);
+  uint32_t* dst = reinterpret_cast<uint32_t*>(arena.base + off);
+  for (uint32_t i = threadIdx.x; i < bytes / 4; i += blockDim.x) dst[i] = src[i];
+  if (threadIdx.x == 0) *j.slot = arena.base + off;
+}
+
 // The options, validated before BlockedKvCacheCuda uses their block and window sizes.
 const KvOptions& checked(const KvOptions& opts, const KvShape& shape) {
   validate(opts);
@@ -122,7 +157,7 @@ KvCompCacheCuda::KvCompCacheCuda(const CudaContext& ctx, const KvShape& shape, i
       std::vector<uint64_t> ones(a, 1);
       for (int h = 0; h < n_cb_heads(); ++h) codebooks_.push_back(make_codebook(codec_, ones.data(), a));
     }
-  built_part_[0] = built_part_[1] = codec_.fixed_codes;
+  built_.assign(size_t(2) * L, codec_.fixed_codes ? 1 : 0);
   upload_codebooks();
 }
 
@@ -198,7 +233,8 @@ void KvCompCacheCuda::attend(int layer, const QkvView& x, const StepLayout& step
 
 KvCompCacheCuda::Arena& KvCompCacheCuda::arena_for(uint64_t expect_bytes) {
   if (arenas_.empty() || arenas_.back().buf.capacity() - arenas_.back().used < expect_bytes) {
-    const uint64_t cap = std::max(kArenaChunk, (expect_bytes + 255) / 256 * 256);
+    const uint64_t grow = std::clamp(uint64_t(block_bytes_) / 32, kArenaMin, kArenaMax);
+    const uint64_t cap = std::max(grow, (expect_bytes + 255) / 256 * 256);
     Arena a;
     a.buf = BlockArenaBuffer(cap, "the compressed KV cache");
     block_arena_reset(ctx_, a.buf.view());
@@ -207,32 +243,33 @@ KvCompCacheCuda::Arena& KvCompCacheCuda::arena_for(uint64_t expect_bytes) {
   return arenas_.back();
 }
 
-void KvCompCacheCuda::build_codebooks(int part) {
-  // Histogram of every complete block from done up to len, of every sequence, head and layer.
-  const int L = shape_.n_layers, S = shape_.n_seqs, KV = shape_.n_kv_heads, hd = shape_.head_dim;
-  const int B = part == 0 ? codec_.block_k : codec_.block_v;
-  const int cap = part == 0 ? cap_k_ : cap_v_;
-  const auto& done = part == 0 ? done_k_ : done_v_;
-  const DeviceBuffer& ring = part == 0 ? ring_k_ : ring_v_;
+EncodeJob KvCompCacheCuda::job(int part, const BlockRows& r) const {
+  const int hd = shape_.head_dim;
+  EncodeJob j;
+  j.src = r.cap > 0 ? r.src : r.src + size_t(r.first) * hd;
+  j.row_stride = hd;
+  j.ring_cap = r.cap;
+  j.first = r.cap > 0 ? r.first % r.cap : 0;
+  j.n_tokens = part == 0 ? codec_.block_k : codec_.block_v;
+  j.head_dim = hd;
+  j.kind = uint8_t(part == 0 ? codec_.k_kind() : codec_.v_kind());
+  j.eb = part == 0 ? codec_.eb_k : codec_.eb_v;
+  return j;
+}
+
+void KvCompCacheCuda::build_codebooks(int part, const std::vector<BlockRows>& present) {
+  // One histogram per (layer, codebook head) of the blocks present, then the CPU codebooks.
+  const int L = shape_.n_layers;
   const int alphabet = part == 0 ? codec_.k_alphabet() : codec_.v_alphabet();
   const int n_hist = L * n_cb_heads();
   std::vector<EncodeJob> jobs;
-  for (int l = 0; l < L; ++l)
-    for (int s = 0; s < S; ++s)
-      for (int h = 0; h < KV; ++h)
-        for (int t = done[s]; t + B <= len_[s]; t += B) {
-          EncodeJob j;
-          j.src = ring.as<__half>() + ((size_t(l) * S + s) * KV + h) * cap * hd;
-          j.row_stride = hd;
-          j.ring_cap = cap;
-          j.first = t % cap;
-          j.n_tokens = B;
-          j.head_dim = hd;
-          j.kind = uint8_t(part == 0 ? codec_.k_kind() : codec_.v_kind());
-          j.eb = part == 0 ? codec_.eb_k : codec_.eb_v;
-          j.codebook = l * n_cb_heads() + (codec_.codebook_per_head ? h : 0);
-          jobs.push_back(j);
-        }
+  std::vector<char> seen(size_t(L), 0);
+  for (const BlockRows& r : present) {
+    EncodeJob j = job(part, r);
+    j.codebook = r.layer * n_cb_heads() + (codec_.codebook_per_head ? r.head : 0);
+    jobs.push_back(j);
+    seen[size_t(r.layer)] = 1;
+  }
   hist_.ensure(size_t(n_hist) * kMaxAlphabet * 8, "codebook histograms");
   KVCOMP_CUDA_CHECK(cudaMemsetAsync(hist_.get(), 0, hist_.bytes(), ctx_.stream()));
   KVCOMP_CUDA_CHECK(cudaMemsetAsync(err_.get(), 0, 4, ctx_.stream()));
@@ -246,82 +283,111 @@ void KvCompCacheCuda::build_codebooks(int part) {
   KVCOMP_CUDA_CHECK(cudaMemcpyAsync(hist.data(), hist_.get(), hist.size() * 8,
                                     cudaMemcpyDeviceToHost, ctx_.stream()));
   ctx_.synchronize();
-  for (int l = 0; l < L; ++l)
+  for (int l = 0; l < L; ++l) {
+    if (!seen[size_t(l)]) continue;
     for (int h = 0; h < n_cb_heads(); ++h) {
       std::vector<uint64_t> hh(alphabet);
       for (int a = 0; a < alphabet; ++a)
         hh[a] = hist[(size_t(l) * n_cb_heads() + h) * kMaxAlphabet + a];
       codebooks_[cb_index(part, l, h)] = make_codebook(codec_, hh.data(), alphabet);
     }
-  built_part_[part] = true;
+    built_[size_t(part) * L + l] = 1;
+  }
   upload_codebooks();
 }
 
-void KvCompCacheCuda::commit(const StepLayout& step) {
-  (void)step;
+void KvCompCacheCuda::compress(int part, int layer, const std::vector<BlockRows>& blocks,
+                               const std::vector<BlockRows>& present) {
   const int L = shape_.n_layers, S = shape_.n_seqs, KV = shape_.n_kv_heads, hd = shape_.head_dim;
-  for (int part = 0; part < 2; ++part) {
-    const int B = part == 0 ? codec_.block_k : codec_.block_v;
-    const int W = part == 0 ? opts_.window_k : opts_.window_v;
-    auto& done = part == 0 ? done_k_ : done_v_;
-    bool due = false;
-    for (int s = 0; s < S; ++s) due |= len_[s] - done[s] >= W + B;
-    if (!due) continue;
-    if (!built_part_[part]) build_codebooks(part);
-    const int cap = part == 0 ? cap_k_ : cap_v_;
-    const int max_b = part == 0 ? max_kb_ : max_vb_;
-    const DeviceBuffer& ring = part == 0 ? ring_k_ : ring_v_;
-    DeviceBuffer& index = part == 0 ? index_k_ : index_v_;
-    const BlockKind kind = part == 0 ? codec_.k_kind() : codec_.v_kind();
-    std::vector<EncodeJob> jobs;
-    for (int s = 0; s < S; ++s)
-      for (; len_[s] - done[s] >= W + B; done[s] += B)
-        for (int l = 0; l < L; ++l)
-          for (int h = 0; h < KV; ++h) {
-            const size_t head = (size_t(l) * S + s) * KV + h;
-            EncodeJob j;
-            j.src = ring.as<__half>() + head * cap * hd;
-            j.row_stride = hd;
-            j.ring_cap = cap;
-            j.first = done[s] % cap;
-            j.n_tokens = B;
-            j.head_dim = hd;
-            j.kind = uint8_t(kind);
-            j.eb = part == 0 ? codec_.eb_k : codec_.eb_v;
-            j.codebook = cb_index(part, l, h);
-            j.slot = index.as<uint8_t*>() + head * max_b + done[s] / B;
-            jobs.push_back(j);
-          }
-    // Room for the blocks: the bytes per block seen so far with a margin (the first time, the
-    // worst case). If they still do not fit, the launch says how many bytes it needed; the
-    // blocks are then encoded again into a new arena of that size.
-    const uint64_t worst =
-        uint64_t(jobs.size()) * worst_block_bytes(kind, B, hd, gpu_codebooks_->max_len());
-    const uint64_t expect =
-        blocks_[part] > 0
-            ? std::min(worst, uint64_t(jobs.size()) * (bytes_[part] / blocks_[part] * 5 / 4 + 64))
-            : worst;
-    jobs_.ensure(jobs.size() * sizeof(EncodeJob), "codec jobs");
-    jobs_.upload(jobs.data(), jobs.size() * sizeof(EncodeJob));
-    for (int attempt = 0;; ++attempt) {
-      Arena& a = arena_for(attempt == 0 ? expect : worst);
-      encode_blocks_cuda(ctx_, jobs_.as<EncodeJob>(), int(jobs.size()), *gpu_codebooks_,
-                         a.buf.view(), B * hd);
-      const BlockArenaState st = block_arena_state(ctx_, a.buf.view());
-      if (st.error == kCodecErrOverflow && attempt == 0) {
-        a.used = a.buf.capacity();  // closed: the next arena takes every block of this launch
-        continue;
-      }
-      check(st.error == 0, "compressed KV cache: the GPU encoder reported error flags ", st.error,
-            " (", st.used, " bytes needed, ", a.buf.capacity(), " available)");
-      bytes_[part] += st.used - a.used;
-      blocks_[part] += jobs.size();
-      block_bytes_ += int64_t(st.used - a.used);
-      a.used = st.used;
-      break;
-    }
+  bool built = true;
+  for (int l = 0; l < L; ++l)
+    if (layer < 0 || l == layer) built &= built_[size_t(part) * L + l] != 0;
+  if (!built) build_codebooks(part, present);
+  const int B = part == 0 ? codec_.block_k : codec_.block_v;
+  const int max_b = part == 0 ? max_kb_ : max_vb_;
+  DeviceBuffer& index = part == 0 ? index_k_ : index_v_;
+  const BlockKind kind = part == 0 ? codec_.k_kind() : codec_.v_kind();
+  std::vector<EncodeJob> jobs;
+  jobs.reserve(blocks.size());
+  for (const BlockRows& r : blocks) {
+    EncodeJob j = job(part, r);
+    const size_t head = (size_t(r.layer) * S + r.seq) * KV + r.head;
+    j.codebook = cb_index(part, r.layer, r.head);
+    j.slot = index.as<uint8_t*>() + head * max_b + r.block;
+    jobs.push_back(j);
   }
-  upload_done();
+  // Room for the blocks: the bytes per block seen so far with a margin (the first time, the
+  // worst case). If they still do not fit, the launch says how many bytes it needed; the
+  // blocks are then encoded again into a new arena of that size.
+  const uint64_t worst =
+      uint64_t(jobs.size()) * worst_block_bytes(kind, B, hd, gpu_codebooks_->max_len());
+  const uint64_t expect =
+      blocks_[part] > 0
+          ? std::min(worst, uint64_t(jobs.size()) * (bytes_[part] / blocks_[part] * 5 / 4 + 64))
+          : worst;
+  jobs_.ensure(jobs.size() * sizeof(EncodeJob), "codec jobs");
+  jobs_.upload(jobs.data(), jobs.size() * sizeof(EncodeJob));
+  for (int attempt = 0;; ++attempt) {
+    Arena& a = arena_for(attempt == 0 ? expect : worst);
+    encode_blocks_cuda(ctx_, jobs_.as<EncodeJob>(), int(jobs.size()), *gpu_codebooks_,
+                       a.buf.view(), B * hd);
+    const BlockArenaState st = block_arena_state(ctx_, a.buf.view());
+    if (st.error == kCodecErrOverflow && attempt == 0) {
+      a.used = a.buf.capacity();  // closed: the next arena takes every block of this launch
+      continue;
+    }
+    check(st.error == 0, "compressed KV cache: the GPU encoder reported error flags ", st.error,
+          " (", st.used, " bytes needed, ", a.buf.capacity(), " available)");
+    bytes_[part] += st.used - a.used;
+    blocks_[part] += jobs.size();
+    block_bytes_ += int64_t(st.used - a.used);
+    a.used = st.used;
+    break;
+  }
+}
+
+void KvCompCacheCuda::copy_blocks(int from, int to) {
+  const int L = shape_.n_layers, S = shape_.n_seqs, KV = shape_.n_kv_heads;
+  for (int part = 0; part < 2; ++part) {
+    const int max_b = part == 0 ? max_kb_ : max_vb_;
+    const int n_b = (part == 0 ? done_k_ : done_v_)[from] / (part == 0 ? codec_.block_k
+                                                                       : codec_.block_v);
+    if (n_b == 0) continue;
+    DeviceBuffer& index = part == 0 ? index_k_ : index_v_;
+    std::vector<CopyJob> jobs;
+    std::vector<uint8_t*> row(size_t(KV) * max_b);
+    for (int l = 0; l < L; ++l) {
+      const size_t at = (size_t(l) * S + from) * KV * max_b;
+      index.download(row.data(), row.size() * sizeof(uint8_t*), at * sizeof(uint8_t*));
+      for (int g = 0; g < KV; ++g)
+        for (int b = 0; b < n_b; ++b) {
+          const uint8_t* src = row[size_t(g) * max_b + b];
+          check(src != nullptr, "kvcomp cache: block ", b, " of layer ", l, " head ", g,
+                " of sequence ", from, " is missing");
+          jobs.push_back({src, index.as<uint8_t*>() + ((size_t(l) * S + to) * KV + g) * max_b + b});
+        }
+    }
+    DeviceBuffer d_jobs(jobs.size() * sizeof(CopyJob), "block copy jobs");
+    d_jobs.upload(jobs.data(), jobs.size() * sizeof(CopyJob));
+    DeviceBuffer d_total(8, "block copy size");
+    d_total.zero();
+    const int n = int(jobs.size());
+    block_sizes_kernel<<<(n + 255) / 256, 256, 0, ctx_.stream()>>>(
+        d_jobs.as<CopyJob>(), n, d_total.as<unsigned long long>());
+    KVCOMP_LAUNCH_CHECK();
+    uint64_t total = 0;
+    d_total.download(&total, 8);
+    Arena& a = arena_for(total);
+    copy_blocks_kernel<<<n, 256, 0, ctx_.stream()>>>(d_jobs.as<CopyJob>(), a.buf.view());
+    KVCOMP_LAUNCH_CHECK();
+    const BlockArenaState st = block_arena_state(ctx_, a.buf.view());
+    check(st.error == 0, "kvcomp cache: copying sequence ", from, "'s blocks failed (flags ",
+          st.error, ", ", st.used - a.used, " bytes needed, ", a.buf.capacity() - a.used, " free)");
+    bytes_[part] += st.used - a.used;
+    blocks_[part] += jobs.size();
+    block_bytes_ += int64_t(st.used - a.used);
+    a.used = st.used;
+  }
 }
 
 int64_t KvCompCacheCuda::bytes() const {
@@ -329,9 +395,8 @@ int64_t KvCompCacheCuda::bytes() const {
       int64_t(window_tokens()) * shape_.n_layers * shape_.n_kv_heads * shape_.head_dim * 2;
   int64_t cb = 0;
   for (int part = 0; part < 2; ++part)
-    if (built_part_[part])
-      cb += int64_t(shape_.n_layers) * n_cb_heads() *
-            (part == 0 ? codec_.k_alphabet() : codec_.v_alphabet());
+    cb += int64_t(built_layers(part)) * n_cb_heads() *
+          (part == 0 ? codec_.k_alphabet() : codec_.v_alphabet());
   return block_bytes_ + cb + window;
 }
 
@@ -361,9 +426,8 @@ KvStats KvCompCacheCuda::stats() const {
     CodecBytes& cb = part == 0 ? st.k : st.v;
     for (const auto& x : h)
       if (x.mode != 0) cb.add_header(x);
-    if (built_part_[part])
-      cb.codebooks +=
-          uint64_t(L) * n_cb_heads() * (part == 0 ? codec_.k_alphabet() : codec_.v_alphabet());
+    cb.codebooks += uint64_t(built_layers(part)) * n_cb_heads() *
+                    (part == 0 ? codec_.k_alphabet() : codec_.v_alphabet());
   }
   for (int s = 0; s < S; ++s) {
     st.window_k_values += uint64_t(len_[s] - done_k_[s]) * L * KV * hd;

@@ -2,9 +2,9 @@
 // (compress/kv_cache_kvcomp_ref.h), which is its ground truth:
 // - The layout of BlockedKvCacheCuda (compress/kv_cache_blocked_cuda.h): K tokens [0, k_done)
 //   in compressed blocks, the rest raw in the ring; V likewise.
-// - commit() after every step compresses, on the GPU, every block that has left the window
-//   (a prefill: many blocks at once; a decode step: at most one per head). The first commit
-//   with something to compress builds the layer's codebooks from the histogram of every
+// - Blocks that leave the window are compressed on the GPU: after a decode step, at most one per
+//   head of every layer; during a prefill piece, each layer's from the step's scratch. The first
+//   time a layer has something to compress builds its codebooks from the histogram of every
 //   complete block present then (GPU histogram, CPU codebook).
 // - Blocks are allocated from arenas that grow by chunks as needed; running out of GPU memory
 //   is an error that says how much was needed.
@@ -29,7 +29,6 @@ class KvCompCacheCuda : public BlockedKvCacheCuda {
   KvCompCacheCuda(const CudaContext& ctx, const KvShape& shape, int max_tokens,
                   const KvOptions& opts);
   void attend(int layer, const QkvView& x, const StepLayout& step, DType act, void* out) override;
-  void commit(const StepLayout& step) override;
   int64_t bytes() const override;
 
   KvStats stats() const;
@@ -48,7 +47,18 @@ class KvCompCacheCuda : public BlockedKvCacheCuda {
   int cb_index(int part, int layer, int head) const {
     return (layer * 2 + part) * n_cb_heads() + (codec_.codebook_per_head ? head : 0);
   }
-  void build_codebooks(int part);
+  // Encodes the blocks into the arenas; builds the codebooks of their layers first if needed.
+  void compress(int part, int layer, const std::vector<BlockRows>& blocks,
+                const std::vector<BlockRows>& present) override;
+  void copy_blocks(int from, int to) override;
+  // The codebooks of part of every layer that `present` has blocks of, from their histogram.
+  void build_codebooks(int part, const std::vector<BlockRows>& present);
+  EncodeJob job(int part, const BlockRows& r) const;  // without codebook and slot
+  int built_layers(int part) const {
+    int n = 0;
+    for (int l = 0; l < shape_.n_layers; ++l) n += built_[size_t(part) * shape_.n_layers + l];
+    return n;
+  }
   void upload_codebooks();
   // Decodes the blocks into the scratch (BlockedKvCacheCuda::decode_blocks).
   void decode_blocks(int layer, int n_chunks, const int* d_chunk_seq, int mk, int mv,
@@ -60,8 +70,7 @@ class KvCompCacheCuda : public BlockedKvCacheCuda {
   CodecOptions codec_;
   DeviceBuffer index_k_, index_v_;   // [L][S][KV][max_blocks] block addresses
   std::vector<Codebook> codebooks_;  // [L][K|V][cb heads]; placeholders until built
-  std::vector<char> built_;          // [2][L] (the same token counts for every layer)
-  bool built_part_[2] = {false, false};
+  std::vector<char> built_;          // [K|V][L]: the codebooks are built (fixed codes: always)
   std::unique_ptr<GpuCodebooks> gpu_codebooks_;
   std::vector<Arena> arenas_;
   DeviceBuffer jobs_, hist_, err_;

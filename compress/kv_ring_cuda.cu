@@ -29,12 +29,43 @@ __global__ void window_copy_kernel(const int* chunk_seq, int n_kv, int hd, const
   const int s = chunk_seq[chunk];
   const int64_t head = int64_t(s) * n_kv + g;
   const int64_t dst = (int64_t(chunk) * n_kv + g) * cap;
-  const int n = len[s];
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < int64_t(n) * hd;
-       e += int64_t(gridDim.x) * blockDim.x) {
+  const int lo = min(done_k[s], done_v[s]), n = len[s];
+  for (int64_t e = int64_t(lo) * hd + blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+       e < int64_t(n) * hd; e += int64_t(gridDim.x) * blockDim.x) {
     const int t = int(e / hd), c = int(e % hd);
     if (t >= done_k[s]) scratch_k[(dst + t) * hd + c] = ring_k[(head * cap_k + t % cap_k) * hd + c];
     if (t >= done_v[s]) scratch_v[(dst + t) * hd + c] = ring_v[(head * cap_v + t % cap_v) * hd + c];
+  }
+}
+
+__global__ void scratch_append_kernel(const float* qkv, int64_t row_stride, int k_col, int v_col,
+                                      const int* row_chunk, const int* pos, int n_kv, int hd,
+                                      __half* scratch_k, __half* scratch_v, int cap) {
+  const int64_t row = blockIdx.x;
+  const int chunk = row_chunk[row], p = pos[row];
+  const float* src = qkv + row * row_stride;
+  for (int e = blockIdx.y * blockDim.x + threadIdx.x; e < n_kv * hd; e += gridDim.y * blockDim.x) {
+    const int g = e / hd, c = e % hd;
+    const int64_t at = ((int64_t(chunk) * n_kv + g) * cap + p) * hd + c;
+    scratch_k[at] = __float2half_rn(src[k_col + e]);
+    scratch_v[at] = __float2half_rn(src[v_col + e]);
+  }
+}
+
+__global__ void ring_from_scratch_kernel(const int* chunk_seq, int n_kv, int hd, const int* len,
+                                         const int* from_k, const int* from_v,
+                                         const __half* scratch_k, const __half* scratch_v, int cap,
+                                         __half* ring_k, __half* ring_v, int cap_k, int cap_v) {
+  const int chunk = blockIdx.y, g = blockIdx.z;
+  const int s = chunk_seq[chunk];
+  const int64_t head = int64_t(s) * n_kv + g;
+  const int64_t src = (int64_t(chunk) * n_kv + g) * cap;
+  const int lo = min(from_k[s], from_v[s]), n = len[s];
+  for (int64_t e = int64_t(lo) * hd + blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+       e < int64_t(n) * hd; e += int64_t(gridDim.x) * blockDim.x) {
+    const int t = int(e / hd), c = int(e % hd);
+    if (t >= from_k[s]) ring_k[(head * cap_k + t % cap_k) * hd + c] = scratch_k[(src + t) * hd + c];
+    if (t >= from_v[s]) ring_v[(head * cap_v + t % cap_v) * hd + c] = scratch_v[(src + t) * hd + c];
   }
 }
 
@@ -64,6 +95,29 @@ void ring_window_copy_cuda(const CudaContext& ctx, const int* chunk_seq, int n_c
       chunk_seq, n_kv, head_dim, len, done_k, done_v, static_cast<const __half*>(ring_k),
       static_cast<const __half*>(ring_v), cap_k, cap_v, static_cast<__half*>(scratch_k),
       static_cast<__half*>(scratch_v), cap);
+  KVCOMP_LAUNCH_CHECK();
+}
+
+void scratch_append_cuda(const CudaContext& ctx, const QkvView& x, const StepLayout& step,
+                         const int* row_chunk, int n_kv, int head_dim, void* scratch_k,
+                         void* scratch_v, int cap) {
+  if (step.n_tokens == 0) return;
+  scratch_append_kernel<<<dim3(step.n_tokens, row_copy_blocks(n_kv * head_dim)), 256, 0,
+                          ctx.stream()>>>(x.qkv, x.row_stride, x.k_col, x.v_col, row_chunk,
+                                          step.pos, n_kv, head_dim, static_cast<__half*>(scratch_k),
+                                          static_cast<__half*>(scratch_v), cap);
+  KVCOMP_LAUNCH_CHECK();
+}
+
+void ring_from_scratch_cuda(const CudaContext& ctx, const int* chunk_seq, int n_chunks, int n_kv,
+                            int head_dim, const int* len, const int* from_k, const int* from_v,
+                            const void* scratch_k, const void* scratch_v, int cap, void* ring_k,
+                            void* ring_v, int cap_k, int cap_v) {
+  if (n_chunks == 0) return;
+  ring_from_scratch_kernel<<<dim3(4, n_chunks, n_kv), 256, 0, ctx.stream()>>>(
+      chunk_seq, n_kv, head_dim, len, from_k, from_v, static_cast<const __half*>(scratch_k),
+      static_cast<const __half*>(scratch_v), cap, static_cast<__half*>(ring_k),
+      static_cast<__half*>(ring_v), cap_k, cap_v);
   KVCOMP_LAUNCH_CHECK();
 }
 

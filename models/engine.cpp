@@ -12,6 +12,10 @@
 
 namespace kvcomp {
 
+void Engine::copy_sequence(int /*from*/, int /*to*/) {
+  fail("copy_sequence: not available on ", device_name(), " (GPU engines only)");
+}
+
 void check_step(const LlamaConfig& cfg, const std::vector<int>& len, int max_tokens,
                 const std::vector<SeqChunk>& chunks) {
   std::vector<int> seen(len.size(), 0);

@@ -60,6 +60,9 @@ class Engine {
                        std::vector<float>& /*v*/) const {
     return false;
   }
+  // Sequence `to` (empty) receives a copy of sequence `from`'s cache: its length and every byte
+  // its cache holds, allocated anew (what `bench --fit` fills a batch with). GPU engines only.
+  virtual void copy_sequence(int from, int to);
 };
 
 // Checks a step against the batch: every sequence in range and at most once, chunks not empty,

@@ -272,6 +272,15 @@ class CudaEngine : public Engine {
   int length(int seq) const override { return len_.at(seq); }
   int64_t kv_bytes() const override { return cache_ ? cache_->bytes() : 0; }
   int64_t kv_bytes_reserved() const override { return cache_ ? cache_->reserved_bytes() : 0; }
+  void copy_sequence(int from, int to) override {
+    check(cache_ != nullptr, "engine: start() must come before copy_sequence()");
+    const int S = int(len_.size());
+    check(from >= 0 && from < S && to >= 0 && to < S && from != to, "copy_sequence: sequences ",
+          from, " -> ", to, " out of range (", S, ") or the same");
+    check(len_[to] == 0, "copy_sequence: sequence ", to, " is not empty");
+    cache_->copy_sequence(from, to);
+    len_[to] = len_[from];
+  }
   KvStats kv_stats() const override {
     if (const auto* c = dynamic_cast<const KvCompCacheCuda*>(cache_.get())) return c->stats();
     if (const auto* c = dynamic_cast<const FixedBitCacheCuda*>(cache_.get())) return c->stats();

@@ -346,6 +346,18 @@ void DenseKvCacheCuda::begin_step(const StepLayout& step) {
   d_len_.upload(len_.data(), len_.size() * 4);
 }
 
+void DenseKvCacheCuda::copy_sequence(int from, int to) {
+  const size_t per = size_t(shape_.n_kv_heads) * max_tokens_ * shape_.head_dim * 2;
+  for (int l = 0; l < shape_.n_layers; ++l)
+    for (DeviceBuffer* b : {&k_, &v_}) {
+      uint8_t* layer = b->as<uint8_t>() + size_t(l) * shape_.n_seqs * per;
+      KVCOMP_CUDA_CHECK(cudaMemcpyAsync(layer + size_t(to) * per, layer + size_t(from) * per,
+                                        per, cudaMemcpyDeviceToDevice, ctx_.stream()));
+    }
+  len_[to] = len_[from];
+  d_len_.upload(len_.data(), len_.size() * 4);
+}
+
 void DenseKvCacheCuda::attend(int layer, const QkvView& x, const StepLayout& step, DType act,
                               void* out) {
   const size_t layer_off =

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 
 #include "runtime/cuda_check.h"
 #include "runtime/units.h"
@@ -12,10 +13,32 @@ namespace {
 std::atomic<size_t> g_allocated{0};
 std::atomic<size_t> g_peak{0};
 std::atomic<uint64_t> g_epoch{0};
+constexpr size_t kLimitUnset = ~size_t(0);
+std::atomic<size_t> g_limit{kLimitUnset};
 }  // namespace
+
+size_t device_memory_limit() {
+  if (g_limit == kLimitUnset) {
+    size_t limit = 0;
+    if (const char* env = std::getenv("KVCOMP_GPU_MEMORY_LIMIT"); env && *env)
+      limit = size_t(parse_bytes(env, "KVCOMP_GPU_MEMORY_LIMIT"));
+    size_t expected = kLimitUnset;
+    g_limit.compare_exchange_strong(expected, limit);
+  }
+  return g_limit.load();
+}
+
+void device_set_memory_limit(size_t bytes) { g_limit = bytes; }
 
 DeviceBuffer::DeviceBuffer(size_t bytes, const std::string& what) {
   if (bytes == 0) return;
+  const size_t limit = device_memory_limit();
+  if (limit > 0 && g_allocated.load() + bytes > limit) {
+    const size_t used = g_allocated.load();
+    fail("out of GPU memory allocating ", what, ": needed ", format_bytes(double(bytes)), " (",
+         bytes, " bytes), ", format_bytes(double(limit > used ? limit - used : 0)),
+         " free of the ", format_bytes(double(limit)), " limit (KVCOMP_GPU_MEMORY_LIMIT)");
+  }
   const cudaError_t e = cudaMalloc(&ptr_, bytes);
   if (e == cudaErrorMemoryAllocation) {
     cudaGetLastError();  // clear the sticky allocation error

@@ -50,5 +50,9 @@ size_t device_bytes_peak();
 // may point at freed memory and are captured again).
 uint64_t device_alloc_epoch();
 void device_reset_peak();
+// A cap on device_bytes_allocated(): an allocation past it fails as out of memory does (0: no
+// cap). Defaults to the environment's KVCOMP_GPU_MEMORY_LIMIT (bytes, or 512M, 20G, ...).
+size_t device_memory_limit();
+void device_set_memory_limit(size_t bytes);
 
 }  // namespace kvcomp

@@ -83,6 +83,9 @@ class KvCacheCuda {
   }
   // Tokens one sequence may append in one step; longer prefills run in pieces.
   virtual int max_step_tokens() const { return 1 << 30; }
+  // Sequence `to` (empty) becomes a copy of sequence `from`: its length, its values, blocks
+  // allocated for it as its own appends would have been (Engine::copy_sequence).
+  virtual void copy_sequence(int from, int to) = 0;
 
  protected:
   const CudaContext& ctx_;
@@ -109,6 +112,7 @@ class DenseKvCacheCuda : public KvCacheCuda {
   int64_t bytes() const override;
   int64_t reserved_bytes() const override;
   bool read(int layer, int seq, std::vector<float>& k, std::vector<float>& v) const override;
+  void copy_sequence(int from, int to) override;
 
   // [n_layers, n_seqs, n_kv_heads, max_tokens, head_dim] fp16
   const void* k_data() const { return k_.get(); }

@@ -227,3 +227,62 @@ TEST_CASE("the GPU KVComp cache matches the CPU one", "[gpu]") {
   }
   std::printf("kvcomp greedy: %d tokens agree\n", agreed);
 }
+
+TEST_CASE("running out of GPU memory is a clear error at any point, and the next run works",
+          "[gpu]") {
+  const ModelFiles files = open_model_files(default_model_dir());
+  auto gpu = make_cuda_engine(files);
+  const int V = files.config.vocab_size;
+  const std::vector<int> ids = heldout_ids(files, 4000);
+  // Two sequences: prompts of 900 and 1100 tokens, then 150 decode steps (blocks compressed in
+  // the prefill pieces and while decoding).
+  auto run = [&](KvMode mode, std::vector<float>& out) {
+    KvOptions kv;
+    kv.mode = mode;
+    gpu->start(2, 1300, kv);
+    std::vector<float> logits;
+    gpu->forward({{0, std::vector<int>(ids.begin(), ids.begin() + 900)},
+                  {1, std::vector<int>(ids.begin() + 1000, ids.begin() + 2100)}},
+                 false, logits);
+    for (int i = 0; i < 150; ++i)
+      gpu->forward({{0, {ids[size_t(2200 + i)]}}, {1, {ids[size_t(2400 + i)]}}}, false, logits);
+    out = logits;
+  };
+  for (KvMode mode : {KvMode::kKvcomp, KvMode::kKivi4, KvMode::kFp16}) {
+    INFO(kv_mode_name(mode));
+    gpu->start(1, 1, KvOptions{});  // the previous mode's cache released
+    const size_t base = device_bytes_allocated();
+    device_reset_peak();
+    std::vector<float> want;
+    run(mode, want);
+    const size_t peak = device_bytes_peak();
+    REQUIRE(peak > base);
+    int failed = 0;
+    for (double f : {0.02, 0.2, 0.5, 0.8, 0.95, 0.995}) {
+      gpu->start(1, 1, KvOptions{});
+      const size_t cap = device_bytes_allocated() + size_t(f * double(peak - base));
+      device_set_memory_limit(cap);
+      std::vector<float> got;
+      std::string error;
+      try {
+        run(mode, got);
+      } catch (const Error& e) {
+        error = e.what();
+      }
+      device_set_memory_limit(0);
+      if (!error.empty()) {
+        ++failed;
+        std::printf("%s, cap at %.3f of the run's memory: %s\n", kv_mode_name(mode), f,
+                    error.c_str());
+        REQUIRE(error.find("out of GPU memory allocating") != std::string::npos);
+        REQUIRE(error.find("needed") != std::string::npos);
+        // The same engine, without the cap, gives the uncapped run's logits.
+        run(mode, got);
+      }
+      REQUIRE(got.size() == want.size());
+      REQUIRE(rel_err(got, want) < 1e-5);
+      REQUIRE(argmax(got.data(), V) == argmax(want.data(), V));
+    }
+    REQUIRE(failed >= 2);
+  }
+}
