@@ -836,8 +836,9 @@ void launch_decode(const CudaContext& ctx, const DecodeJob* jobs, int n_jobs,
 
 namespace {
 
-void upload_codebooks(const std::vector<const Codebook*>& cbs, DeviceBuffer& tables,
-                      DeviceBuffer& views, std::vector<GpuCodebookView>& host_views, int& max_len) {
+void upload_codebooks(const std::vector<const Codebook*>& cbs, bool full_slots,
+                      DeviceBuffer& tables, DeviceBuffer& views,
+                      std::vector<GpuCodebookView>& host_views, int& max_len) {
   // Layout: per codebook, the encode table (padded to 4 words) then the decode table.
   std::vector<uint32_t> words;
   std::vector<size_t> enc_at, dec_at;
@@ -855,6 +856,7 @@ void upload_codebooks(const std::vector<const Codebook*>& cbs, DeviceBuffer& tab
     dec_at.push_back(words.size());
     const std::vector<uint32_t> t = cb.gpu_table();
     words.insert(words.end(), t.begin(), t.end());
+    if (full_slots) words.resize(dec_at.back() + (size_t(1) << kMaxCodeLen), 0);
     while (words.size() % 4) words.push_back(0);
     max_len = std::max(max_len, cb.max_len());
   }
@@ -873,15 +875,36 @@ void upload_codebooks(const std::vector<const Codebook*>& cbs, DeviceBuffer& tab
 
 }  // namespace
 
-GpuCodebooks::GpuCodebooks(const std::vector<Codebook>& cbs) {
+GpuCodebooks::GpuCodebooks(const std::vector<Codebook>& cbs, bool replaceable)
+    : replaceable_(replaceable) {
   std::vector<const Codebook*> p;
   for (const Codebook& c : cbs) p.push_back(&c);
-  upload_codebooks(p, tables_, views_, host_views_, max_len_);
+  upload_codebooks(p, replaceable, tables_, views_, host_views_, max_len_);
 }
 
 GpuCodebooks::GpuCodebooks(const std::vector<const Codebook*>& cbs) {
   for (size_t i = 0; i < cbs.size(); ++i) check(cbs[i] != nullptr, "GPU codebook ", i, ": null");
-  upload_codebooks(cbs, tables_, views_, host_views_, max_len_);
+  upload_codebooks(cbs, false, tables_, views_, host_views_, max_len_);
+}
+
+void GpuCodebooks::replace(int i, const Codebook& cb) {
+  check(replaceable_, "GpuCodebooks::replace: the codebooks were not uploaded replaceable");
+  check(i >= 0 && i < size(), "GpuCodebooks::replace: codebook ", i, " of ", size());
+  GpuCodebookView& v = host_views_[size_t(i)];
+  check(cb.max_symbol() == v.max_symbol && cb.max_len() >= 1 && cb.max_len() <= kMaxCodeLen,
+        "GpuCodebooks::replace: codebook ", i, " has another alphabet or code lengths");
+  const uint32_t* base = tables_.as<const uint32_t>();
+  std::vector<uint32_t> enc;
+  for (int sy = 0; sy < cb.alphabet_size(); ++sy)
+    enc.push_back(huffman_encode_entry(cb.code(sy), uint32_t(cb.length(sy))));
+  const std::vector<uint32_t> dec = cb.gpu_table();
+  tables_.upload(enc.data(), enc.size() * 4, size_t(v.encode - base) * 4);
+  tables_.upload(dec.data(), dec.size() * 4, size_t(v.decode - base) * 4);
+  v.max_len = cb.max_len();
+  v.fixed_bits = cb.fixed_bits();
+  views_.upload(&v, sizeof v, size_t(i) * sizeof v);
+  max_len_ = 0;
+  for (const auto& x : host_views_) max_len_ = std::max(max_len_, x.max_len);
 }
 
 BlockArenaState block_arena_state(const CudaContext& ctx, const BlockArena& arena) {

@@ -55,8 +55,12 @@ struct GpuCodebookView {
 class GpuCodebooks {
  public:
   GpuCodebooks() = default;
-  explicit GpuCodebooks(const std::vector<Codebook>& cbs);
+  // replaceable: every decode table gets room for 2^kMaxCodeLen entries, so that replace() can
+  // swap a codebook in place (the device addresses stay, and CUDA graphs that hold them too).
+  explicit GpuCodebooks(const std::vector<Codebook>& cbs, bool replaceable = false);
   explicit GpuCodebooks(const std::vector<const Codebook*>& cbs);
+  // Codebook i becomes cb (the same alphabet); synchronous.
+  void replace(int i, const Codebook& cb);
 
   int size() const { return int(host_views_.size()); }
   const GpuCodebookView* views() const { return views_.as<const GpuCodebookView>(); }  // device
@@ -69,6 +73,7 @@ class GpuCodebooks {
   DeviceBuffer views_;   // [size()] GpuCodebookView
   std::vector<GpuCodebookView> host_views_;
   int max_len_ = 0;
+  bool replaceable_ = false;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -73,6 +73,12 @@ __global__ void gather_headers_kernel(const uint8_t* const* index, int64_t n, Bl
   out[i] = h;
 }
 
+// placed[i] = whether job i's block found room (its slot is not null).
+__global__ void placed_kernel(const EncodeJob* jobs, int n, uint8_t* placed) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) placed[i] = *jobs[i].slot != nullptr;
+}
+
 // One block to copy into an arena (copy_blocks): its address, and the index entry of its copy.
 struct CopyJob {
   const uint8_t* src;
@@ -162,7 +168,7 @@ KvCompCacheCuda::KvCompCacheCuda(const CudaContext& ctx, const KvShape& shape, i
 }
 
 void KvCompCacheCuda::upload_codebooks() {
-  gpu_codebooks_ = std::make_unique<GpuCodebooks>(codebooks_);
+  gpu_codebooks_ = std::make_unique<GpuCodebooks>(codebooks_, /*replaceable=*/true);
 }
 
 void KvCompCacheCuda::decode_blocks(int layer, int n, const int* d_chunk_seq, int mk, int mv,
@@ -289,11 +295,12 @@ void KvCompCacheCuda::build_codebooks(int part, const std::vector<BlockRows>& pr
       std::vector<uint64_t> hh(alphabet);
       for (int a = 0; a < alphabet; ++a)
         hh[a] = hist[(size_t(l) * n_cb_heads() + h) * kMaxAlphabet + a];
-      codebooks_[cb_index(part, l, h)] = make_codebook(codec_, hh.data(), alphabet);
+      const int i = cb_index(part, l, h);
+      codebooks_[size_t(i)] = make_codebook(codec_, hh.data(), alphabet);
+      gpu_codebooks_->replace(i, codebooks_[size_t(i)]);
     }
     built_[size_t(part) * L + l] = 1;
   }
-  upload_codebooks();
 }
 
 void KvCompCacheCuda::compress(int part, int layer, const std::vector<BlockRows>& blocks,
@@ -316,34 +323,46 @@ void KvCompCacheCuda::compress(int part, int layer, const std::vector<BlockRows>
     j.slot = index.as<uint8_t*>() + head * max_b + r.block;
     jobs.push_back(j);
   }
-  // Room for the blocks: the bytes per block seen so far with a margin (the first time, the
-  // worst case). If they still do not fit, the launch says how many bytes it needed; the
-  // blocks are then encoded again into a new arena of that size.
-  const uint64_t worst =
-      uint64_t(jobs.size()) * worst_block_bytes(kind, B, hd, gpu_codebooks_->max_len());
-  const uint64_t expect =
-      blocks_[part] > 0
-          ? std::min(worst, uint64_t(jobs.size()) * (bytes_[part] / blocks_[part] * 5 / 4 + 64))
-          : worst;
-  jobs_.ensure(jobs.size() * sizeof(EncodeJob), "codec jobs");
-  jobs_.upload(jobs.data(), jobs.size() * sizeof(EncodeJob));
+  // Into the newest arena while it has room; blocks that do not fit (the encoder leaves their
+  // slots null) are encoded again into a new arena sized for them, so an arena's unused tail is
+  // less than one block.
+  const uint64_t worst_one = worst_block_bytes(kind, B, hd, gpu_codebooks_->max_len());
+  Arena* a = &arena_for(worst_one);
+  uint64_t launch_bytes = 0;
   for (int attempt = 0;; ++attempt) {
-    Arena& a = arena_for(attempt == 0 ? expect : worst);
+    jobs_.ensure(jobs.size() * sizeof(EncodeJob), "codec jobs");
+    jobs_.upload(jobs.data(), jobs.size() * sizeof(EncodeJob));
     encode_blocks_cuda(ctx_, jobs_.as<EncodeJob>(), int(jobs.size()), *gpu_codebooks_,
-                       a.buf.view(), B * hd);
-    const BlockArenaState st = block_arena_state(ctx_, a.buf.view());
-    if (st.error == kCodecErrOverflow && attempt == 0) {
-      a.used = a.buf.capacity();  // closed: the next arena takes every block of this launch
-      continue;
+                       a->buf.view(), B * hd);
+    const BlockArenaState st = block_arena_state(ctx_, a->buf.view());
+    const uint64_t asked = st.used - a->used;
+    check((st.error & ~kCodecErrOverflow) == 0 && (st.error == 0 || attempt == 0),
+          "compressed KV cache: the GPU encoder reported error flags ", st.error, " (",
+          asked, " bytes needed, ", a->buf.capacity() - a->used, " available)");
+    if (attempt == 0) launch_bytes = asked;  // the blocks take the same bytes wherever they go
+    if (st.error == 0) {
+      a->used = st.used;
+      break;
     }
-    check(st.error == 0, "compressed KV cache: the GPU encoder reported error flags ", st.error,
-          " (", st.used, " bytes needed, ", a.buf.capacity(), " available)");
-    bytes_[part] += st.used - a.used;
-    blocks_[part] += jobs.size();
-    block_bytes_ += int64_t(st.used - a.used);
-    a.used = st.used;
-    break;
+    // The blocks left out, into a new arena: they need at most what was asked past the end of
+    // this one, plus the block that straddled it.
+    placed_.ensure(jobs.size(), "codec jobs");
+    placed_kernel<<<int((jobs.size() + 255) / 256), 256, 0, ctx_.stream()>>>(
+        jobs_.as<EncodeJob>(), int(jobs.size()), placed_.as<uint8_t>());
+    KVCOMP_LAUNCH_CHECK();
+    std::vector<uint8_t> placed(jobs.size());
+    placed_.download(placed.data(), placed.size());
+    std::vector<EncodeJob> rest;
+    for (size_t i = 0; i < jobs.size(); ++i)
+      if (!placed[i]) rest.push_back(jobs[i]);
+    jobs.swap(rest);
+    const uint64_t need = st.used - a->buf.capacity() + worst_one;
+    a->used = a->buf.capacity();  // closed
+    a = &arena_for(need);
   }
+  bytes_[part] += launch_bytes;
+  blocks_[part] += blocks.size();
+  block_bytes_ += int64_t(launch_bytes);
 }
 
 void KvCompCacheCuda::copy_blocks(int from, int to) {
@@ -403,7 +422,8 @@ int64_t KvCompCacheCuda::bytes() const {
 int64_t KvCompCacheCuda::reserved_bytes() const {
   int64_t b = BlockedKvCacheCuda::reserved_bytes();
   for (const DeviceBuffer* x : std::initializer_list<const DeviceBuffer*>{
-           &index_k_, &index_v_, &jobs_, &hist_, &err_, &decode_jobs_, &fused_scratch_})
+           &index_k_, &index_v_, &jobs_, &hist_, &err_, &placed_, &decode_jobs_,
+           &fused_scratch_})
     b += int64_t(x->bytes());
   if (gpu_codebooks_) b += gpu_codebooks_->reserved_bytes();
   for (const auto& a : arenas_) b += int64_t(a.buf.reserved_bytes());

@@ -73,7 +73,7 @@ class KvCompCacheCuda : public BlockedKvCacheCuda {
   std::vector<char> built_;          // [K|V][L]: the codebooks are built (fixed codes: always)
   std::unique_ptr<GpuCodebooks> gpu_codebooks_;
   std::vector<Arena> arenas_;
-  DeviceBuffer jobs_, hist_, err_;
+  DeviceBuffer jobs_, hist_, err_, placed_;
   mutable DeviceBuffer decode_jobs_;
   DeviceBuffer fused_scratch_;
   int64_t block_bytes_ = 0;  // compressed blocks held (exact, from the arenas' counters)

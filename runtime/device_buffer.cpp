@@ -1,5 +1,6 @@
 #include "runtime/device_buffer.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -30,6 +31,14 @@ size_t device_memory_limit() {
 
 void device_set_memory_limit(size_t bytes) { g_limit = bytes; }
 
+size_t device_bytes_free() {
+  size_t free_b = 0, total_b = 0;
+  KVCOMP_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  const size_t limit = device_memory_limit(), used = g_allocated.load();
+  if (limit > 0) free_b = std::min(free_b, limit > used ? limit - used : 0);
+  return free_b;
+}
+
 DeviceBuffer::DeviceBuffer(size_t bytes, const std::string& what) {
   if (bytes == 0) return;
   const size_t limit = device_memory_limit();
@@ -52,6 +61,10 @@ DeviceBuffer::DeviceBuffer(size_t bytes, const std::string& what) {
   bytes_ = bytes;
   ++g_epoch;
   const size_t now = g_allocated += bytes;
+  static const bool trace = std::getenv("KVCOMP_TRACE_ALLOC") != nullptr;
+  if (trace && bytes >= (size_t(1) << 20))
+    std::fprintf(stderr, "device alloc %s: %s (now %s)\n", what.c_str(),
+                 format_bytes(double(bytes)).c_str(), format_bytes(double(now)).c_str());
   size_t peak = g_peak.load();
   while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {
   }

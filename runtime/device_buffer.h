@@ -53,6 +53,8 @@ void device_reset_peak();
 // A cap on device_bytes_allocated(): an allocation past it fails as out of memory does (0: no
 // cap). Defaults to the environment's KVCOMP_GPU_MEMORY_LIMIT (bytes, or 512M, 20G, ...).
 size_t device_memory_limit();
+// Device memory an allocation could take now: the GPU's free memory, within the limit.
+size_t device_bytes_free();
 void device_set_memory_limit(size_t bytes);
 
 }  // namespace kvcomp

@@ -233,7 +233,7 @@ TEST_CASE("running out of GPU memory is a clear error at any point, and the next
   const ModelFiles files = open_model_files(default_model_dir());
   auto gpu = make_cuda_engine(files);
   const int V = files.config.vocab_size;
-  const std::vector<int> ids = heldout_ids(files, 4000);
+  const std::vector<int> ids = heldout_ids(files, 120000);
   // Two sequences: prompts of 900 and 1100 tokens, then 150 decode steps (blocks compressed in
   // the prefill pieces and while decoding).
   auto run = [&](KvMode mode, std::vector<float>& out) {
