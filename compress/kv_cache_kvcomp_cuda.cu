@@ -281,7 +281,8 @@ void KvCompCacheCuda::build_codebooks(int part, const std::vector<BlockRows>& pr
   KVCOMP_CUDA_CHECK(cudaMemsetAsync(err_.get(), 0, 4, ctx_.stream()));
   if (!jobs.empty()) {
     jobs_.ensure(jobs.size() * sizeof(EncodeJob), "codec jobs");
-    jobs_.upload(jobs.data(), jobs.size() * sizeof(EncodeJob));
+    KVCOMP_CUDA_CHECK(cudaMemcpyAsync(jobs_.get(), jobs.data(), jobs.size() * sizeof(EncodeJob),
+                                      cudaMemcpyHostToDevice, ctx_.stream()));
     histogram_blocks_cuda(ctx_, jobs_.as<EncodeJob>(), int(jobs.size()), alphabet,
                           hist_.as<unsigned long long>(), n_hist, err_.as<int>());
   }
@@ -331,7 +332,8 @@ void KvCompCacheCuda::compress(int part, int layer, const std::vector<BlockRows>
   uint64_t launch_bytes = 0;
   for (int attempt = 0;; ++attempt) {
     jobs_.ensure(jobs.size() * sizeof(EncodeJob), "codec jobs");
-    jobs_.upload(jobs.data(), jobs.size() * sizeof(EncodeJob));
+    KVCOMP_CUDA_CHECK(cudaMemcpyAsync(jobs_.get(), jobs.data(), jobs.size() * sizeof(EncodeJob),
+                                      cudaMemcpyHostToDevice, ctx_.stream()));
     encode_blocks_cuda(ctx_, jobs_.as<EncodeJob>(), int(jobs.size()), *gpu_codebooks_,
                        a->buf.view(), B * hd);
     const BlockArenaState st = block_arena_state(ctx_, a->buf.view());

@@ -139,6 +139,9 @@ class CudaEngine : public Engine {
     check(n_seqs >= 1, "batch: expected at least one sequence");
     check(max_tokens >= 1, "context: expected at least one token");
     cache_.reset();  // free the previous cache before allocating the next
+    // and the step buffers, sized again by this batch's steps (a short batch after a long one
+    // does not keep the long one's activations)
+    for (DeviceBuffer* b : {&step_ints_, &x_, &h_, &qkv_, &gu_, &m_}) *b = DeviceBuffer();
     KvShape shape{cfg_.n_layers, n_seqs, cfg_.n_heads, cfg_.n_kv_heads, cfg_.head_dim};
     switch (kv.mode) {
       case KvMode::kFp16:
