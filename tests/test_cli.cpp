@@ -244,6 +244,7 @@ TEST_CASE("bad input gives a clear error and a non-zero exit") {
                "--prefill");
   expect_error("perplexity --device cpu --ctx 64", "--text");
   expect_error("bench --ctx 12x", "--ctx");
+  expect_error("bench --device cpu --fit --ctx 64 --kv fp16", "--fit: needs the GPU");
   // A truncated shard of a real checkpoint.
   const auto broken = temp_dir("cli_truncated");
   for (const auto& e : std::filesystem::directory_iterator(kFixtures + "/tiny-gqa"))

@@ -11,6 +11,7 @@
 
 #include "models/config.h"
 #include "runtime/error.h"
+#include "runtime/units.h"
 #include "tests/catch.h"
 
 using namespace kvcomp;
@@ -577,5 +578,22 @@ TEST_CASE("load_llama_config reads DIR/config.json", "[config][files]") {
   SECTION("valid") {
     write_file(tmp.path / "config.json", kTinyLlama);
     CHECK(load_llama_config(tmp.path).n_kv_heads == 4);
+  }
+}
+
+TEST_CASE("sizes parse with binary suffixes, and anything else is an error naming the option") {
+  REQUIRE(parse_bytes("1048576", "X") == 1048576u);
+  REQUIRE(parse_bytes("512M", "X") == 512ull << 20);
+  REQUIRE(parse_bytes("20G", "X") == 20ull << 30);
+  REQUIRE(parse_bytes("1.5GiB", "X") == 3ull << 29);
+  REQUIRE(parse_bytes("64k", "X") == 65536u);
+  for (const char* bad : {"", "G", "-1G", "12Q", "1e30T", "abc"}) {
+    INFO(bad);
+    try {
+      parse_bytes(bad, "KVCOMP_GPU_MEMORY_LIMIT");
+      FAIL("accepted");
+    } catch (const Error& e) {
+      REQUIRE(std::string(e.what()).find("KVCOMP_GPU_MEMORY_LIMIT") != std::string::npos);
+    }
   }
 }
