@@ -245,6 +245,13 @@ TEST_CASE("bad input gives a clear error and a non-zero exit") {
   expect_error("perplexity --device cpu --ctx 64", "--text");
   expect_error("bench --ctx 12x", "--ctx");
   expect_error("bench --device cpu --fit --ctx 64 --kv fp16", "--fit: needs the GPU");
+  expect_error("generate --device cpu -p hi -n 2 --seed -1",
+               "--seed: expected a non-negative integer, got '-1'");
+  expect_error("bench --device cpu --ctx 64 --seed -5", "--seed: expected a non-negative integer");
+  expect_error("generate --device cpu -p hi --model \"\"", "--model: an empty path");
+  expect_error("kvstats --device cpu --text " + std::string(KVCOMP_DEMO_MODEL_DIR) +
+                   "/heldout.txt --ctx 16",
+               "--ctx 16: shorter than one block");
   // A truncated shard of a real checkpoint.
   const auto broken = temp_dir("cli_truncated");
   for (const auto& e : std::filesystem::directory_iterator(kFixtures + "/tiny-gqa"))

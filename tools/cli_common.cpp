@@ -132,12 +132,25 @@ std::vector<std::string> read_lines(const std::filesystem::path& path, const std
 }
 
 std::filesystem::path CommonOptions::model_dir() const {
+  check(!model_given || !model.empty(),
+        "--model: an empty path (leave the option out for the demo model)");
   return model.empty() ? default_model_dir() : std::filesystem::path(model);
+}
+
+CLI::Validator non_negative_integer() {
+  return CLI::Validator(
+      [](std::string& s) {
+        return s.empty() || s[0] == '-'
+                   ? std::string("expected a non-negative integer, got '") + s + "'"
+                   : std::string();
+      },
+      "UINT");
 }
 
 void add_model_options(CLI::App* cmd, CommonOptions& o) {
   cmd->add_option("--model,-m", o.model,
-                  "Hugging Face Llama model directory (default: the embedded demo model)");
+                  "Hugging Face Llama model directory (default: the embedded demo model)")
+      ->each([&o](const std::string&) { o.model_given = true; });
   cmd->add_option("--device", o.device, "auto (GPU when there is one), cpu or cuda")
       ->capture_default_str();
 }

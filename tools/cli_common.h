@@ -32,12 +32,16 @@ float parse_number(const std::string& s, const std::string& option);
 // Options every model-running subcommand takes.
 struct CommonOptions {
   std::string model;            // empty: the demo model
+  bool model_given = false;     // --model was on the command line (an empty one is an error)
   std::string device = "auto";  // auto | cpu | cuda
   std::string kv = "fp16";
   KvOptions kv_opts;
   std::filesystem::path model_dir() const;
 };
 void add_model_options(CLI::App* cmd, CommonOptions& o);
+// A validator for options that take a non-negative integer into an unsigned type (CLI11 would
+// wrap "-1" around).
+CLI::Validator non_negative_integer();
 // Adds --kv with its KVComp parameters.
 void add_kv_options(CLI::App* cmd, CommonOptions& o);
 // Adds the parameters alone (blocks, windows, ...; --eb-k/--eb-v when error_bounds), without

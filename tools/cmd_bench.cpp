@@ -187,7 +187,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--batch", o->batch, "Batch sizes, comma-separated")->capture_default_str();
   cmd->add_option("--n-decode", o->n_decode, "Timed decode steps per row")->capture_default_str();
   cmd->add_option("--warmup", o->warmup, "Untimed decode steps first")->capture_default_str();
-  cmd->add_option("--seed", o->seed, "Seed of the random weights and token ids");
+  cmd->add_option("--seed", o->seed, "Seed of the random weights and token ids")
+      ->check(non_negative_integer());
   cmd->add_flag("--json", o->json, "Print one JSON object on stdout instead of the table");
   cmd->add_flag("--fit", o->fit,
                 "Per kv mode and context: the largest batch that fits the GPU (found by "

@@ -36,7 +36,8 @@ void add_generate_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--top-p", o->gen.sampling.top_p, "Nucleus sampling probability mass")
       ->capture_default_str();
-  cmd->add_option("--seed", o->gen.sampling.seed, "Random seed")->capture_default_str();
+  cmd->add_option("--seed", o->gen.sampling.seed, "Random seed")->capture_default_str()
+      ->check(non_negative_integer());
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating after an end-of-sequence token");
 
   cmd->callback([o] {

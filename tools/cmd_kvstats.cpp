@@ -241,6 +241,9 @@ void add_kvstats_command(CLI::App& app) {
     const LlamaConfig& cfg = engine->config();
     const int N = o->ctx;
     check(N >= 1, "--ctx: expected at least 1 token, got ", N);
+    check(N >= base.block_k && N >= base.block_v, "--ctx ", N,
+          ": shorter than one block (--block-k ", base.block_k, ", --block-v ", base.block_v,
+          "): nothing would be compressed");
     check(N <= cfg.max_position_embeddings, "--ctx: ", N,
           " tokens exceed the model's max_position_embeddings of ", cfg.max_position_embeddings);
     const Tokenizer tok = load_tokenizer(dir, cfg.bos_token_id);
