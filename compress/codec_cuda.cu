@@ -836,6 +836,14 @@ void launch_decode(const CudaContext& ctx, const DecodeJob* jobs, int n_jobs,
 
 namespace {
 
+// The GPU encoder's table of a codebook: huffman_encode_entry per symbol.
+std::vector<uint32_t> encode_table(const Codebook& cb) {
+  std::vector<uint32_t> t;
+  for (int sy = 0; sy < cb.alphabet_size(); ++sy)
+    t.push_back(huffman_encode_entry(cb.code(sy), uint32_t(cb.length(sy))));
+  return t;
+}
+
 void upload_codebooks(const std::vector<const Codebook*>& cbs, bool full_slots,
                       DeviceBuffer& tables, DeviceBuffer& views,
                       std::vector<GpuCodebookView>& host_views, int& max_len) {
@@ -849,9 +857,8 @@ void upload_codebooks(const std::vector<const Codebook*>& cbs, bool full_slots,
     check(cb.max_len() >= 1 && cb.max_len() <= kMaxCodeLen, "GPU codebook ", i, ": longest code ",
           cb.max_len(), ", expected 1..", kMaxCodeLen);
     enc_at.push_back(words.size());
-    for (int sy = 0; sy < cb.alphabet_size(); ++sy) {
-      words.push_back(huffman_encode_entry(cb.code(sy), uint32_t(cb.length(sy))));
-    }
+    const std::vector<uint32_t> e = encode_table(cb);
+    words.insert(words.end(), e.begin(), e.end());
     while (words.size() % 4) words.push_back(0);
     dec_at.push_back(words.size());
     const std::vector<uint32_t> t = cb.gpu_table();
@@ -894,9 +901,7 @@ void GpuCodebooks::replace(int i, const Codebook& cb) {
   check(cb.max_symbol() == v.max_symbol && cb.max_len() >= 1 && cb.max_len() <= kMaxCodeLen,
         "GpuCodebooks::replace: codebook ", i, " has another alphabet or code lengths");
   const uint32_t* base = tables_.as<const uint32_t>();
-  std::vector<uint32_t> enc;
-  for (int sy = 0; sy < cb.alphabet_size(); ++sy)
-    enc.push_back(huffman_encode_entry(cb.code(sy), uint32_t(cb.length(sy))));
+  const std::vector<uint32_t> enc = encode_table(cb);
   const std::vector<uint32_t> dec = cb.gpu_table();
   tables_.upload(enc.data(), enc.size() * 4, size_t(v.encode - base) * 4);
   tables_.upload(dec.data(), dec.size() * 4, size_t(v.decode - base) * 4);

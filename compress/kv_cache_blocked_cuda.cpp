@@ -68,10 +68,8 @@ void BlockedKvCacheCuda::begin_step(const StepLayout& step) {
       staged_.chunk_of[c.seq] = int(i);
       cap = std::max(cap, len_[c.seq]);
       for (int r = c.row; r < c.row + c.count; ++r) row_chunk[size_t(r)] = int(i);
-      while (len_[c.seq] - staged_.done_k[c.seq] >= window_k_ + block_k_)
-        staged_.done_k[c.seq] += block_k_;
-      while (len_[c.seq] - staged_.done_v[c.seq] >= window_v_ + block_v_)
-        staged_.done_v[c.seq] += block_v_;
+      staged_.done_k[c.seq] = done_after(0, c.seq);
+      staged_.done_v[c.seq] = done_after(1, c.seq);
     }
     staged_.cap = (cap + 7) / 8 * 8;
     reserve_scratch(int(step.chunks.size()), staged_.cap);
@@ -115,8 +113,8 @@ void BlockedKvCacheCuda::append(int layer, const QkvView& x, const StepLayout& s
                      ring(0, layer), ring(1, layer));
     return;
   }
-  // The blocks and the window, then the step's own rows after them.
-  to_scratch(layer, step.chunks, step.chunk_seq);
+  // The blocks and the window (the tokens held before the step), then the step's rows after them.
+  to_scratch(layer, step.chunks, step.chunk_seq, 0, step.chunk_start);
   scratch_append_cuda(ctx_, x, step, d_row_chunk_.as<int>(), shape_.n_kv_heads, shape_.head_dim,
                       scratch_k_.get(), scratch_v_.get(), staged_.cap);
 }
@@ -127,7 +125,7 @@ void BlockedKvCacheCuda::upload_done() {
 }
 
 int BlockedKvCacheCuda::to_scratch(int layer, const std::vector<StepLayout::Chunk>& chunks,
-                                   const int* d_chunk_seq, int keys) const {
+                                   const int* d_chunk_seq, int keys, const int* d_chunk_end) const {
   const int KV = shape_.n_kv_heads, hd = shape_.head_dim;
   const int n = int(chunks.size());
   int cap = 8, mk = 0, mv = 0;
@@ -147,7 +145,8 @@ int BlockedKvCacheCuda::to_scratch(int layer, const std::vector<StepLayout::Chun
     reserve_scratch(n, cap);
   }
   if (mk > 0 || mv > 0) decode_blocks(layer, n, d_chunk_seq, mk, mv, cap);
-  ring_window_copy_cuda(ctx_, d_chunk_seq, n, KV, hd, d_len_.as<int>(), d_done_k_.as<int>(),
+  ring_window_copy_cuda(ctx_, d_chunk_seq, n, KV, hd, d_len_.as<int>(), d_chunk_end,
+                        d_done_k_.as<int>(),
                         d_done_v_.as<int>(), ring(0, layer), ring(1, layer), cap_k_, cap_v_,
                         scratch_k_.get(), scratch_v_.get(), cap);
   return cap;
@@ -169,30 +168,43 @@ void BlockedKvCacheCuda::attend(int layer, const QkvView& x, const StepLayout& s
   if (staged_.on) flush_layer(layer, step);
 }
 
+int BlockedKvCacheCuda::done_after(int part, int seq) const {
+  const int B = part == 0 ? block_k_ : block_v_, W = part == 0 ? window_k_ : window_v_;
+  const int done = (part == 0 ? done_k_ : done_v_)[size_t(seq)];
+  return len_[size_t(seq)] - done >= W + B ? done + (len_[size_t(seq)] - done - W) / B * B : done;
+}
+
+void BlockedKvCacheCuda::compress_range(int part, int l0, int l1, const std::vector<int>& next,
+                                        const RowsAt& rows_at) {
+  const int S = shape_.n_seqs, KV = shape_.n_kv_heads;
+  const int B = part == 0 ? block_k_ : block_v_;
+  const std::vector<int>& done = part == 0 ? done_k_ : done_v_;
+  std::vector<BlockRows> blocks, present;
+  for (int l = l0; l < l1; ++l)
+    for (int s = 0; s < S; ++s)
+      for (int g = 0; g < KV; ++g) {
+        const auto [src, cap] = rows_at(l, s, g);
+        for (int t = done[s]; t < next[s]; t += B) blocks.push_back({l, s, g, t / B, src, cap, t});
+        for (int t = done[s]; t + B <= len_[s]; t += B)
+          present.push_back({l, s, g, t / B, src, cap, t});
+      }
+  if (!blocks.empty()) compress(part, l1 - l0 == 1 ? l0 : -1, blocks, present);
+}
+
 void BlockedKvCacheCuda::flush_layer(int layer, const StepLayout& step) {
-  const int S = shape_.n_seqs, KV = shape_.n_kv_heads, hd = shape_.head_dim;
+  const int KV = shape_.n_kv_heads, hd = shape_.head_dim;
   const int cap = staged_.cap;
   for (int part = 0; part < 2; ++part) {
-    const int B = part == 0 ? block_k_ : block_v_;
+    // The step's sequences from the scratch (rows at their positions), the others from the ring.
     const int rcap = part == 0 ? cap_k_ : cap_v_;
-    const std::vector<int>& done = part == 0 ? done_k_ : done_v_;
-    const std::vector<int>& next = part == 0 ? staged_.done_k : staged_.done_v;
     const __half* scratch = (part == 0 ? scratch_k_ : scratch_v_).as<__half>();
     const __half* rng = static_cast<const __half*>(ring(part, layer));
-    std::vector<BlockRows> blocks, present;
-    for (int s = 0; s < S; ++s) {
-      const int i = staged_.chunk_of[s];
-      for (int g = 0; g < KV; ++g) {
-        const __half* src = i >= 0 ? scratch + (size_t(i) * KV + g) * cap * hd
-                                   : rng + (size_t(s) * KV + g) * rcap * hd;
-        const int c = i >= 0 ? 0 : rcap;
-        for (int t = done[s]; t < next[s]; t += B)
-          blocks.push_back({layer, s, g, t / B, src, c, t});
-        for (int t = done[s]; t + B <= len_[s]; t += B)
-          present.push_back({layer, s, g, t / B, src, c, t});
-      }
-    }
-    if (!blocks.empty()) compress(part, layer, blocks, present);
+    compress_range(part, layer, layer + 1, part == 0 ? staged_.done_k : staged_.done_v,
+                   [&](int, int s, int g) -> std::pair<const __half*, int> {
+                     const int i = staged_.chunk_of[size_t(s)];
+                     if (i >= 0) return {scratch + (size_t(i) * KV + g) * cap * hd, 0};
+                     return {rng + (size_t(s) * KV + g) * rcap * hd, rcap};
+                   });
   }
   // What stays raw, back into the ring (the step's tokens and the window before them).
   ring_from_scratch_cuda(ctx_, step.chunk_seq, int(step.chunks.size()), KV, hd, d_len_.as<int>(),
@@ -214,30 +226,18 @@ void BlockedKvCacheCuda::commit(const StepLayout& step) {
     return;
   }
   // A decode step: the blocks that left the window, of every layer, from the rings.
-  const int L = shape_.n_layers, S = shape_.n_seqs, KV = shape_.n_kv_heads, hd = shape_.head_dim;
+  const int S = shape_.n_seqs, KV = shape_.n_kv_heads, hd = shape_.head_dim;
   for (int part = 0; part < 2; ++part) {
-    const int B = part == 0 ? block_k_ : block_v_;
-    const int W = part == 0 ? window_k_ : window_v_;
+    std::vector<int> next(static_cast<size_t>(S));
+    for (int s = 0; s < S; ++s) next[size_t(s)] = done_after(part, s);
     const int rcap = part == 0 ? cap_k_ : cap_v_;
-    std::vector<int>& done = part == 0 ? done_k_ : done_v_;
-    bool due = false;
-    for (int s = 0; s < S; ++s) due |= len_[s] - done[s] >= W + B;
-    if (!due) continue;
-    auto src = [&](int l, int s, int g) {
-      return static_cast<const __half*>(ring(part, l)) + (size_t(s) * KV + g) * rcap * hd;
-    };
-    std::vector<BlockRows> blocks, present;
-    for (int s = 0; s < S; ++s) {
-      for (int t = done[s]; len_[s] - t >= W + B; t += B)
-        for (int l = 0; l < L; ++l)
-          for (int g = 0; g < KV; ++g) blocks.push_back({l, s, g, t / B, src(l, s, g), rcap, t});
-      for (int t = done[s]; t + B <= len_[s]; t += B)
-        for (int l = 0; l < L; ++l)
-          for (int g = 0; g < KV; ++g) present.push_back({l, s, g, t / B, src(l, s, g), rcap, t});
-    }
-    compress(part, -1, blocks, present);
-    for (int s = 0; s < S; ++s)
-      while (len_[s] - done[s] >= W + B) done[s] += B;
+    compress_range(part, 0, shape_.n_layers, next,
+                   [&](int l, int s, int g) -> std::pair<const __half*, int> {
+                     return {static_cast<const __half*>(ring(part, l)) +
+                                 (size_t(s) * KV + g) * rcap * hd,
+                             rcap};
+                   });
+    (part == 0 ? done_k_ : done_v_) = next;
   }
   upload_done();
 }

@@ -23,6 +23,8 @@
 
 #include <cuda_fp16.h>
 
+#include <functional>
+#include <utility>
 #include <vector>
 
 #include "runtime/device_buffer.h"
@@ -69,8 +71,9 @@ class BlockedKvCacheCuda : public KvCacheCuda {
   // Blocks and window of the given chunks (one layer) into the scratch; returns cap. keys > 0
   // (a decode step's bucket, at least every chunk's length): the launches are sized from it
   // alone, and the scratch must already hold it (begin_step).
+  // d_chunk_end: per chunk, where the window copy ends (default: the sequence's length).
   int to_scratch(int layer, const std::vector<StepLayout::Chunk>& chunks, const int* d_chunk_seq,
-                 int keys = 0) const;
+                 int keys = 0, const int* d_chunk_end = nullptr) const;
   // Scratch rows of n chunks x cap tokens (grown, never shrunk while in use).
   void reserve_scratch(int n, int cap) const;
   // Whether decode steps attend through the scratch (false: a fused kernel reads the blocks).
@@ -101,6 +104,14 @@ class BlockedKvCacheCuda : public KvCacheCuda {
     std::vector<int> chunk_of;         // [n_seqs] the step's chunk of each sequence, or -1
   };
   void upload_done();
+  // Where done_k|v (part 0|1) of seq goes once every block that has left the window at its
+  // current length is compressed.
+  int done_after(int part, int seq) const;
+  // The rows of (layer, seq, KV head) for BlockRows: (src, cap).
+  using RowsAt = std::function<std::pair<const __half*, int>(int, int, int)>;
+  // Compresses the blocks [done, next[s]) of part of layers [l0, l1), rows from rows_at.
+  void compress_range(int part, int l0, int l1, const std::vector<int>& next,
+                      const RowsAt& rows_at);
   // Compresses this layer's blocks that leave the window during the staged step, from the
   // scratch, then writes the rows that stay raw back into the ring.
   void flush_layer(int layer, const StepLayout& step);

@@ -362,8 +362,6 @@ void KvCompCacheCuda::compress(int part, int layer, const std::vector<BlockRows>
     a->used = a->buf.capacity();  // closed
     a = &arena_for(need);
   }
-  bytes_[part] += launch_bytes;
-  blocks_[part] += blocks.size();
   block_bytes_ += int64_t(launch_bytes);
 }
 
@@ -404,8 +402,6 @@ void KvCompCacheCuda::copy_blocks(int from, int to) {
     const BlockArenaState st = block_arena_state(ctx_, a.buf.view());
     check(st.error == 0, "kvcomp cache: copying sequence ", from, "'s blocks failed (flags ",
           st.error, ", ", st.used - a.used, " bytes needed, ", a.buf.capacity() - a.used, " free)");
-    bytes_[part] += st.used - a.used;
-    blocks_[part] += jobs.size();
     block_bytes_ += int64_t(st.used - a.used);
     a.used = st.used;
   }

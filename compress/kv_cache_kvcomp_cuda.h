@@ -77,7 +77,6 @@ class KvCompCacheCuda : public BlockedKvCacheCuda {
   mutable DeviceBuffer decode_jobs_;
   DeviceBuffer fused_scratch_;
   int64_t block_bytes_ = 0;  // compressed blocks held (exact, from the arenas' counters)
-  uint64_t bytes_[2] = {0, 0}, blocks_[2] = {0, 0};  // K|V: bytes and blocks encoded so far
 };
 
 }  // namespace kvcomp

@@ -12,12 +12,14 @@ namespace kvcomp {
 void ring_append_cuda(const CudaContext& ctx, const QkvView& x, const StepLayout& step, int n_kv,
                       int head_dim, int cap_k, int cap_v, void* ring_k, void* ring_v);
 
-// Tokens [done_k|v[s], len[s]) of each chunk's sequence s = chunk_seq[chunk] from the rings into
-// scratch_k|v [chunk][n_kv][cap][head_dim] (at their positions), for n_chunks chunks.
+// Tokens [done_k|v[s], end) of each chunk's sequence s = chunk_seq[chunk] from the rings into
+// scratch_k|v [chunk][n_kv][cap][head_dim] (at their positions), for n_chunks chunks; end is
+// chunk_end[chunk] when chunk_end is given (e.g. a staged step's chunk starts: the tokens held
+// before it), else len[s].
 void ring_window_copy_cuda(const CudaContext& ctx, const int* chunk_seq, int n_chunks, int n_kv,
-                           int head_dim, const int* len, const int* done_k, const int* done_v,
-                           const void* ring_k, const void* ring_v, int cap_k, int cap_v,
-                           void* scratch_k, void* scratch_v, int cap);
+                           int head_dim, const int* len, const int* chunk_end, const int* done_k,
+                           const int* done_v, const void* ring_k, const void* ring_v, int cap_k,
+                           int cap_v, void* scratch_k, void* scratch_v, int cap);
 
 // A staged step's k and v rows (fp32 projection output) -> scratch_k|v [chunk][n_kv][cap][head_dim]
 // at their positions; row_chunk[row]: the row's chunk.

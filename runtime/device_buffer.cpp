@@ -39,23 +39,24 @@ size_t device_bytes_free() {
   return free_b;
 }
 
+[[noreturn]] static void out_of_memory(const std::string& what, size_t bytes, size_t free_b,
+                                const std::string& of) {
+  fail("out of GPU memory allocating ", what, ": needed ", format_bytes(double(bytes)), " (",
+       bytes, " bytes), ", format_bytes(double(free_b)), " free of ", of);
+}
+
 DeviceBuffer::DeviceBuffer(size_t bytes, const std::string& what) {
   if (bytes == 0) return;
-  const size_t limit = device_memory_limit();
-  if (limit > 0 && g_allocated.load() + bytes > limit) {
-    const size_t used = g_allocated.load();
-    fail("out of GPU memory allocating ", what, ": needed ", format_bytes(double(bytes)), " (",
-         bytes, " bytes), ", format_bytes(double(limit > used ? limit - used : 0)),
-         " free of the ", format_bytes(double(limit)), " limit (KVCOMP_GPU_MEMORY_LIMIT)");
-  }
+  const size_t limit = device_memory_limit(), used = g_allocated.load();
+  if (limit > 0 && used + bytes > limit)
+    out_of_memory(what, bytes, limit > used ? limit - used : 0,
+                  "the " + format_bytes(double(limit)) + " limit (KVCOMP_GPU_MEMORY_LIMIT)");
   const cudaError_t e = cudaMalloc(&ptr_, bytes);
   if (e == cudaErrorMemoryAllocation) {
     cudaGetLastError();  // clear the sticky allocation error
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
-    fail("out of GPU memory allocating ", what, ": needed ", format_bytes(double(bytes)), " (",
-         bytes, " bytes), ", format_bytes(double(free_b)), " free of ",
-         format_bytes(double(total_b)));
+    out_of_memory(what, bytes, free_b, format_bytes(double(total_b)));
   }
   KVCOMP_CUDA_CHECK(e);
   bytes_ = bytes;
