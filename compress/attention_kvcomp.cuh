@@ -34,6 +34,17 @@
 // lines (the L1 then moves 4 bytes per cycle); the fast paths first copy a pass's units, which
 // are contiguous, into a per-warp staging buffer with coalesced cp.async copies.
 //
+// Tensor cores (a build option, KVCOMP_FIXED_MMA_MIN_G: kvcomp-fixed, head_dim 128, up to G = 4
+// query heads per KV head; fp32 FMAs need G per symbol). q.K and p.V run as mma.m16n8k16 with the unpacked values as the A operand:
+// K: 16 tokens x 16 channels, V: 16 channels x 16 tokens, in fp16 as 1 + s 2^-B (exact for
+// B <= 10); the B operand's 8 columns are each head's q (or w) rounded to fp16 and what that
+// rounding left, also in fp16, so that their sum is the fp32 value within 2^-22; the identity
+// above removes the 1s. The reduction dimension may be permuted freely (A and B agree), so a
+// thread takes whole 32-symbol groups of a unit (K: channels 32 tig.., V: tokens 32 tig..) whose
+// bit positions are constants, and pairs two symbols 16 bits apart when B divides 16 (one shift
+// and one LOP3 per two symbols). The staged units' rows are padded so that the fragments' reads
+// hit every bank once (mma_stride). A q or weight outside fp16's range takes the FMA path.
+//
 // Slow paths, for what is rare: K tokens of raw or channel-wise blocks, or a pass that mixes
 // blocks and window rows, one token at a time (k_token); raw V blocks as fp16 rows.
 #pragma once
@@ -117,6 +128,153 @@ __device__ __forceinline__ float fixed_symbol(const uint32_t (&w)[B]) {
     x = __funnelshift_r(w[j + 1], w[j], uint32_t(41 - o));
   }
   return __uint_as_float((x & mask) | 0x3f800000u);
+}
+
+// ---- Tensor cores for fixed-length codes (see the file comment).
+
+// The smallest group size that the fixed-length paths run on tensor cores; 0 (the default):
+// none. A build option for measurements (-DKVCOMP_FIXED_MMA_MIN_G=4): measured slower than the
+// FMA paths except at 128k tokens, batch 8 (docs/perf-log.md, sixth round).
+#ifndef KVCOMP_FIXED_MMA_MIN_G
+#define KVCOMP_FIXED_MMA_MIN_G 0
+#endif
+
+// C += A B, mma.m16n8k16 with fp16 A (row-major fragments a) and B (b0, b1), fp32 C.
+__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                          uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Row stride (words) of staged units of uw words for the tensor-core paths: the smallest >= uw at
+// which the 32 lanes' reads of B words at row * stride + tig * B (8 rows, 4 tigs; 16-byte loads
+// when B % 4 == 0, 8-byte when B % 2 == 0) hit every bank once.
+__host__ __device__ constexpr int mma_stride(int uw, int b) {
+  const uint32_t ok = b == 4 ? 0x00010000u : (b == 2 || b == 6) ? 0x01000100u : 0x10101010u;
+  int s = uw;
+  while (!((ok >> (s & 31)) & 1u)) ++s;
+  return s;
+}
+
+// B consecutive shared-memory words (aligned for the widest load that divides B), byte-swapped.
+template <int B>
+__device__ __forceinline__ void load_words(const uint32_t* src, uint32_t (&w)[B]) {
+  if constexpr (B % 4 == 0) {
+#pragma unroll
+    for (int i = 0; i < B / 4; ++i) {
+      const uint4 v = reinterpret_cast<const uint4*>(src)[i];
+      w[4 * i] = v.x, w[4 * i + 1] = v.y, w[4 * i + 2] = v.z, w[4 * i + 3] = v.w;
+    }
+  } else if constexpr (B % 2 == 0) {
+#pragma unroll
+    for (int i = 0; i < B / 2; ++i) {
+      const uint2 v = reinterpret_cast<const uint2*>(src)[i];
+      w[2 * i] = v.x, w[2 * i + 1] = v.y;
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < B; ++i) w[i] = src[i];
+  }
+#pragma unroll
+  for (int i = 0; i < B; ++i) w[i] = bswap32(w[i]);
+}
+
+// Which two of a 32-symbol group's symbols form the fp16 pair p (0..15) of an MMA fragment: the
+// low half holds symbol lo(p), the high half hi(p). When B divides 16, two symbols 16 bits apart
+// in one word, so that one shift and one LOP3 place both; else neighbours.
+template <int B>
+struct SymbolPairs {
+  static constexpr bool kSameShift = 16 % B == 0;
+  static constexpr int kPerWord = 32 / B;
+  __host__ __device__ static constexpr int hi(int p) {
+    return kSameShift ? (p / (kPerWord / 2)) * kPerWord + p % (kPerWord / 2) : 2 * p + 1;
+  }
+  __host__ __device__ static constexpr int lo(int p) {
+    return kSameShift ? hi(p) + kPerWord / 2 : 2 * p;
+  }
+};
+
+// Symbol I of 32 B-bit symbols packed MSB-first in w[0, B) moved to bits [P, P + B) (other bits
+// are garbage).
+template <int B, int I, int P>
+__device__ __forceinline__ uint32_t field_at(const uint32_t (&w)[B]) {
+  constexpr int p = I * B, j = p / 32, o = p % 32;
+  if constexpr (o + B <= 32) {
+    constexpr int lsb = 32 - o - B;
+    if constexpr (lsb >= P) {
+      return w[j] >> (lsb - P);
+    } else {
+      return w[j] << (P - lsb);
+    }
+  } else {
+    return __funnelshift_r(w[j + 1], w[j], uint32_t(64 - o - B - P));
+  }
+}
+
+// fp16 pair P of a group (SymbolPairs) as the values 1 + s 2^-B (exact in fp16).
+template <int B, int P>
+__device__ __forceinline__ uint32_t fixed_pair(const uint32_t (&w)[B]) {
+  using SP = SymbolPairs<B>;
+  constexpr uint32_t f = (1u << B) - 1u, kLo = f << (10 - B), kHi = f << (26 - B);
+  constexpr uint32_t kOnes = 0x3c003c00u;  // 1.0 in both halves
+  if constexpr (SP::kSameShift) {
+    constexpr int j = SP::hi(P) / SP::kPerWord, i = SP::hi(P) % SP::kPerWord, sh = 6 - i * B;
+    uint32_t x;
+    if constexpr (sh >= 0) {
+      x = w[j] >> sh;
+    } else {
+      x = w[j] << (-sh);
+    }
+    return (x & (kLo | kHi)) | kOnes;
+  } else {
+    const uint32_t a = field_at<B, SP::lo(P), 10 - B>(w), b = field_at<B, SP::hi(P), 26 - B>(w);
+    return (a & kLo) | (b & kHi) | kOnes;
+  }
+}
+
+// The B operand of a group's 16 pairs: column col of the N = 8 columns holds, for head
+// col % G, the fp16 value of x (part col / G == 0) or of what that value leaves (part 1), so
+// that the two columns' sum is x within 2^-22; columns past 2 G and !valid give zeros.
+// x: [rows][G], rows base + SymbolPairs index. false for every lane when an x is not below
+// fp16's largest value (or not finite).
+template <int B, int G>
+__device__ __forceinline__ bool coef_frag(const float* x, int base, int col, bool valid,
+                                          uint32_t (&b)[8][2]) {
+  using SP = SymbolPairs<B>;
+  const int head = col % G, part = col / G;
+  const bool use = valid && part < 2;
+  bool fits = true;
+  static_for<16>([&](auto pc) {
+    constexpr int pp = decltype(pc)::value;
+    const float xl = x[(base + SP::lo(pp)) * G + head], xh = x[(base + SP::hi(pp)) * G + head];
+    fits = fits && fabsf(xl) < 65000.0f && fabsf(xh) < 65000.0f;
+    __half2 v = __floats2half2_rn(xl, xh);
+    if (part == 1) {
+      const float2 r = __half22float2(v);
+      v = __floats2half2_rn(xl - r.x, xh - r.y);
+    }
+    b[pp / 2][pp % 2] = use ? *reinterpret_cast<const uint32_t*>(&v) : 0u;
+  });
+  return __all_sync(kFull, fits);
+}
+
+// Stores an MMA's C (rows row and row + 8, columns 2 tig, 2 tig + 1 of coef_frag's layout) as the
+// sums of each head's two columns into buf [rows][G].
+template <int G>
+__device__ __forceinline__ void store_cols(float (&c)[4], float* buf, int row, int tig) {
+  if constexpr (G == 4 || G == 2) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) c[i] += __shfl_xor_sync(kFull, c[i], G / 2);
+    if (tig < G / 2) {
+      *reinterpret_cast<float2*>(buf + row * G + 2 * tig) = make_float2(c[0], c[1]);
+      *reinterpret_cast<float2*>(buf + (row + 8) * G + 2 * tig) = make_float2(c[2], c[3]);
+    }
+  } else {
+    static_assert(G == 1, "tensor-core paths: G of 1, 2 or 4");
+    if (tig == 0) buf[row] = c[0] + c[1], buf[row + 8] = c[2] + c[3];
+  }
 }
 
 // Calls f(integral_constant B) for a fixed-length code of B bits that the fast paths unpack;
@@ -226,9 +384,10 @@ struct KvcompBlocks {
   // The lane's four tokens tb..tb+3, when every lane's are in Huffman kKBlock blocks: the fast
   // path; false (nothing done) otherwise.
   template <int HD, int G>
-  __device__ __forceinline__ static bool k_sub(const Params& p, const uint32_t* tabs, int64_t head_off, int tb,
-                               int k_done, int lane, const float* q, const float* qsum,
-                               float (&sc)[4][G]) {
+  __device__ __forceinline__ static bool k_sub(const Params& p, const uint32_t* tabs,
+                                               int64_t head_off, int tb, int k_done, int lane,
+                                               const float* q, const float* qsum, float* pass_buf,
+                                               float (&sc)[4][G]) {
     const uint8_t* blk = nullptr;
     bool ok = tb < k_done;  // k_done is a multiple of block_k >= 16: the four tokens are in
     if (ok) {
@@ -239,8 +398,13 @@ struct KvcompBlocks {
     if (!__all_sync(kFull, ok)) return false;
     if constexpr (kFixed) {
       if (with_fixed_bits(p.k_fixed_bits, [&](auto b) {
-            k_fixed4<HD, G, decltype(b)::value>(p, stage_of(p, tabs), blk,
-                                                tb % p.block_k, lane, q, qsum, sc);
+            constexpr int B = decltype(b)::value;
+            if constexpr (kMma<HD, G>) {
+              if (k_fixed_mma<HD, G, B>(p, stage_of(p, tabs), blk, tb % p.block_k, lane, q,
+                                        qsum, pass_buf, sc))
+                return;
+            }
+            k_fixed4<HD, G, B>(p, stage_of(p, tabs), blk, tb % p.block_k, lane, q, qsum, sc);
           }))
         return true;
     }
@@ -265,12 +429,20 @@ struct KvcompBlocks {
   // Words of one warp's staging buffer.
   __host__ __device__ static int stage_words(const Params& p) {
     int w = 0;
-    if (k_fixed_ok(p)) w = kSub * p.head_dim * p.k_fixed_bits / 32 + 32;
+    if (k_fixed_ok(p)) {
+      const int uw = p.head_dim * p.k_fixed_bits / 32;
+      w = kSub * uw + 32;
+      const int m = kSub * mma_stride(uw, p.k_fixed_bits);
+      if (mma_shape(p) && m > w) w = m;
+    }
     if (v_fixed_ok(p)) {
       const int v = p.head_dim * p.block_v * p.v_fixed_bits / 32 + 32;
-      w = w > v ? w : v;
+      const int m = p.head_dim * mma_stride(p.block_v * p.v_fixed_bits / 32, p.v_fixed_bits) +
+                    p.head_dim * (p.n_heads / p.n_kv_heads);  // units, then the [HD][G] sums
+      if (v > w) w = v;
+      if (mma_shape(p) && p.block_v <= kSub && m > w) w = m;
     }
-    return w;
+    return (w + 3) / 4 * 4;  // each warp's buffer 16-byte aligned
   }
   // This warp's staging buffer: the buffers follow the tables in the block's shared memory.
   __device__ static uint32_t* stage_of(const Params& p, const uint32_t* tabs) {
@@ -393,6 +565,133 @@ struct KvcompBlocks {
 #pragma unroll
       for (int j = 0; j < NV; ++j) O[j][g] = fmaf(kScale, O[j][g], off);
     }
+  }
+
+  // ---- Tensor-core paths of the fixed-length codes (see "Tensor cores" in the file comment).
+  template <int HD, int G>
+  static constexpr bool kMma =
+      KVCOMP_FIXED_MMA_MIN_G > 0 && HD == 128 && G >= KVCOMP_FIXED_MMA_MIN_G && G <= 4;
+  __host__ __device__ static bool mma_shape(const Params& p) {
+    const int g = p.n_heads / p.n_kv_heads;
+    return KVCOMP_FIXED_MMA_MIN_G > 0 && kFixed && p.head_dim == 128 &&
+           g >= KVCOMP_FIXED_MMA_MIN_G && g <= 4;
+  }
+
+  // The 16 x 16 tokens (K) or channels (V) x 32-symbol-group tile of a pass: rows of a unit's
+  // words, row r at stage + r * RS. For K: a pass's 128 token units, lanes' segments as in
+  // k_fixed4.
+  template <int HD, int G, int B>
+  __device__ __forceinline__ static bool k_fixed_mma(const Params& p, uint32_t* stage,
+                                                     const uint8_t* blk, int u, int lane,
+                                                     const float* q, const float* qsum,
+                                                     float* pass_buf, float (&sc)[4][G]) {
+    constexpr int UW = HD * B / 32, RS = mma_stride(UW, B);
+    const int grp = lane >> 2, tig = lane & 3;
+    uint32_t bq[8][2];
+    if (!coef_frag<B, G>(q, 32 * tig, grp, true, bq)) return false;  // q out of fp16's range
+    const BlockHeader h = load_header(blk);
+    const uint32_t* mine = reinterpret_cast<const uint32_t*>(
+                               blk + block_payload_offset(BlockKind::kKBlock, h.n_tokens, HD)) +
+                           u * UW;
+    const int seg = min(p.block_k, kSub) / 4;
+    for (int r0 = 0; r0 < 32; r0 += seg) {
+      const uint32_t* src = reinterpret_cast<const uint32_t*>(
+          __shfl_sync(kFull, reinterpret_cast<unsigned long long>(mine), r0));
+      const int n = seg * 4 * UW;
+      for (int i = lane; i < n; i += 32) {
+        const int t = i / UW;
+        cp_async4(stage + (4 * r0 + t) * RS + (i - t * UW), src + i);
+      }
+    }
+    cp_async_wait_all();
+    __syncwarp();
+#pragma unroll 1
+    for (int tt = 0; tt < kSub / 16; ++tt) {  // 16 tokens: rows grp and grp + 8 of the MMA
+      uint32_t wa[B], wb[B];
+      load_words<B>(stage + (16 * tt + grp) * RS + tig * B, wa);
+      load_words<B>(stage + (16 * tt + grp + 8) * RS + tig * B, wb);
+      float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      static_for<8>([&](auto kc) {
+        constexpr int ks = decltype(kc)::value;
+        const uint32_t a[4] = {fixed_pair<B, 2 * ks>(wa), fixed_pair<B, 2 * ks>(wb),
+                               fixed_pair<B, 2 * ks + 1>(wa), fixed_pair<B, 2 * ks + 1>(wb)};
+        mma_16816(c, a, bq[ks][0], bq[ks][1]);
+      });
+      store_cols<G>(c, pass_buf, 16 * tt + grp, tig);
+    }
+    __syncwarp();  // pass_buf written, the staging buffer free
+    // q.k' = d (sum_c q_c s_c + m0 sum_c q_c) = d (2^B acc + (m0 - 2^B) sum_c q_c)
+    constexpr float kScale = float(1 << B);
+    const float off = float(h.m0) - kScale;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      float acc[G];
+      load_f(pass_buf + (4 * lane + j) * G, acc);
+#pragma unroll
+      for (int g = 0; g < G; ++g) sc[j][g] = (kScale * acc[g] + off * qsum[g]) * h.d;
+    }
+    return true;
+  }
+
+  // O += a V block of n <= 128 tokens (a multiple of 32) of B-bit fixed-length codes, as v_fixed
+  // does, on tensor cores: A = the channels (16 per MMA) x tokens (thread tig: the 32-token
+  // group tig), B = the weights [tokens][head hi | head lo]. false (nothing done): a weight out
+  // of fp16's range.
+  template <int HD, int G, int B>
+  __device__ __forceinline__ static bool v_fixed_mma(uint32_t* stage, const uint32_t* payload,
+                                                     int n, const float* w, const float* bias,
+                                                     int lane, float (&O)[HD / 32][G]) {
+    constexpr int NV = HD / 32;
+    constexpr float kScale = float(1 << B);
+    const int grp = lane >> 2, tig = lane & 3;
+    const int groups = n / 32, gi = tig < groups ? tig : 0;  // lanes past the block read group 0
+    uint32_t bw[8][2];
+    if (!coef_frag<B, G>(w, 32 * gi, grp, tig < groups, bw)) return false;
+    const int UW = n * B / 32, RS = mma_stride(UW, B);
+    const uint32_t magic = 0xffffffffu / uint32_t(UW) + 1u;  // i / UW = umulhi(i, magic), i < 2^16
+    for (int i = lane; i < HD * UW; i += 32) {
+      const int c = int(__umulhi(uint32_t(i), magic));
+      cp_async4(stage + c * RS + (i - c * UW), payload + i);
+    }
+    float ws[G];  // sum_t w_t
+#pragma unroll
+    for (int g = 0; g < G; ++g) ws[g] = 0.0f;
+    for (int t = lane; t < n; t += 32) {
+      float x[G];
+      load_f(w + t * G, x);
+#pragma unroll
+      for (int g = 0; g < G; ++g) ws[g] += x[g];
+    }
+#pragma unroll
+    for (int g = 0; g < G; ++g) ws[g] = decode_attn::warp_sum(ws[g]);
+    cp_async_wait_all();
+    __syncwarp();
+    float* xch = reinterpret_cast<float*>(stage + HD * RS);  // [HD][G]: sum_t w_t f_tc
+#pragma unroll 1
+    for (int mt = 0; mt < HD / 16; ++mt) {  // 16 channels: rows grp and grp + 8
+      uint32_t wa[B], wb[B];
+      load_words<B>(stage + (16 * mt + grp) * RS + gi * B, wa);
+      load_words<B>(stage + (16 * mt + grp + 8) * RS + gi * B, wb);
+      float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      static_for<8>([&](auto kc) {
+        constexpr int ks = decltype(kc)::value;
+        const uint32_t a[4] = {fixed_pair<B, 2 * ks>(wa), fixed_pair<B, 2 * ks>(wb),
+                               fixed_pair<B, 2 * ks + 1>(wa), fixed_pair<B, 2 * ks + 1>(wb)};
+        mma_16816(c, a, bw[ks][0], bw[ks][1]);
+      });
+      store_cols<G>(c, xch, 16 * mt + grp, tig);
+    }
+    __syncwarp();
+    // sum_t w_t (s_tc + m0_t) = 2^B (sum_t w_t f_tc - sum_t w_t) + bias
+#pragma unroll
+    for (int j = 0; j < NV; ++j) {
+      float x[G];
+      load_f(xch + (NV * lane + j) * G, x);
+#pragma unroll
+      for (int g = 0; g < G; ++g) O[j][g] += kScale * (x[g] - ws[g]) + bias[g];
+    }
+    __syncwarp();  // the buffer is rewritten next
+    return true;
   }
 
   // Units u..u+3 of a Huffman kKBlock block: the scores of the lane's four tokens.
@@ -546,8 +845,13 @@ struct KvcompBlocks {
     if constexpr (kFixed) {  // blocks of whole 32-token groups: every unit is whole words
       if (v_fixed_ok(p) && h.n_tokens % 32 == 0 && h.n_tokens <= p.block_v &&
           with_fixed_bits(p.v_fixed_bits, [&](auto b) {
-            v_fixed<HD, G, decltype(b)::value>(stage_of(p, tabs), words,
-                                               h.n_tokens, w, bias, lane, O);
+            constexpr int B = decltype(b)::value;
+            if constexpr (kMma<HD, G>) {
+              if (h.n_tokens <= kSub &&
+                  v_fixed_mma<HD, G, B>(stage_of(p, tabs), words, h.n_tokens, w, bias, lane, O))
+                return;
+            }
+            v_fixed<HD, G, B>(stage_of(p, tabs), words, h.n_tokens, w, bias, lane, O);
           }))
         return;
     }

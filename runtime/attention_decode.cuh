@@ -214,7 +214,8 @@ __device__ __forceinline__ void tile(const typename B::Params& p, const uint32_t
     float sc[4][G];
     bool done = false;
     if constexpr (B::kBlocks)
-      done = B::template k_sub<HD, G>(p, tabs, head_off, tb, k_done, lane, q, qsum, sc);
+      done = B::template k_sub<HD, G>(p, tabs, head_off, tb, k_done, lane, q, qsum,
+                                      wbuf + sub * kSub * G, sc);
     if (!done) {
       if (__all_sync(kFull, tb >= k_done)) {
         k_rows4<HD, G, B::kWrap>(rows_k, p.cap_k, tb, len, q, sc);

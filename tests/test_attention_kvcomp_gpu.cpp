@@ -72,6 +72,7 @@ struct Case {
   bool fixed = false;            // fixed-length codes (kvcomp-fixed)
   float eb_k = 0.05f, eb_v = 0.1f;
   int fixed_k = 0, fixed_v = 0;  // the code lengths the bounds give (fixed cases)
+  float q_scale = 1.0f;          // queries ~ N(0, q_scale^2)
 };
 
 }  // namespace
@@ -124,6 +125,19 @@ TEST_CASE("fused KVComp attention equals attention over the decoded cache", "[gp
        4},
       {8, 4, 64, {1000, 17, 33}, 16, 16, false, 8, -1, 0, false, 0, 16, 16, true, 0.05f, 0.1f, 5,
        4},
+      // Fixed-length codes with 4 query heads per KV head and head_dim 128: the tensor-core paths
+      // (odd and even code lengths, K blocks of 16 to 256 tokens, V blocks of 32 to 128 tokens on
+      // tensor cores and of 256 on the FMA path), and queries past fp16's range (the FMA path).
+      {32, 8, 128, {3000, 700, 129, 1}, 128, 256, false, 8, -1, 0, false, 0, 16, 32, true, 0.05f,
+       0.1f, 5, 4},
+      {16, 4, 128, {2600, 65, 200}, 128, 256, false, 8, -1, 0, false, 0, 32, 64, true, 0.02f,
+       0.01f, 6, 7},
+      {8, 2, 128, {3000, 257}, 128, 256, false, 8, -1, 0, false, 0, 128, 128, true, 0.25f, 0.25f,
+       3, 3},
+      {8, 2, 128, {2000, 300}, 128, 256, false, 8, -1, 0, false, 0, 256, 256, true, 0.05f, 0.1f,
+       5, 4},
+      {8, 2, 128, {3000, 129}, 128, 256, false, 8, -1, 0, false, 0, 0, 0, true, 0.05f, 0.1f, 5, 4,
+       1e6f},
   };
   // KVCOMP_TEST_QUICK=1 (under compute-sanitizer, which runs kernels ~50x slower): the cases of
   // at most 6000 tokens in all.
@@ -154,7 +168,7 @@ TEST_CASE("fused KVComp attention equals attention over the decoded cache", "[gp
     std::mt19937_64 rng(seed ^ 77);
     std::normal_distribution<float> nd(0.0f, 1.0f);
     std::vector<float> q(size_t(kv.n_seqs) * c.heads * c.hd);
-    for (auto& x : q) x = nd(rng);
+    for (auto& x : q) x = c.q_scale * nd(rng);
     DeviceBuffer dq(q.size() * 4, "queries");
     dq.upload(q.data(), q.size() * 4);
     DeviceBuffer dout(q.size() * 2, "output");
