@@ -111,10 +111,16 @@ __device__ __forceinline__ void static_for(F&& f) {
   static_for_impl(f, std::make_integer_sequence<int, N>{});
 }
 
+// The bits of 1.0f in a register that the compiler cannot fold into an immediate: (x & mask) |
+// one is then one LOP3 (with two immediates ptxas splits it into two).
+__device__ __forceinline__ uint32_t one_bits() {
+  return __shfl_sync(kFull, 0x3f800000u, 0);
+}
+
 // Symbol I of 32 B-bit symbols packed MSB-first in w[0, B) (byte-swapped words), as the float
-// 1 + s 2^-B (see the file comment).
+// 1 + s 2^-B (see the file comment); one: one_bits().
 template <int B, int I>
-__device__ __forceinline__ float fixed_symbol(const uint32_t (&w)[B]) {
+__device__ __forceinline__ float fixed_symbol(const uint32_t (&w)[B], uint32_t one) {
   constexpr int p = I * B, j = p / 32, o = p % 32;  // the field is bits [o, o + B) of w[j]...
   constexpr uint32_t mask = ((1u << B) - 1u) << (23 - B);
   uint32_t x;
@@ -127,7 +133,13 @@ __device__ __forceinline__ float fixed_symbol(const uint32_t (&w)[B]) {
   } else {  // ... running into w[j + 1]: the 64 bits w[j]:w[j + 1] shifted right
     x = __funnelshift_r(w[j + 1], w[j], uint32_t(41 - o));
   }
-  return __uint_as_float((x & mask) | 0x3f800000u);
+  return __uint_as_float((x & mask) | one);
+}
+
+// Tokens (K) or channels (V) per loop body of the fixed-length FMA paths: bodies of 32 symbols x
+// that many units x G FMAs stay near 400 instructions (docs/perf-log.md, seventh round).
+constexpr int fixed_body(int g) {
+  return g >= 4 ? 2 : 4;
 }
 
 // ---- Tensor cores for fixed-length codes (see the file comment).
@@ -478,29 +490,45 @@ struct KvcompBlocks {
     cp_async_wait_all();
     __syncwarp();
     const uint32_t* own = stage + lane * LW;
-    float acc[4][G];
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-#pragma unroll
-      for (int g = 0; g < G; ++g) acc[j][g] = 0.0f;
+    const uint32_t one = one_bits();
+    // TJ of the lane's four tokens per loop body: bodies of 32 channels x TJ tokens x G FMAs stay
+    // near 400 instructions (a body over all four tokens at G = 4 is ~1100, past what the
+    // instruction cache holds: warps then wait for instructions).
+    constexpr int TJ = fixed_body(G);
+    float acc[4][G] = {};
 #pragma unroll 1
-    for (int c0 = 0; c0 < HD; c0 += 32) {
-      uint32_t w[4][B];
+    for (int j0 = 0; j0 < 4; j0 += TJ) {
+      float a[TJ][G];
 #pragma unroll
-      for (int j = 0; j < 4; ++j)
+      for (int j = 0; j < TJ; ++j)
 #pragma unroll
-        for (int k = 0; k < B; ++k) w[j][k] = bswap32(own[j * UW + (c0 / 32) * B + k]);
-      float qv[kChan * G];
-      static_for<32>([&](auto ic) {
-        constexpr int i = decltype(ic)::value;
-        if constexpr (i % kChan == 0) load_f(q + (c0 + i) * G, qv);
+        for (int g = 0; g < G; ++g) a[j][g] = 0.0f;
+#pragma unroll 1
+      for (int c0 = 0; c0 < HD; c0 += 32) {
+        uint32_t w[TJ][B];
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const float f = fixed_symbol<B, i>(w[j]);
+        for (int j = 0; j < TJ; ++j)
 #pragma unroll
-          for (int g = 0; g < G; ++g) acc[j][g] = fmaf(qv[(i % kChan) * G + g], f, acc[j][g]);
-        }
-      });
+          for (int k = 0; k < B; ++k) w[j][k] = bswap32(own[(j0 + j) * UW + (c0 / 32) * B + k]);
+        float qv[kChan * G];
+        static_for<32>([&](auto ic) {
+          constexpr int i = decltype(ic)::value;
+          if constexpr (i % kChan == 0) load_f(q + (c0 + i) * G, qv);
+#pragma unroll
+          for (int j = 0; j < TJ; ++j) {
+            const float f = fixed_symbol<B, i>(w[j], one);
+#pragma unroll
+            for (int g = 0; g < G; ++g) a[j][g] = fmaf(qv[(i % kChan) * G + g], f, a[j][g]);
+          }
+        });
+      }
+#pragma unroll
+      for (int jj = 0; jj < 4; jj += TJ)  // acc[j0..] = a, with constant indices
+        if (jj == j0)
+#pragma unroll
+          for (int j = 0; j < TJ; ++j)
+#pragma unroll
+            for (int g = 0; g < G; ++g) acc[jj + j][g] = a[j][g];
     }
     __syncwarp();  // the buffer is rewritten next
     // q.k' = d (sum_c q_c s_c + m0 sum_c q_c) = d (2^B acc + (m0 - 2^B) sum_c q_c)
@@ -523,48 +551,67 @@ struct KvcompBlocks {
     constexpr int kTok = G >= 4 ? 1 : 4;  // tokens of w per shared-memory load
     constexpr float kScale = float(1 << B);
     const int UW = n * B / 32, GW = NV * UW, LW = GW + 1;  // a lane's NV units: GW words
-    for (int lg = 0; lg < 32; ++lg)
-      for (int i = lane; i < GW; i += 32) cp_async4(stage + lg * LW + i, payload + lg * GW + i);
+    // The warp's 32 GW words are contiguous; word d goes to stage + d + d / GW (a pad word after
+    // each lane's units), the division as a multiply-high (exact for d < 2^32 / GW).
+    const uint32_t inv = 0xffffffffu / uint32_t(GW) + 1u;
+#pragma unroll 4
+    for (int d = lane; d < 32 * GW; d += 32)
+      cp_async4(stage + d + __umulhi(uint32_t(d), inv), payload + d);
     cp_async_wait_all();
     __syncwarp();
     const uint32_t* own = stage + lane * LW;
-    // O is scaled by 2^-B, accumulates sum_t w_t f_tc, and is scaled back (exact powers of two).
+    // sum_t w_t, the same for every lane: each lane sums n / 32 tokens, then the warp.
     float ws[G];
 #pragma unroll
-    for (int g = 0; g < G; ++g) {
-      ws[g] = 0.0f;
+    for (int g = 0; g < G; ++g) ws[g] = 0.0f;
+    for (int t = lane; t < n; t += 32) {
+      float wt[G];
+      load_f(w + t * G, wt);
 #pragma unroll
-      for (int j = 0; j < NV; ++j) O[j][g] *= 1.0f / kScale;
+      for (int g = 0; g < G; ++g) ws[g] += wt[g];
     }
+    // sum_t w_t (s_tc + m0_t) = 2^B (sum_t w_t f_tc - sum_t w_t) + bias: O += 2^B a + off.
+    float off[G];
+#pragma unroll
+    for (int g = 0; g < G; ++g) off[g] = bias[g] - kScale * decode_attn::warp_sum(ws[g]);
+    const uint32_t one = one_bits();
+    // CJ of the lane's NV channels per loop body (near 400 instructions, as in k_fixed4).
+    constexpr int CJ = fixed_body(G) < NV ? fixed_body(G) : NV;
 #pragma unroll 1
-    for (int t0 = 0; t0 < n; t0 += 32) {
-      uint32_t x[NV][B];
+    for (int j0 = 0; j0 < NV; j0 += CJ) {
+      float a[CJ][G];
 #pragma unroll
-      for (int j = 0; j < NV; ++j)
+      for (int j = 0; j < CJ; ++j)
 #pragma unroll
-        for (int k = 0; k < B; ++k) x[j][k] = bswap32(own[j * UW + (t0 / 32) * B + k]);
-      float wv[kTok * G];
-      static_for<32>([&](auto ic) {
-        constexpr int i = decltype(ic)::value;
-        if constexpr (i % kTok == 0) load_f(w + (t0 + i) * G, wv);
+        for (int g = 0; g < G; ++g) a[j][g] = 0.0f;
+#pragma unroll 1
+      for (int t0 = 0; t0 < n; t0 += 32) {
+        uint32_t x[CJ][B];
 #pragma unroll
-        for (int g = 0; g < G; ++g) ws[g] += wv[(i % kTok) * G + g];
+        for (int j = 0; j < CJ; ++j)
 #pragma unroll
-        for (int j = 0; j < NV; ++j) {
-          const float f = fixed_symbol<B, i>(x[j]);
+          for (int k = 0; k < B; ++k) x[j][k] = bswap32(own[(j0 + j) * UW + (t0 / 32) * B + k]);
+        float wv[kTok * G];
+        static_for<32>([&](auto ic) {
+          constexpr int i = decltype(ic)::value;
+          if constexpr (i % kTok == 0) load_f(w + (t0 + i) * G, wv);
 #pragma unroll
-          for (int g = 0; g < G; ++g) O[j][g] = fmaf(wv[(i % kTok) * G + g], f, O[j][g]);
-        }
-      });
+          for (int j = 0; j < CJ; ++j) {
+            const float f = fixed_symbol<B, i>(x[j], one);
+#pragma unroll
+            for (int g = 0; g < G; ++g) a[j][g] = fmaf(wv[(i % kTok) * G + g], f, a[j][g]);
+          }
+        });
+      }
+#pragma unroll
+      for (int jj = 0; jj < NV; jj += CJ)  // O[j0..] += ..., with constant indices
+        if (jj == j0)
+#pragma unroll
+          for (int j = 0; j < CJ; ++j)
+#pragma unroll
+            for (int g = 0; g < G; ++g) O[jj + j][g] = fmaf(kScale, a[j][g], O[jj + j][g] + off[g]);
     }
     __syncwarp();  // the buffer is rewritten next
-    // sum_t w_t (s_tc + m0_t) = 2^B (sum_t w_t f_tc - sum_t w_t) + bias
-#pragma unroll
-    for (int g = 0; g < G; ++g) {
-      const float off = bias[g] - kScale * ws[g];
-#pragma unroll
-      for (int j = 0; j < NV; ++j) O[j][g] = fmaf(kScale, O[j][g], off);
-    }
   }
 
   // ---- Tensor-core paths of the fixed-length codes (see "Tensor cores" in the file comment).

@@ -6,6 +6,7 @@
 // (16-bit) token params, 32-bit ones, and both mixed in one sequence; Huffman and fixed-length
 // codes of 2 to 8 bits. Outputs are poisoned (NaN)
 // first. Label: gpu.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "compress/attention_kvcomp.h"
+#include "runtime/attention_decode.h"
 #include "runtime/cuda_check.h"
 #include "runtime/half.h"
 #include "tests/catch.h"
@@ -215,4 +217,103 @@ TEST_CASE("fused KVComp attention equals attention over the decoded cache", "[gp
       }
     }
   }
+}
+
+// The fp16 cache's flash decoding (the same kernel with rows only) against attention in double
+// over the fp16-rounded K/V, with fp16 and bf16 outputs: ragged batches whose sequences end in
+// different splits (the last block of each (sequence, KV head) to finish merges its splits), and
+// forced splits of one granule. The fused path's bf16 output on one compressed case.
+TEST_CASE("flash decoding over fp16 rows, fp16 and bf16 outputs", "[gpu]") {
+  CudaContext ctx;
+  const uint64_t seed = std::random_device{}();
+  std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
+  struct Flash {
+    int heads, kv_heads, hd;
+    std::vector<int> len;
+    int split;
+  };
+  const std::vector<Flash> cases = {
+      {8, 8, 128, {1, 2, 127, 1025, 9000}, 0},
+      {32, 8, 128, {20000, 1, 3000}, 0},
+      {16, 2, 64, {4097, 5000, 63}, 1024},
+      {8, 1, 128, {3001, 12000}, 0},
+  };
+  for (size_t ci = 0; ci < cases.size(); ++ci) {
+    const Flash& c = cases[ci];
+    const HostKv kv =
+        synthetic_kv(int(c.len.size()), c.kv_heads, c.hd, c.len, seed + 1000 + ci);
+    DenseImage dense = build_dense_image(kv);
+    std::mt19937_64 rng(seed ^ 99);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<float> q(size_t(kv.n_seqs) * c.heads * c.hd);
+    for (auto& x : q) x = nd(rng);
+    DeviceBuffer dq(q.size() * 4, "queries"), dout(q.size() * 2, "output");
+    dq.upload(q.data(), q.size() * 4);
+    std::vector<int> lens = c.len;
+    DeviceBuffer dlen(lens.size() * 4, "lengths");
+    dlen.upload(lens.data(), lens.size() * 4);
+    DecodeAttentionParams fp;
+    fp.n_heads = c.heads;
+    fp.n_kv_heads = c.kv_heads;
+    fp.head_dim = c.hd;
+    fp.scale = 1.0f / std::sqrt(float(c.hd));
+    fp.qkv = dq.as<float>();
+    fp.qkv_stride = int64_t(c.heads) * c.hd;
+    fp.n_chunks = kv.n_seqs;
+    fp.chunk_seq = dense.chunk_seq.as<int>();
+    fp.seq_len = dlen.as<int>();
+    fp.ring_k = dense.k.as<uint16_t>();
+    fp.ring_v = dense.v.as<uint16_t>();
+    fp.cap_k = fp.cap_v = dense.cap;
+    fp.out = dout.get();
+    const int max_len = *std::max_element(c.len.begin(), c.len.end());
+    DeviceBuffer scratch(decode_attention_scratch_bytes(fp, max_len), "scratch");
+    const auto want = reference_attention(kv, c.heads, kv.k, kv.v, q);
+    for (DType act : {DType::kF16, DType::kBF16}) {
+      KVCOMP_CUDA_CHECK(cudaMemset(dout.get(), 0xff, dout.bytes()));  // NaN in both types
+      // Twice: the split counters must be left ready for the next launch.
+      for (int rep = 0; rep < 2; ++rep)
+        decode_attention_cuda(ctx, fp, max_len, act, scratch.get(), scratch.bytes(), c.split);
+      ctx.synchronize();
+      std::vector<uint16_t> got16(q.size());
+      dout.download(got16.data(), got16.size() * 2);
+      std::vector<float> got(q.size());
+      for (size_t i = 0; i < got.size(); ++i)
+        got[i] = act == DType::kF16 ? fp16_to_float(got16[i]) : bf16_to_float(got16[i]);
+      const double e = rel_err(got, want);
+      std::printf("flash case %zu (%s out): heads %d/%d hd %d, %zu seqs (max %d): rel err %.2e\n",
+                  ci, act == DType::kF16 ? "fp16" : "bf16", c.heads, c.kv_heads, c.hd,
+                  c.len.size(), max_len, e);
+      INFO("flash case " << ci << " rel err " << e);
+      REQUIRE(e < (act == DType::kF16 ? kTolFused : 1e-2));  // bf16: 8 mantissa bits
+    }
+  }
+  // The fused kernel with a bf16 output (fixed-length codes, G = 4).
+  const std::vector<int> len = {3000, 700, 129, 1};
+  const HostKv kv = synthetic_kv(int(len.size()), 8, 128, len, seed + 2000);
+  ImageOptions o;
+  o.codec.fixed_codes = true;
+  KvcompImage img = build_kvcomp_image(kv, 32, o);
+  std::mt19937_64 rng(seed ^ 101);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> q(size_t(kv.n_seqs) * 32 * 128);
+  for (auto& x : q) x = nd(rng);
+  DeviceBuffer dq(q.size() * 4, "queries"), dout(q.size() * 2, "output");
+  dq.upload(q.data(), q.size() * 4);
+  KVCOMP_CUDA_CHECK(cudaMemset(dout.get(), 0xff, dout.bytes()));
+  KvcompAttentionParams p = img.params;
+  p.qkv = dq.as<float>();
+  p.qkv_stride = 32 * 128;
+  p.q_col = 0;
+  p.out = dout.get();
+  DeviceBuffer scratch(kvcomp_attention_scratch_bytes(p, 3000), "scratch");
+  kvcomp_attention_cuda(ctx, p, 3000, DType::kBF16, scratch.get(), scratch.bytes());
+  ctx.synchronize();
+  std::vector<uint16_t> got16(q.size());
+  dout.download(got16.data(), got16.size() * 2);
+  std::vector<float> got(q.size());
+  for (size_t i = 0; i < got.size(); ++i) got[i] = bf16_to_float(got16[i]);
+  const double e = rel_err(got, reference_attention(kv, 32, img.k_dec, img.v_dec, q));
+  std::printf("fused, bf16 out: rel err %.2e\n", e);
+  REQUIRE(e < 1e-2);
 }
