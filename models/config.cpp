@@ -282,16 +282,18 @@ LlamaConfig parse_llama_config(const std::string& json_text, const std::string& 
   c.rope = parse_rope(f);
   c.tie_word_embeddings = f.opt_bool("tie_word_embeddings", false);
 
-  // Token ids: an int, a list of ints or null. Negative ids mean "none".
+  // Token ids: an int, a list of ints or null (none). A negative id is an error (it would silently
+  // mean "none").
   auto token_ids = [&](const char* key) {
     std::vector<int> ids;
     const json* v = f.opt(key);
     if (!v) return ids;
     auto one = [&](const json& x) {
       const int64_t id = f.integer(x, key, INT_MIN, INT_MAX);
-      check(id < c.vocab_size, source, ": ", key, " ", id, " is outside the vocabulary (vocab_size ",
-            c.vocab_size, ")");
-      if (id >= 0) ids.push_back(int(id));
+      check(id >= 0 && id < c.vocab_size, source, ": ", key, " ", id,
+            " is outside the vocabulary (vocab_size ", c.vocab_size, ")",
+            id < 0 ? "; write null for none" : "");
+      ids.push_back(int(id));
     };
     if (v->is_array()) {
       for (const json& x : *v) one(x);

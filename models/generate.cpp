@@ -24,6 +24,8 @@ GenerateStats generate(Engine& engine, const Tokenizer& tok,
   int longest = 0;
   GenerateStats stats;
   stats.n_seqs = n;
+  stats.ctx = ctx;
+  stats.stop.assign(n, StopReason::kTokens);
   for (int s = 0; s < n; ++s) {
     ids[s] = tok.encode(prompts[s]);
     check(!ids[s].empty(), "prompt ", s + 1, " is empty (and the model adds no BOS token)");
@@ -77,6 +79,9 @@ GenerateStats generate(Engine& engine, const Tokenizer& tok,
       }
       if (eos || produced[s] >= opts.n_predict || engine.length(s) >= max_tokens) {
         done[s] = true;
+        stats.stop[s] = eos                             ? StopReason::kEos
+                        : produced[s] >= opts.n_predict ? StopReason::kTokens
+                                                        : StopReason::kContext;
         const std::string rest = streams[s].flush();
         if (!rest.empty()) on_text(s, rest);
         continue;

@@ -20,8 +20,13 @@ struct GenerateOptions {
   KvOptions kv;
 };
 
+// Why a sequence stopped generating.
+enum class StopReason { kEos, kTokens, kContext };
+
 struct GenerateStats {
   int n_seqs = 0;
+  int ctx = 0;                   // the context limit in effect
+  std::vector<StopReason> stop;  // per sequence
   int prompt_tokens = 0;     // over all prompts
   int generated_tokens = 0;  // over all sequences
   double prefill_seconds = 0;

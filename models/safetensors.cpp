@@ -4,6 +4,7 @@
 // is trusted: every offset and size is checked before a pointer into the mapping is formed.
 #include "models/safetensors.h"
 
+#include <algorithm>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -203,7 +204,23 @@ std::map<std::string, TensorInfo> parse_tensor_entries(const json& header, const
 
     t.nbytes = size_t(nbytes);
     t.data = base ? base + data_offset + size_t(begin) : nullptr;
+    t.offset = uint64_t(begin);
     tensors.emplace(name, std::move(t));
+  }
+  // No two tensors share bytes (a tensor that overlaps another would read its data; the
+  // safetensors format forbids it).
+  std::vector<const TensorInfo*> by_offset;
+  for (const auto& [name, t] : tensors)
+    if (t.nbytes > 0) by_offset.push_back(&t);
+  std::sort(by_offset.begin(), by_offset.end(), [](const TensorInfo* a, const TensorInfo* b) {
+    return a->offset != b->offset ? a->offset < b->offset : a->name < b->name;
+  });
+  for (size_t i = 1; i < by_offset.size(); ++i) {
+    const TensorInfo& a = *by_offset[i - 1];
+    const TensorInfo& b = *by_offset[i];
+    check(b.offset >= a.offset + a.nbytes, source, ": tensors '", a.name, "' (data_offsets [",
+          a.offset, ", ", a.offset + a.nbytes, "]) and '", b.name, "' ([", b.offset, ", ",
+          b.offset + b.nbytes, "]) overlap: every tensor needs its own bytes");
   }
   return tensors;
 }

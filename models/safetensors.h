@@ -24,7 +24,8 @@ struct TensorInfo {
   std::vector<int64_t> shape;
   const uint8_t* data = nullptr;  // into the mapping; valid while the file is open
   size_t nbytes = 0;
-  std::string file;  // path of the file holding it, for messages
+  uint64_t offset = 0;  // its begin in the data section (data_offsets[0])
+  std::string file;     // path of the file holding it, for messages
   int64_t numel() const;
 };
 

@@ -38,6 +38,18 @@ TEST_CASE("generate on the CPU streams readable text and reports its speed") {
   REQUIRE(r.out.find("generated 24 tokens") != std::string::npos);
 }
 
+TEST_CASE("generate says when it stops at the context limit, and prints nothing on an error") {
+  const Run r = run("generate --device cpu -p \"Once upon a time\" -n 40 --ctx 20 --seed 1");
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  REQUIRE(r.out.find("generation stopped at the context limit of 20 tokens") != std::string::npos);
+  const Run e = run("generate --device cpu -p \"Once upon a time\" -n 5 --ctx 3");
+  INFO(e.out);
+  REQUIRE(e.code != 0);
+  REQUIRE(e.out.find("leaves no room in the context limit of 3") != std::string::npos);
+  REQUIRE(e.out.find("Once upon") == std::string::npos);  // the prompt was not echoed
+}
+
 TEST_CASE("a prompt file is generated as one batch") {
   const auto d = temp_dir("cli_prompts");
   std::ofstream(d / "p.txt") << "Call me Ishmael.\n\nIt is a truth universally acknowledged\n";

@@ -509,6 +509,11 @@ TEST_CASE("config rejections name the file and the problem", "[config][errors]")
                         HasSubstr("eos_token_id 1000 is outside the vocabulary"));
     REQUIRE_THROWS_WITH(parse(small_config("\"bos_token_id\": 300")),
                         HasSubstr("bos_token_id 300 is outside the vocabulary"));
+    REQUIRE_THROWS_WITH(parse(small_config("\"bos_token_id\": -1")),
+                        HasSubstr("bos_token_id -1 is outside the vocabulary (vocab_size 256); "
+                                  "write null for none"));
+    REQUIRE_THROWS_WITH(parse(small_config("\"eos_token_id\": [2, -5]")),
+                        HasSubstr("eos_token_id -5 is outside the vocabulary"));
     const LlamaConfig c = parse(small_config("\"bos_token_id\": 1, \"eos_token_id\": [2, 255]"));
     REQUIRE(c.eos_token_ids == std::vector<int>{2, 255});
   }

@@ -297,6 +297,28 @@ TEST_CASE("damaged safetensors files are rejected with the file named", "[safete
                         HasSubstr("tensor 'w': data_offsets [16, 32] extend beyond the data "
                                   "section (24 bytes)"));
   }
+  SECTION("tensors sharing bytes") {
+    // the same range twice, and one range inside another; adjacent and empty ones are fine
+    write_raw(p,
+              R"({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},)"
+              R"( "b": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})",
+              16);
+    REQUIRE_THROWS_WITH(SafetensorsFile(p),
+                        HasSubstr(ps + ": tensors 'a' (data_offsets [0, 16]) and 'b' ([0, 16]) "
+                                       "overlap"));
+    write_raw(p,
+              R"({"big": {"dtype": "F32", "shape": [8], "data_offsets": [0, 32]},)"
+              R"( "in": {"dtype": "F16", "shape": [2], "data_offsets": [12, 16]}})",
+              32);
+    REQUIRE_THROWS_WITH(SafetensorsFile(p),
+                        HasSubstr("tensors 'big' (data_offsets [0, 32]) and 'in' ([12, 16]) overlap"));
+    write_raw(p,
+              R"({"x": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]},)"
+              R"( "y": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},)"
+              R"( "z": {"dtype": "F32", "shape": [0], "data_offsets": [4, 4]}})",
+              16);
+    REQUIRE(SafetensorsFile(p).tensors().size() == 3);
+  }
   SECTION("unsupported dtype") {
     write_raw(p, R"({"q": {"dtype": "I8", "shape": [4], "data_offsets": [0, 4]}})", 4);
     REQUIRE_THROWS_WITH(SafetensorsFile(p),

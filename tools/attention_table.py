@@ -20,6 +20,7 @@ def main():
     ap.add_argument("--torch", help="bench_attention_torch.py --json output")
     ap.add_argument("--ggml", help="ggml-fa/run.sh output (its markdown table)")
     ap.add_argument("--commit", default="")
+    ap.add_argument("--note", default="", help="where the rows come from, kept in the JSON")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     bench = json.load(open(args.bench))
@@ -46,6 +47,8 @@ def main():
                                            capture_output=True, text=True).stdout.strip()
     out = {"device": bench.get("device", ""), "commit": commit,
            "copy_gbs": bench.get("copy_gbs"), "rows": []}
+    if args.note:
+        out["note"] = args.note
     print("| KV heads | ctx | batch | " + " | ".join(KEYS) +
           " | kvcomp vs SDPA | vs best other | kvcomp_fixed vs SDPA | vs best other |")
     print("|" + "---|" * (len(KEYS) + 7))

@@ -55,16 +55,20 @@ void add_generate_command(CLI::App& app) {
     auto engine = make_engine(dir, parse_device(o->common.device));
     const Tokenizer tok = load_tokenizer(dir, engine->config().bos_token_id);
 
-    // One prompt streams; a batch prints each completion when it is done.
+    // One prompt streams; a batch prints each completion when it is done. Nothing is printed
+    // before generate() has validated the prompts against the context (it throws before its
+    // first piece): the prompt goes out with the first piece.
     const bool stream = prompts.size() == 1;
     std::vector<std::string> texts(prompts.size());
-    if (stream) {
-      std::fputs(prompts[0].c_str(), stdout);
-      std::fflush(stdout);
-    }
+    bool prompt_out = false;
+    auto put_prompt = [&] {
+      if (stream && !prompt_out) std::fputs(prompts[0].c_str(), stdout);
+      prompt_out = true;
+    };
     const GenerateStats st =
         generate(*engine, tok, prompts, o->gen, [&](int seq, const std::string& piece) {
           if (stream) {
+            put_prompt();
             std::fputs(piece.c_str(), stdout);
             std::fflush(stdout);
           } else {
@@ -72,6 +76,7 @@ void add_generate_command(CLI::App& app) {
           }
         });
     if (stream) {
+      put_prompt();
       std::fputs("\n", stdout);
     } else {
       for (size_t s = 0; s < prompts.size(); ++s)
@@ -85,6 +90,12 @@ void add_generate_command(CLI::App& app) {
         engine->device_name().c_str(), o->common.kv.c_str(), st.n_seqs, st.n_seqs == 1 ? "" : "s",
         st.prompt_tokens, st.prefill_seconds > 0 ? st.prompt_tokens / st.prefill_seconds : 0.0,
         st.generated_tokens, st.decode_seconds > 0 ? st.generated_tokens / st.decode_seconds : 0.0);
+    // Sequences that ran into the context limit are named: their text is cut short.
+    for (int s = 0; s < st.n_seqs; ++s)
+      if (st.stop[s] == StopReason::kContext)
+        std::fprintf(stderr, "%s stopped at the context limit of %d tokens (--ctx)\n",
+                     st.n_seqs == 1 ? "generation" : ("sequence " + std::to_string(s + 1)).c_str(),
+                     st.ctx);
     std::fprintf(stderr, "%s\n", memory_line(*engine).c_str());
   });
 }
