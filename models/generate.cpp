@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <string>
 
 #include "runtime/error.h"
 
@@ -69,7 +71,13 @@ GenerateStats generate(Engine& engine, const Tokenizer& tok,
     for (size_t r = 0; r < step.size(); ++r) {
       const int s = step[r].seq;
       if (done[s]) continue;
-      const int t = samplers[s].sample(logits.data() + r * size_t(V), V);
+      const float* row = logits.data() + r * size_t(V);
+      for (int i = 0; i < V; ++i)
+        check(std::isfinite(row[i]), "generate: the logits of ", n == 1 ? "the sequence" : "sequence ",
+              n == 1 ? "" : std::to_string(s + 1), " at position ", engine.length(s) - 1,
+              " are not finite (NaN or infinity): the model's activations overflowed or its ",
+              "weights are damaged");
+      const int t = samplers[s].sample(row, V);
       ++produced[s];
       ++stats.generated_tokens;
       const bool eos = opts.stop_at_eos && is_eos(t);

@@ -1,5 +1,8 @@
 #include "models/llama_tensors.h"
 
+#include <algorithm>
+#include <set>
+
 #include "runtime/error.h"
 
 namespace kvcomp {
@@ -60,7 +63,42 @@ void check_llama_tensors(const LlamaConfig& cfg, const Checkpoint& ckpt) {
     check(t.dtype == DType::kF32 || t.dtype == DType::kF16 || t.dtype == DType::kBF16,
           "model directory '", dir, "': tensor '", s.name, "' has unsupported dtype ",
           dtype_name(t.dtype), " (supported: F32, F16, BF16)");
+    // A NaN or infinity in a weight poisons every token after it (the output would be silent
+    // garbage): rejected at load, with its position.
+    const int64_t bad = first_nonfinite(t);
+    if (bad >= 0) {
+      const int64_t cols = t.shape.size() == 2 ? t.shape[1] : 0;
+      std::string at = "element " + std::to_string(bad);
+      if (cols > 0)
+        at += " (row " + std::to_string(bad / cols) + ", column " + std::to_string(bad % cols) + ")";
+      fail("model directory '", dir, "': tensor '", s.name, "' in ", t.file,
+           " holds a NaN or infinity at ", at, "; the checkpoint is damaged");
+    }
   }
+}
+
+std::vector<std::string> unused_llama_tensors(const LlamaConfig& cfg, const Checkpoint& ckpt) {
+  std::set<std::string> used;
+  for (const TensorSpec& s : llama_tensor_specs(cfg)) used.insert(s.name);
+  const std::string inv_freq = ".self_attn.rotary_emb.inv_freq";
+  std::vector<std::string> out;
+  for (const auto& [name, t] : ckpt.tensors()) {
+    const bool rope = name.size() > inv_freq.size() &&
+                      name.compare(name.size() - inv_freq.size(), inv_freq.size(), inv_freq) == 0;
+    if (!used.count(name) && !rope) out.push_back(name);
+  }
+  return out;  // the index is a std::map: sorted
+}
+
+std::string unused_tensors_warning(const std::string& dir, const std::vector<std::string>& unused) {
+  if (unused.empty()) return "";
+  std::string s = "model directory '" + dir + "': " + std::to_string(unused.size()) +
+                  (unused.size() == 1 ? " tensor is" : " tensors are") +
+                  " not used by the model config.json describes (";
+  const size_t shown = std::min<size_t>(unused.size(), 3);
+  for (size_t i = 0; i < shown; ++i) s += (i ? ", '" : "'") + unused[i] + "'";
+  if (unused.size() > shown) s += " and " + std::to_string(unused.size() - shown) + " more";
+  return s + "); check num_hidden_layers and tie_word_embeddings";
 }
 
 }  // namespace kvcomp

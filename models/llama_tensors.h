@@ -26,4 +26,13 @@ std::vector<TensorSpec> llama_tensor_specs(const LlamaConfig& cfg);
 // missing, has the wrong shape or an unsupported dtype.
 void check_llama_tensors(const LlamaConfig& cfg, const Checkpoint& ckpt);
 
+// The checkpoint's tensors that config.json's model does not use (sorted), for a warning such as
+// Hugging Face's "weights not used": extra layers, an lm_head beside tied embeddings, another
+// family's tensors. RoPE's stored inverse frequencies (self_attn.rotary_emb.inv_freq, written by
+// older exports and recomputed from the config) are not counted.
+std::vector<std::string> unused_llama_tensors(const LlamaConfig& cfg, const Checkpoint& ckpt);
+
+// One line naming them (the first few and how many more), or "" when every tensor is used.
+std::string unused_tensors_warning(const std::string& dir, const std::vector<std::string>& unused);
+
 }  // namespace kvcomp

@@ -1,5 +1,6 @@
 #include "models/model_files.h"
 
+#include <cstdio>
 #include <cstdlib>
 
 #include "models/llama_tensors.h"
@@ -16,6 +17,9 @@ ModelFiles open_model_files(const std::filesystem::path& dir) {
   m.config = load_llama_config(dir);
   m.checkpoint = std::make_unique<Checkpoint>(dir);
   check_llama_tensors(m.config, *m.checkpoint);
+  const std::string unused =
+      unused_tensors_warning(dir.string(), unused_llama_tensors(m.config, *m.checkpoint));
+  if (!unused.empty()) std::fprintf(stderr, "kvcomp: warning: %s\n", unused.c_str());
   return m;
 }
 

@@ -55,17 +55,22 @@ PerplexityResult perplexity(Engine& engine, const std::vector<int>& ids,
                   std::vector<double>& nll) {
     if (!opts.on_token) {
       engine.forward_nll(chunks, targets, nll);
-      return;
+    } else {
+      engine.forward(chunks, all, logits);
+      nll.assign(targets.size(), 0.0);
+      for (size_t i = 0; i < targets.size(); ++i) {
+        if (targets[i] < 0) continue;
+        const float* row = logits.data() + i * size_t(V);
+        const double lse = log_sum_exp(row, V);
+        nll[i] = lse - double(row[targets[i]]);
+        opts.on_token(index(i), targets[i], row, V, lse);
+      }
     }
-    engine.forward(chunks, all, logits);
-    nll.assign(targets.size(), 0.0);
-    for (size_t i = 0; i < targets.size(); ++i) {
-      if (targets[i] < 0) continue;
-      const float* row = logits.data() + i * size_t(V);
-      const double lse = log_sum_exp(row, V);
-      nll[i] = lse - double(row[targets[i]]);
-      opts.on_token(index(i), targets[i], row, V, lse);
-    }
+    // NaN or infinity in the logits would make the result "nan" (or a silent wrong number).
+    for (size_t i = 0; i < targets.size(); ++i)
+      check(targets[i] < 0 || std::isfinite(nll[i]), "perplexity: the logits at token ",
+            index(i), " of the text are not finite (NaN or infinity): the model's activations ",
+            "overflowed or its weights are damaged");
   };
 
   const auto t0 = std::chrono::steady_clock::now();

@@ -78,4 +78,7 @@ class Checkpoint {
 // Converts any supported dtype to fp32.
 std::vector<float> tensor_to_float(const TensorInfo& t);
 
+// The index of t's first NaN or infinity, or -1 when every value is finite.
+int64_t first_nonfinite(const TensorInfo& t);
+
 }  // namespace kvcomp

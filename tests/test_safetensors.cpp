@@ -414,6 +414,39 @@ TEST_CASE("check_llama_tensors", "[safetensors][llama]") {
     const std::vector<float> w = tensor_to_float(ckpt.get("model.layers.1.mlp.down_proj.weight"));
     CHECK(w.size() == 96);
   }
+  SECTION("tensors the config does not use are named") {
+    LlamaConfig c = tiny_config(false);
+    std::vector<RawTensor> t = tensors_for(c);  // 2 layers
+    t.push_back(f32("model.layers.0.self_attn.rotary_emb.inv_freq", {2}, {1.0f, 0.01f}));
+    write_safetensors(file, t);
+    CHECK(unused_llama_tensors(c, Checkpoint(tmp.path)).empty());  // inv_freq is not counted
+    c.n_layers = 1;  // a config with fewer layers than the checkpoint
+    c.tie_word_embeddings = true;
+    const std::vector<std::string> u = unused_llama_tensors(c, Checkpoint(tmp.path));
+    REQUIRE(u.size() == 10);  // layer 1's nine tensors and the lm_head
+    CHECK(u.front() == "lm_head.weight");
+    CHECK(u.back() == "model.layers.1.self_attn.v_proj.weight");
+    CHECK(unused_tensors_warning("d", u) ==
+          "model directory 'd': 10 tensors are not used by the model config.json describes "
+          "('lm_head.weight', 'model.layers.1.input_layernorm.weight', "
+          "'model.layers.1.mlp.down_proj.weight' and 7 more); check num_hidden_layers and "
+          "tie_word_embeddings");
+    CHECK(unused_tensors_warning("d", {}).empty());
+  }
+  SECTION("non-finite weights are rejected with their position") {
+    const LlamaConfig c = tiny_config(false);
+    std::vector<RawTensor> t = tensors_for(c);
+    for (RawTensor& r : t)
+      if (r.name == "model.layers.1.mlp.up_proj.weight") {
+        REQUIRE(r.dtype == "BF16");
+        r.bytes[2 * 21] = 0xc0, r.bytes[2 * 21 + 1] = 0x7f;  // NaN at row 2, column 5 of [12, 8]
+      }
+    write_safetensors(file, t);
+    REQUIRE_THROWS_WITH(check_llama_tensors(c, Checkpoint(tmp.path)),
+                        HasSubstr("tensor 'model.layers.1.mlp.up_proj.weight' in " +
+                                  file.string() + " holds a NaN or infinity at element 21 (row "
+                                                  "2, column 5)"));
+  }
   SECTION("tied: no lm_head needed") {
     const LlamaConfig c = tiny_config(true);
     write_safetensors(file, tensors_for(c));

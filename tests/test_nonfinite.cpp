@@ -1,0 +1,86 @@
+// Non-finite logits stop a run with an error naming where they appeared, instead of "perplexity
+// nan" or text sampled from garbage: the demo model on the CPU behind an engine that poisons one
+// logit at a chosen position.
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/engine.h"
+#include "models/generate.h"
+#include "models/model_files.h"
+#include "models/perplexity.h"
+#include "runtime/error.h"
+#include "runtime/tokenizer.h"
+#include "tests/catch.h"
+
+using namespace kvcomp;
+
+
+namespace {
+
+// The CPU engine, with logit 7 of the token at position `at` of sequence 0 set to NaN.
+class PoisonEngine : public Engine {
+ public:
+  PoisonEngine(std::unique_ptr<Engine> e, int at) : e_(std::move(e)), at_(at) {}
+  const LlamaConfig& config() const override { return e_->config(); }
+  std::string device_name() const override { return e_->device_name(); }
+  void start(int n, int max_tokens, const KvOptions& kv) override { e_->start(n, max_tokens, kv); }
+  void forward(const std::vector<SeqChunk>& chunks, bool all, std::vector<float>& logits) override {
+    std::vector<int> before;
+    for (const SeqChunk& c : chunks) before.push_back(e_->length(c.seq));
+    e_->forward(chunks, all, logits);
+    const int V = config().vocab_size;
+    size_t row = 0;
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      const int n = int(chunks[i].tokens.size());
+      for (int j = all ? 0 : n - 1; j < n; ++j, ++row)
+        if (chunks[i].seq == 0 && before[i] + j == at_)
+          logits[row * V + 7] = std::numeric_limits<float>::quiet_NaN();
+    }
+  }
+  void forward_nll(const std::vector<SeqChunk>&, const std::vector<int>&,
+                   std::vector<double>&) override {
+    fail("not used");
+  }
+  int length(int seq) const override { return e_->length(seq); }
+  int64_t kv_bytes() const override { return e_->kv_bytes(); }
+  int64_t kv_bytes_reserved() const override { return e_->kv_bytes_reserved(); }
+
+ private:
+  std::unique_ptr<Engine> e_;
+  int at_;
+};
+
+}  // namespace
+
+TEST_CASE("non-finite logits stop generation and perplexity with the position named") {
+  const auto dir = default_model_dir();
+  PoisonEngine engine(make_engine(dir, Device::kCpu), 9);
+  const Tokenizer tok = load_tokenizer(dir, engine.config().bos_token_id);
+  GenerateOptions g;
+  g.n_predict = 20;
+  const std::vector<std::string> prompt = {"It was the best of times"};
+  const int prompt_len = int(tok.encode(prompt[0]).size());
+  REQUIRE(prompt_len < 9);  // position 9 is a decode step
+  REQUIRE_THROWS_WITH(generate(engine, tok, prompt, g, [](int, const std::string&) {}),
+                      HasSubstr("generate: the logits of the sequence at position 9 are not finite"));
+
+  // Perplexity (logits on the host: the on_token path), windows of 16 tokens with a prefill of 8:
+  // position 9 of the first window is a decode step.
+  const std::vector<int> ids = tok.encode(
+      "It was the best of times, it was the worst of times, it was the age of wisdom, it was "
+      "the age of foolishness, it was the epoch of belief");
+  PerplexityOptions p;
+  p.ctx = 16;
+  p.prefill = 8;
+  p.max_windows = 1;
+  p.on_token = [](int64_t, int, const float*, int, double) {};
+  REQUIRE_THROWS_WITH(perplexity(engine, ids, p, nullptr),
+                      HasSubstr("perplexity: the logits at token 9 of the text are not finite"));
+  // and with the poisoned position inside the prefill
+  p.prefill = 12;
+  REQUIRE_THROWS_WITH(perplexity(engine, ids, p, nullptr),
+                      HasSubstr("the logits at token 9 of the text are not finite"));
+}
