@@ -1,7 +1,9 @@
 #include "models/llama_tensors.h"
 
 #include <algorithm>
+#include <atomic>
 #include <set>
+#include <thread>
 
 #include "runtime/error.h"
 
@@ -63,17 +65,31 @@ void check_llama_tensors(const LlamaConfig& cfg, const Checkpoint& ckpt) {
     check(t.dtype == DType::kF32 || t.dtype == DType::kF16 || t.dtype == DType::kBF16,
           "model directory '", dir, "': tensor '", s.name, "' has unsupported dtype ",
           dtype_name(t.dtype), " (supported: F32, F16, BF16)");
-    // A NaN or infinity in a weight poisons every token after it (the output would be silent
-    // garbage): rejected at load, with its position.
-    const int64_t bad = first_nonfinite(t);
-    if (bad >= 0) {
-      const int64_t cols = t.shape.size() == 2 ? t.shape[1] : 0;
-      std::string at = "element " + std::to_string(bad);
-      if (cols > 0)
-        at += " (row " + std::to_string(bad / cols) + ", column " + std::to_string(bad % cols) + ")";
-      fail("model directory '", dir, "': tensor '", s.name, "' in ", t.file,
-           " holds a NaN or infinity at ", at, "; the checkpoint is damaged");
-    }
+  }
+
+  // A NaN or infinity in a weight poisons every token after it (the output would be silent
+  // garbage): rejected at load, with its position. One pass over the weights, the tensors shared
+  // among the host's cores.
+  std::vector<int64_t> bad(specs.size(), -1);
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i; (i = next++) < specs.size();) bad[i] = first_nonfinite(*ckpt.find(specs[i].name));
+  };
+  std::vector<std::thread> pool;
+  const unsigned n_threads = std::max(1u, std::min(16u, std::thread::hardware_concurrency()));
+  for (unsigned i = 1; i < n_threads; ++i) pool.emplace_back(worker);
+  worker();
+  for (std::thread& th : pool) th.join();
+  for (size_t i = 0; i < specs.size(); ++i) {
+    if (bad[i] < 0) continue;
+    const TensorInfo& t = *ckpt.find(specs[i].name);
+    const int64_t cols = t.shape.size() == 2 ? t.shape[1] : 0;
+    std::string at = "element " + std::to_string(bad[i]);
+    if (cols > 0)
+      at += " (row " + std::to_string(bad[i] / cols) + ", column " + std::to_string(bad[i] % cols) +
+            ")";
+    fail("model directory '", dir, "': tensor '", specs[i].name, "' in ", t.file,
+         " holds a NaN or infinity at ", at, "; the checkpoint is damaged");
   }
 }
 

@@ -391,27 +391,43 @@ std::vector<float> tensor_to_float(const TensorInfo& t) {
 namespace kvcomp {
 namespace {
 
-// First index i < n with (x[i] & mask) == mask (exponent all ones: NaN or infinity), or -1. Blocks
-// of 4096 values are tested with a branch-free OR, so the scan runs at memory speed.
+// First index i < n with (x[i] & mask) == mask (exponent all ones: NaN or infinity), or -1.
+// Blocks of 512 words of 8 bytes are tested with a branch-free lane test (y = (x & m) ^ m has a
+// zero lane exactly where a value has every bit of m set: the classic has-zero-lane test), and a
+// block that may hold one is scanned value by value, so the scan runs near memory speed.
 template <typename U>
 int64_t first_all_ones(const uint8_t* data, int64_t n, U mask) {
-  constexpr int64_t kBlock = 4096;
-  for (int64_t b = 0; b < n; b += kBlock) {
-    const int64_t e = std::min(n, b + kBlock);
-    bool any = false;
-    for (int64_t i = b; i < e; ++i) {
-      U x;
-      std::memcpy(&x, data + i * sizeof(U), sizeof(U));
-      any |= (x & mask) == mask;
-    }
-    if (!any) continue;
+  constexpr int kLanes = 8 / sizeof(U);
+  uint64_t m = 0, ones = 0, highs = 0;
+  for (int l = 0; l < kLanes; ++l) {
+    m |= uint64_t(mask) << (8 * sizeof(U) * l);
+    ones |= uint64_t(1) << (8 * sizeof(U) * l);
+    highs |= uint64_t(1) << (8 * sizeof(U) * l + 8 * sizeof(U) - 1);
+  }
+  auto exact = [&](int64_t b, int64_t e) -> int64_t {
     for (int64_t i = b; i < e; ++i) {
       U x;
       std::memcpy(&x, data + i * sizeof(U), sizeof(U));
       if ((x & mask) == mask) return i;
     }
+    return -1;
+  };
+  constexpr int64_t kBlock = 512 * kLanes;  // values per block
+  int64_t b = 0;
+  for (; b + kBlock <= n; b += kBlock) {
+    bool any = false;
+    for (int64_t w = 0; w < kBlock / kLanes; ++w) {
+      uint64_t x;
+      std::memcpy(&x, data + (b + w * kLanes) * sizeof(U), 8);
+      const uint64_t y = (x & m) ^ m;
+      any |= ((y - ones) & ~y & highs) != 0;
+    }
+    if (any) {
+      const int64_t i = exact(b, b + kBlock);
+      if (i >= 0) return i;
+    }
   }
-  return -1;
+  return exact(b, n);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <fstream>
 #include <map>
 #include <string>
@@ -398,6 +399,37 @@ TEST_CASE("llama tensor specs", "[safetensors][llama]") {
   CHECK(shape_of("model.norm.weight") == std::vector<int64_t>{8});
   CHECK(specs.back().name == "lm_head.weight");
   CHECK(llama_tensor_specs(tiny_config(true)).size() == 2 * 9 + 2);
+}
+
+TEST_CASE("first_nonfinite finds the first NaN or infinity of every dtype", "[safetensors]") {
+  auto info = [](DType dt, const void* p, size_t nbytes) {
+    TensorInfo t;
+    t.dtype = dt;
+    t.data = static_cast<const uint8_t*>(p);
+    t.nbytes = nbytes;
+    return t;
+  };
+  for (const int64_t n : {int64_t(1), int64_t(7), int64_t(5000), int64_t(20011)}) {
+    // fp32: the largest finite value does not count, +-inf and NaN do, wherever they are
+    std::vector<float> f(size_t(n), std::numeric_limits<float>::max());
+    CHECK(first_nonfinite(info(DType::kF32, f.data(), f.size() * 4)) == -1);
+    for (const int64_t at : {int64_t(0), n / 2, n - 1}) {
+      std::vector<float> g = f;
+      g[size_t(at)] = at % 2 ? -std::numeric_limits<float>::infinity()
+                             : std::numeric_limits<float>::quiet_NaN();
+      CHECK(first_nonfinite(info(DType::kF32, g.data(), g.size() * 4)) == at);
+    }
+    // fp16 (0x7bff the largest finite, 0x7c00 inf, 0xfe00 NaN) and bf16 (0x7f7f, 0xff80, 0x7fc1)
+    std::vector<uint16_t> h(size_t(n), 0x7bff), b(size_t(n), 0x7f7f);
+    CHECK(first_nonfinite(info(DType::kF16, h.data(), h.size() * 2)) == -1);
+    CHECK(first_nonfinite(info(DType::kBF16, b.data(), b.size() * 2)) == -1);
+    h[size_t(n - 1)] = 0x7c00, b[size_t(n - 1)] = 0xff80;
+    CHECK(first_nonfinite(info(DType::kF16, h.data(), h.size() * 2)) == n - 1);
+    CHECK(first_nonfinite(info(DType::kBF16, b.data(), b.size() * 2)) == n - 1);
+    h[size_t(n / 3)] = 0xfe00, b[size_t(n / 3)] = 0x7fc1;
+    CHECK(first_nonfinite(info(DType::kF16, h.data(), h.size() * 2)) == n / 3);
+    CHECK(first_nonfinite(info(DType::kBF16, b.data(), b.size() * 2)) == n / 3);
+  }
 }
 
 TEST_CASE("check_llama_tensors", "[safetensors][llama]") {
