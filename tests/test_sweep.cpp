@@ -111,6 +111,32 @@ TEST_CASE("sweep without gnuplot still writes CSV and JSON and says why the PNG 
   REQUIRE(!std::filesystem::exists(d / "out" / "sweep.png"));
 }
 
+TEST_CASE("sweep runs the KIVI modes at each group size") {
+  const auto d = temp_dir("sweep_kivi");
+  const auto text = small_text(d);
+  const Run r = shell(kBinary + " sweep --device cpu --text " + text.string() +
+                      " --ctx 256 --max-windows 1 --modes kivi4 --kivi-groups 32,128 "
+                      "--window-k 16 --window-v 16 --out " + (d / "out").string());
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  std::ifstream in(d / "out" / "sweep.json");
+  const nlohmann::json j = nlohmann::json::parse(in);
+  double bits32 = NAN, bits128 = NAN;
+  for (const auto& row : j["rows"]) {
+    if (row["mode"] == "kivi4-g32") bits32 = row["bits"].get<double>();
+    if (row["mode"] == "kivi4-g128") bits128 = row["bits"].get<double>();
+  }
+  // K: 4 bits + a scale and zero (fp16) per channel per G tokens; V: the same per token per G
+  // channels (head_dim 128): 4 + 32 / G bits per value
+  CHECK(bits32 == Approx(5.0).epsilon(1e-6));
+  CHECK(bits128 == Approx(4.25).epsilon(1e-6));
+  const Run bad = shell(kBinary + " sweep --device cpu --text " + text.string() +
+                        " --ctx 64 --modes kivi2 --kivi-groups 48 --out " + (d / "o2").string());
+  REQUIRE(bad.code != 0);
+  REQUIRE(bad.out.find("--kivi-groups: expected group sizes of 16, 32, 64, 128 or 256, got '48'") !=
+          std::string::npos);
+}
+
 TEST_CASE("sweep rejects bad modes and error bounds") {
   const auto d = temp_dir("sweep_bad");
   const auto text = small_text(d);

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "compress/fixedbit.h"
+#include "models/config.h"
 #include "models/kl_divergence.h"
 #include "models/perplexity.h"
 #include "runtime/error.h"
@@ -65,8 +66,14 @@ struct Row {
   bool compressed = false;
 };
 
+// A method's --kv mode: its name, or for KIVI at a group size ("kivi2-g32") the name before "-g".
+std::string method_mode(const std::string& m) {
+  const size_t g = m.rfind("-g");
+  return m.rfind("kivi", 0) == 0 && g != std::string::npos ? m.substr(0, g) : m;
+}
+
 bool is_fixedbit_name(const std::string& m) {
-  return kv_mode_fixedbit(parse_kv_mode(m));
+  return kv_mode_fixedbit(parse_kv_mode(method_mode(m)));
 }
 
 std::string fmt(double x, const char* f) {
@@ -161,11 +168,13 @@ std::string gnuplot_script(const std::vector<Row>& rows, const std::vector<std::
   g << "set yrange [" << lo - pad << ":" << hi + pad << "]\n";
   g << "set xrange [0:" << xmax + 1 << "]\n";
   // Colour and point type per method.
-  auto style = [](const std::string& m) -> std::string {
+  auto style = [](const std::string& method) -> std::string {
+    const std::string m = method_mode(method);
+    const bool g128 = method.size() > 5 && method.compare(method.size() - 5, 5, "-g128") == 0;
     if (m == "kvcomp") return "lw 3 pt 7 ps 1.3 lc rgb '#d62728'";
     if (m == "kvcomp-unfused" || m == "kvcomp-fixed") return "lw 2 pt 6 ps 1.3 lc rgb '#ff7f0e'";
-    if (m == "kivi4") return "lw 2 pt 5 ps 1.2 lc rgb '#1f77b4'";
-    if (m == "kivi2") return "lw 2 pt 4 ps 1.2 lc rgb '#17becf'";
+    if (m == "kivi4") return g128 ? "lw 2 dt 2 pt 5 ps 1.2 lc rgb '#1f77b4'" : "lw 2 pt 5 ps 1.2 lc rgb '#1f77b4'";
+    if (m == "kivi2") return g128 ? "lw 2 dt 2 pt 4 ps 1.2 lc rgb '#17becf'" : "lw 2 pt 4 ps 1.2 lc rgb '#17becf'";
     if (m == "int8") return "lw 2 pt 9 ps 1.3 lc rgb '#2ca02c'";
     if (m == "fp8") return "lw 2 pt 11 ps 1.3 lc rgb '#9467bd'";
     return "lw 2 pt 13 ps 1.2 lc rgb '#7f7f7f'";
@@ -207,6 +216,7 @@ void add_sweep_command(CLI::App& app) {
     int prefill = kPrefillUnset;
     std::string modes = "fp16,kvcomp,kvcomp-fixed,kivi4,kivi2,int8,fp8";
     std::string ebs = "0.01,0.02,0.03,0.05,0.1,0.2,0.3,0.5";
+    std::string kivi_groups = "32,128";
     std::string out = "sweep";
     double within = 1.0;
     bool no_kld = false;
@@ -225,6 +235,12 @@ void add_sweep_command(CLI::App& app) {
   cmd->add_option("--eb", o->ebs,
                   "Error bounds of the kvcomp modes, comma-separated: E runs eb_K = E/2, "
                   "eb_V = E (0.1 is the paper's 0.05/0.1); K:V runs that pair")
+      ->capture_default_str();
+  cmd->add_option("--kivi-groups", o->kivi_groups,
+                  "Group sizes of the KIVI modes, comma-separated: G runs K in groups of G tokens "
+                  "per channel (--block-k G) and V in groups of G channels per token "
+                  "(--quant-group G, at most head_dim), as method kiviN-gG; empty: the --block-k "
+                  "and --quant-group given")
       ->capture_default_str();
   cmd->add_option("--out", o->out, "Directory for sweep.csv, sweep.json, sweep.gp, sweep.png")
       ->capture_default_str();
@@ -250,13 +266,38 @@ void add_sweep_command(CLI::App& app) {
       std::string mode;
       KvOptions kv;
     };
+    std::vector<int> groups;
+    for (const auto& g : split_list(o->kivi_groups)) {
+      char* end = nullptr;
+      const long v = std::strtol(g.c_str(), &end, 10);
+      check(!g.empty() && *end == '\0' && (v == 16 || v == 32 || v == 64 || v == 128 || v == 256),
+            "--kivi-groups: expected group sizes of 16, 32, 64, 128 or 256, got '", g, "'");
+      groups.push_back(int(v));
+    }
     std::vector<Run> runs;
     std::vector<std::string> methods;
+    const auto dir = o->common.model_dir();
+    const int head_dim = load_llama_config(dir).head_dim;
     for (const auto& m : modes) {
       if (std::find(methods.begin(), methods.end(), m) != methods.end()) continue;
-      methods.push_back(m);
       KvOptions kv = o->common.kv_opts;
       kv.mode = parse_kv_mode(m);
+      if ((kv.mode == KvMode::kKivi2 || kv.mode == KvMode::kKivi4) && !groups.empty()) {
+        for (int g : groups) {
+          const std::string name = m + "-g" + std::to_string(g);
+          if (std::find(methods.begin(), methods.end(), name) != methods.end()) continue;
+          methods.push_back(name);
+          KvOptions kg = kv;
+          kg.block_k = g;
+          kg.quant_group = std::min(g, head_dim);
+          check(head_dim % kg.quant_group == 0, "--kivi-groups: ", g,
+                " channels do not divide head_dim ", head_dim);
+          validate(kg);
+          runs.push_back({name, kg});
+        }
+        continue;
+      }
+      methods.push_back(m);
       if (kv_mode_compressed(kv.mode)) {
         check(!ebs.empty(), "--eb: no error bound given for ", m);
         for (const auto& [ek, ev] : ebs) {
@@ -271,7 +312,6 @@ void add_sweep_command(CLI::App& app) {
     }
 
     const std::string text = read_text_file(o->text, "--text");
-    const auto dir = o->common.model_dir();
     auto engine = make_engine(dir, parse_device(o->common.device));
     const LlamaConfig& cfg = engine->config();
     const Tokenizer tok = load_tokenizer(dir, cfg.bos_token_id);
