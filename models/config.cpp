@@ -319,8 +319,10 @@ LlamaConfig load_llama_config(const std::filesystem::path& model_dir) {
   check(fs::is_directory(model_dir, ec), "model path '", model_dir.string(),
         "' is not a directory");
   const fs::path path = model_dir / "config.json";
-  check(fs::is_regular_file(path, ec), "model directory '", model_dir.string(),
+  check(fs::exists(path, ec), "model directory '", model_dir.string(),
         "' has no config.json (expected ", path.string(), ")");
+  check(fs::is_regular_file(path, ec), path.string(), " is ",
+        fs::is_directory(path, ec) ? "a directory" : "not a regular file", ", expected a file");
   std::ifstream in(path, std::ios::binary);
   check(bool(in), path.string(), ": cannot open");
   std::ostringstream text;

@@ -223,6 +223,13 @@ TEST_CASE("bad input gives a clear error and a non-zero exit") {
   expect_error("generate --device quantum -p hi", "--device: unknown device 'quantum'");
   expect_error("generate --device cpu -p hi --kv zip", "--kv: unknown mode 'zip'");
   expect_error("generate --device cpu", "--prompt");
+  expect_error("generate --device cpu -p \"\"", "--prompt: the prompt is empty");
+  {
+    const auto bad = temp_dir("cli_config_dir");
+    std::filesystem::create_directories(bad / "config.json");
+    expect_error("generate --device cpu -p hi --model " + bad.string(),
+                 (bad / "config.json").string() + " is a directory, expected a file");
+  }
   expect_error("generate --device cpu --prompt-file /nonexistent.txt",
                "--prompt-file: file not found");
   expect_error("generate --device cpu -p \"" + std::string(300, 'x') + " word\" --ctx 16",

@@ -40,7 +40,10 @@ void add_generate_command(CLI::App& app) {
       ->check(non_negative_integer());
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating after an end-of-sequence token");
 
-  cmd->callback([o] {
+  cmd->callback([cmd, o] {
+    const bool given = cmd->count("--prompt") > 0;
+    check(!(given && o->prompt.empty() && o->prompt_file.empty()),
+          "--prompt: the prompt is empty; give some text");
     check(!o->prompt.empty() || !o->prompt_file.empty(),
           "generate: give --prompt TEXT or --prompt-file FILE");
     std::vector<std::string> prompts = o->prompt_file.empty()
