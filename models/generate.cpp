@@ -37,7 +37,27 @@ GenerateStats generate(Engine& engine, const Tokenizer& tok,
     stats.prompt_tokens += int(ids[s].size());
   }
   const int max_tokens = std::min(ctx, longest + opts.n_predict);
-  engine.start(n, max_tokens, opts.kv);
+  try {
+    engine.start(n, max_tokens, opts.kv);
+  } catch (const Error& e) {
+    // More prompts than the device's memory holds: say how many fit (the largest batch whose
+    // cache allocates, by bisection), before any output.
+    if (n == 1 || std::string(e.what()).find("out of GPU memory") == std::string::npos) throw;
+    int fits = 0, fails = n;
+    while (fails - fits > 1) {
+      const int mid = (fits + fails) / 2;
+      try {
+        engine.start(mid, max_tokens, opts.kv);
+        fits = mid;
+      } catch (const Error&) {
+        fails = mid;
+      }
+    }
+    fail(n, " prompts of up to ", max_tokens, " tokens each (the longest prompt + -n) do not fit ",
+         "the GPU's memory with --kv ", kv_mode_name(opts.kv.mode), ": ",
+         fits == 0 ? std::string("not even one does") : "at most " + std::to_string(fits) + " do",
+         "; give fewer prompts or a smaller -n or --ctx (", e.what(), ")");
+  }
 
   std::vector<Sampler> samplers;
   for (int s = 0; s < n; ++s) {

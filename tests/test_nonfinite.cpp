@@ -1,6 +1,7 @@
-// Non-finite logits stop a run with an error naming where they appeared, instead of "perplexity
-// nan" or text sampled from garbage: the demo model on the CPU behind an engine that poisons one
-// logit at a chosen position.
+// Runs that cannot go on stop with an error that says why, before any output: non-finite logits
+// (named where they appeared, instead of "perplexity nan" or text sampled from garbage) and more
+// prompts than the device's memory holds. The demo model on the CPU behind engines that poison
+// one logit at a chosen position, or fail to allocate caches of more than a few sequences.
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -53,7 +54,43 @@ class PoisonEngine : public Engine {
   int at_;
 };
 
+// The CPU engine, whose start() fails as the GPU engines' do when more than `fit` sequences are
+// asked for.
+class SmallEngine : public PoisonEngine {
+ public:
+  SmallEngine(std::unique_ptr<Engine> e, int fit) : PoisonEngine(std::move(e), -1), fit_(fit) {}
+  void start(int n, int max_tokens, const KvOptions& kv) override {
+    if (n > fit_) fail("out of GPU memory allocating the KV cache: needed 1.00 GiB, 0.50 GiB free");
+    PoisonEngine::start(n, max_tokens, kv);
+  }
+
+ private:
+  int fit_;
+};
+
 }  // namespace
+
+TEST_CASE("more prompts than fit is an error saying how many do") {
+  const auto dir = default_model_dir();
+  const Tokenizer tok = load_tokenizer(dir, 1);
+  GenerateOptions g;
+  g.n_predict = 4;
+  const std::vector<std::string> prompts(11, "Call me Ishmael.");
+  for (const int fit : {0, 1, 5, 10}) {
+    SmallEngine engine(make_engine(dir, Device::kCpu), fit);
+    int pieces = 0;
+    const std::string want =
+        fit == 0 ? "not even one does" : "at most " + std::to_string(fit) + " do";
+    REQUIRE_THROWS_WITH(generate(engine, tok, prompts, g, [&](int, const std::string&) { ++pieces; }),
+                        HasSubstr("11 prompts of up to ") && HasSubstr(want) &&
+                            HasSubstr("out of GPU memory allocating the KV cache"));
+    CHECK(pieces == 0);
+  }
+  SmallEngine engine(make_engine(dir, Device::kCpu), 11);  // all fit: generates
+  int pieces = 0;
+  generate(engine, tok, prompts, g, [&](int, const std::string&) { ++pieces; });
+  CHECK(pieces > 0);
+}
 
 TEST_CASE("non-finite logits stop generation and perplexity with the position named") {
   const auto dir = default_model_dir();
