@@ -14,6 +14,7 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -283,6 +284,34 @@ SafetensorsFile::~SafetensorsFile() {
   if (map_) ::munmap(map_, size_);
 }
 
+std::map<std::string, std::string> parse_weight_map(const std::string& index_json,
+                                                    const std::string& src) {
+  json index;
+  try {
+    index = json::parse(index_json);
+  } catch (const json::exception& e) {
+    fail(src, ": not valid JSON: ", e.what());
+  }
+  check(index.is_object(), src, ": must be a JSON object");
+  const auto wm = index.find("weight_map");
+  check(wm != index.end(), src, ": no 'weight_map'");
+  check(wm->is_object(), src, ": 'weight_map' must be an object {tensor: shard file}");
+  std::map<std::string, std::string> out;
+  for (const auto& [tensor, shard] : wm->items()) {
+    check(shard.is_string(), src, ": weight_map entry for tensor '", tensor,
+          "' must be a file name, got ", json_kind(shard));
+    const std::string& name = shard.get_ref<const std::string&>();
+    const std::filesystem::path rel(name);
+    check(!name.empty() && rel.is_relative() && rel.filename() == rel &&
+              name != "." && name != "..",
+          src, ": shard name '", name, "' (tensor '", tensor,
+          "') must be a plain file name in the model directory");
+    out.emplace(tensor, name);
+  }
+  check(!out.empty(), src, ": 'weight_map' lists no tensors");
+  return out;
+}
+
 Checkpoint::Checkpoint(const std::filesystem::path& model_dir) : dir_(model_dir) {
   namespace fs = std::filesystem;
   const std::string d = model_dir.string();
@@ -295,31 +324,14 @@ Checkpoint::Checkpoint(const std::filesystem::path& model_dir) : dir_(model_dir)
 
   if (fs::exists(index_path, ec)) {
     const std::string src = index_path.string();
-    json index;
-    try {
-      std::ifstream in(index_path);
-      check(bool(in), src, ": cannot open");
-      index = json::parse(in);
-    } catch (const json::exception& e) {
-      fail(src, ": not valid JSON: ", e.what());
-    }
-    check(index.is_object(), src, ": must be a JSON object");
-    const auto wm = index.find("weight_map");
-    check(wm != index.end(), src, ": no 'weight_map'");
-    check(wm->is_object(), src, ": 'weight_map' must be an object {tensor: shard file}");
-
+    std::ifstream in(index_path, std::ios::binary);
+    check(bool(in), src, ": cannot open");
+    std::ostringstream text;
+    text << in.rdbuf();
+    const std::map<std::string, std::string> wm = parse_weight_map(text.str(), src);
     // Open each shard once, in name order.
     std::map<std::string, SafetensorsFile*> shards;
-    for (const auto& [tensor, shard] : wm->items()) {
-      check(shard.is_string(), src, ": weight_map entry for tensor '", tensor,
-            "' must be a file name, got ", json_kind(shard));
-      const std::string& name = shard.get_ref<const std::string&>();
-      const fs::path rel(name);
-      check(!name.empty() && rel.is_relative() && rel.filename() == rel, src, ": shard name '",
-            name, "' (tensor '", tensor, "') must be a plain file name in the model directory");
-      shards.emplace(name, nullptr);
-    }
-    check(!shards.empty(), src, ": 'weight_map' lists no tensors");
+    for (const auto& [tensor, shard] : wm) shards.emplace(shard, nullptr);
     for (auto& [name, file] : shards) {
       const fs::path p = model_dir / name;
       check(fs::is_regular_file(p, ec), src, ": shard '", name,
@@ -327,11 +339,11 @@ Checkpoint::Checkpoint(const std::filesystem::path& model_dir) : dir_(model_dir)
       files_.push_back(std::make_unique<SafetensorsFile>(p));
       file = files_.back().get();
     }
-    for (const auto& [tensor, shard] : wm->items()) {
-      const SafetensorsFile* f = shards.at(shard.get<std::string>());
+    for (const auto& [tensor, shard] : wm) {
+      const SafetensorsFile* f = shards.at(shard);
       const auto it = f->tensors().find(tensor);
-      check(it != f->tensors().end(), src, ": tensor '", tensor, "' is mapped to shard '",
-            shard.get<std::string>(), "', which does not contain it");
+      check(it != f->tensors().end(), src, ": tensor '", tensor, "' is mapped to shard '", shard,
+            "', which does not contain it");
       index_.emplace(tensor, &it->second);
     }
   } else if (fs::exists(single_path, ec)) {

@@ -51,6 +51,11 @@ class SafetensorsFile {
 // Parses a safetensors header (the JSON after the 8-byte length) for a file of `file_size`
 // bytes whose data section starts at `data_offset`; checks every entry. `base` may be null
 // (for fuzzing: offsets are checked, no data is read). Throws Error naming `source`.
+// model.safetensors.index.json's weight_map: tensor name -> shard file name (a plain file name
+// in the model directory). Throws Error naming src for anything else.
+std::map<std::string, std::string> parse_weight_map(const std::string& index_json,
+                                                    const std::string& src);
+
 std::map<std::string, TensorInfo> parse_safetensors_header(const std::string& header_json,
                                                            const uint8_t* base, size_t data_offset,
                                                            size_t file_size,

@@ -1,5 +1,5 @@
-// libFuzzer target for the two parsers that read untrusted model files: the safetensors header
-// and config.json. The contract under test: any input either parses or throws kvcomp::Error;
+// libFuzzer target for the parsers that read untrusted model files: the safetensors header,
+// model.safetensors.index.json and config.json. The contract under test: any input either parses or throws kvcomp::Error;
 // nothing else escapes (another exception type aborts the run), and nothing reads out of bounds
 // or overflows (ASan/UBSan abort the run).
 #include <cstddef>
@@ -30,6 +30,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
     } catch (const kvcomp::Error&) {
     }
+  }
+
+  try {
+    // The sharded checkpoint's index: every accepted shard name is a plain file name.
+    for (const auto& [tensor, shard] : kvcomp::parse_weight_map(text, "fuzz/index.json"))
+      if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == "..")
+        __builtin_trap();
+  } catch (const kvcomp::Error&) {
   }
 
   try {

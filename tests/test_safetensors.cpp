@@ -362,6 +362,24 @@ TEST_CASE("damaged safetensors files are rejected with the file named", "[safete
   }
 }
 
+TEST_CASE("parse_weight_map reads the index of a sharded checkpoint", "[safetensors][errors]") {
+  const auto wm = parse_weight_map(R"({"metadata": {}, "weight_map": {"a": "s1", "b": "s2", "c": "s1"}})",
+                                   "i.json");
+  CHECK(wm.size() == 3);
+  CHECK(wm.at("c") == "s1");
+  REQUIRE_THROWS_WITH(parse_weight_map("{", "i.json"), HasSubstr("i.json: not valid JSON"));
+  REQUIRE_THROWS_WITH(parse_weight_map("[]", "i.json"), HasSubstr("must be a JSON object"));
+  REQUIRE_THROWS_WITH(parse_weight_map("{}", "i.json"), HasSubstr("no 'weight_map'"));
+  REQUIRE_THROWS_WITH(parse_weight_map(R"({"weight_map": {}})", "i.json"),
+                      HasSubstr("'weight_map' lists no tensors"));
+  REQUIRE_THROWS_WITH(parse_weight_map(R"({"weight_map": {"a": 3}})", "i.json"),
+                      HasSubstr("entry for tensor 'a' must be a file name"));
+  for (const char* bad : {"../x.safetensors", "/etc/passwd", "d/x", "..", ".", ""})
+    REQUIRE_THROWS_WITH(
+        parse_weight_map(std::string(R"({"weight_map": {"a": ")") + bad + "\"}}", "i.json"),
+        HasSubstr("must be a plain file name in the model directory"));
+}
+
 TEST_CASE("parse_safetensors_header without data", "[safetensors]") {
   const std::string h =
       R"({"__metadata__": {"format": "pt"}, "w": {"dtype": "BF16", "shape": [2, 3], "data_offsets": [0, 12]}})";

@@ -37,6 +37,9 @@ EOF
 cat >"$seeds/header_i8.json" <<'EOF'
 {"q":{"dtype":"I8","shape":[4],"data_offsets":[0,4]},"__metadata__":null}
 EOF
+cat >"$seeds/index.json" <<'EOF'
+{"metadata":{"total_size":288},"weight_map":{"model.embed_tokens.weight":"model-00001-of-00002.safetensors","model.norm.weight":"model-00002-of-00002.safetensors"}}
+EOF
 
 # --- Seeds: config.json variants --------------------------------------------------------------
 cat >"$seeds/config_llama31.json" <<'EOF'
