@@ -60,6 +60,13 @@ class Engine {
                        std::vector<float>& /*v*/) const {
     return false;
   }
+  // With keep_queries(true) before start(), the engine keeps every token's queries (after
+  // RoPE) and read_q returns them: q [length(seq), n_heads, head_dim] fp32 of one layer. False
+  // when this engine cannot (the GPU engines).
+  virtual void keep_queries(bool /*on*/) {}
+  virtual bool read_q(int /*layer*/, int /*seq*/, std::vector<float>& /*q*/) const {
+    return false;
+  }
   // Sequence `to` (empty) receives a copy of sequence `from`'s cache: its length and every byte
   // its cache holds, allocated anew (what `bench --fit` fills a batch with). GPU engines only.
   virtual void copy_sequence(int from, int to);

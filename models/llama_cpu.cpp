@@ -96,6 +96,16 @@ class CpuEngine : public Engine {
     }
     len_.assign(n_seqs, 0);
     max_tokens_ = max_tokens;
+    q_.assign(keep_q_ ? cfg_.n_layers : 0, std::vector<std::vector<float>>(n_seqs));
+  }
+
+  void keep_queries(bool on) override { keep_q_ = on; }
+  bool read_q(int layer, int seq, std::vector<float>& q) const override {
+    if (!keep_q_) return false;
+    check(layer >= 0 && layer < int(q_.size()) && seq >= 0 && seq < int(len_.size()),
+          "read_q: layer ", layer, " or sequence ", seq, " out of range (start() first)");
+    q = q_[layer][seq];
+    return true;
   }
 
   void forward(const std::vector<SeqChunk>& chunks, bool all_logits,
@@ -203,6 +213,9 @@ class CpuEngine : public Engine {
         const int n = int(c.tokens.size());
         cache_->append(l, c.seq, k.data() + size_t(at) * KD, v.data() + size_t(at) * KD, n);
         cache_->attend(l, c.seq, q.data() + size_t(at) * QD, n, att.data() + size_t(at) * QD);
+        if (keep_q_)
+          q_[l][c.seq].insert(q_[l][c.seq].end(), q.begin() + int64_t(at) * QD,
+                              q.begin() + int64_t(at + n) * QD);
         at += n;
       }
       matmul_ref(att.data(), L.wo.data(), T, QD, H, o.data());
@@ -228,6 +241,8 @@ class CpuEngine : public Engine {
   std::unique_ptr<KvCacheRef> cache_;
   BlockedKvCacheRef* blocked_ = nullptr;  // cache_ when it is compressed (kvcomp or fixed-bit)
   std::vector<int> len_;                  // [n_seqs] tokens per sequence
+  bool keep_q_ = false;
+  std::vector<std::vector<std::vector<float>>> q_;  // [layer][seq] queries, keep_queries()
   int max_tokens_ = 0;
 };
 

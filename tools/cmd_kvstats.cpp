@@ -6,6 +6,9 @@
 // symbols, the Huffman + metadata overhead over it, the ratio to fp16, the worst error against
 // the bound d/2, the raw-fallback share and where the bytes go; per layer and in total, and with
 // --eb-list over a range of error bounds; --v-params32 turns off the compact V token params.
+// On the CPU it also reports, per layer, the relative error of the attention output that the
+// decoded cache gives against the fp16 cache's, with the model's own queries (every 4th
+// position of each window, every query head): where the error that reaches the model comes from.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -50,6 +53,16 @@ struct Setting {
   KvOptions kv;
   std::vector<KvStats> layers;      // [n_layers]
   std::vector<PartFigures> fig[2];  // [K|V][n_layers]
+  // Attention output: sum of ||o' - o||^2 and of ||o||^2 over the sampled (position, head)s.
+  std::vector<double> att_num, att_den;  // [n_layers]; empty without queries
+  double att_err(int l) const {
+    return att_den.empty() || att_den[l] == 0 ? NAN : std::sqrt(att_num[l] / att_den[l]);
+  }
+  double att_err_total() const {
+    double n = 0, d = 0;
+    for (size_t l = 0; l < att_den.size(); ++l) n += att_num[l], d += att_den[l];
+    return d == 0 ? NAN : std::sqrt(n / d);
+  }
   KvStats total() const {
     KvStats t;
     for (const auto& l : layers) t += l;
@@ -101,10 +114,58 @@ PartFigures part_figures(const KvCompCacheRef& cache, KvPart p, int layer,
   return f;
 }
 
+// Every kStride-th position's causal attention, per query head, over (k, v) and over the decoded
+// (kd, vd) (all [n, KV, hd]; q: [n, H, hd]): adds sum ||o' - o||^2 to num and sum ||o||^2 to den.
+constexpr int kStride = 4;
+void attention_error(const std::vector<float>& q, const std::vector<float>& k,
+                     const std::vector<float>& v, const std::vector<float>& kd,
+                     const std::vector<float>& vd, int n, int H, int KV, int hd, double& num,
+                     double& den) {
+  const int G = H / KV;
+  const double scale = 1.0 / std::sqrt(double(hd));
+  double sn = 0, sd = 0;
+#pragma omp parallel for schedule(dynamic) reduction(+ : sn, sd)
+  for (int t = kStride - 1; t < n; t += kStride) {
+    std::vector<double> p(size_t(t) + 1), pd(size_t(t) + 1), o(hd), od(hd);
+    for (int h = 0; h < H; ++h) {
+      const float* qt = q.data() + (size_t(t) * H + h) * hd;
+      const size_t kh = size_t(h / G);
+      double m = -INFINITY, md = -INFINITY;
+      for (int j = 0; j <= t; ++j) {
+        const float* a = k.data() + (size_t(j) * KV + kh) * hd;
+        const float* b = kd.data() + (size_t(j) * KV + kh) * hd;
+        double x = 0, y = 0;
+        for (int c = 0; c < hd; ++c) x += double(qt[c]) * a[c], y += double(qt[c]) * b[c];
+        p[j] = x * scale, pd[j] = y * scale;
+        m = std::max(m, p[j]), md = std::max(md, pd[j]);
+      }
+      double l = 0, ld = 0;
+      for (int j = 0; j <= t; ++j) p[j] = std::exp(p[j] - m), pd[j] = std::exp(pd[j] - md),
+                                   l += p[j], ld += pd[j];
+      std::fill(o.begin(), o.end(), 0.0);
+      std::fill(od.begin(), od.end(), 0.0);
+      for (int j = 0; j <= t; ++j) {
+        const float* a = v.data() + (size_t(j) * KV + kh) * hd;
+        const float* b = vd.data() + (size_t(j) * KV + kh) * hd;
+        for (int c = 0; c < hd; ++c) o[c] += p[j] * a[c], od[c] += pd[j] * b[c];
+      }
+      for (int c = 0; c < hd; ++c) {
+        const double x = o[c] / l, y = od[c] / ld;
+        sn += (y - x) * (y - x);
+        sd += x * x;
+      }
+    }
+  }
+  num += sn;
+  den += sd;
+}
+
 // Compresses one window's K and V (k[l], v[l]: [n, n_kv_heads, head_dim]) under s.kv, with its
-// own codebooks, and adds the result to s.
+// own codebooks, and adds the result to s; with the window's queries (q[l]: [n, n_heads,
+// head_dim]; empty: none) also the attention output's error.
 void add_window(Setting& s, const KvShape& shape, const std::vector<std::vector<float>>& k,
-                const std::vector<std::vector<float>>& v, int n) {
+                const std::vector<std::vector<float>>& v,
+                const std::vector<std::vector<float>>& q, int n) {
   KvOptions o = s.kv;
   o.window_k = o.window_v = 0;  // every complete block
   KvCompCacheRef cache(shape, o);
@@ -120,6 +181,26 @@ void add_window(Setting& s, const KvShape& shape, const std::vector<std::vector<
     s.fig[0][l] += part_figures(cache, KvPart::kK, l, k[l]);
     s.fig[1][l] += part_figures(cache, KvPart::kV, l, v[l]);
   }
+  if (q.empty()) return;
+  s.att_num.resize(shape.n_layers, 0.0);
+  s.att_den.resize(shape.n_layers, 0.0);
+  std::vector<float> kd, vd;
+  for (int l = 0; l < shape.n_layers; ++l) {
+    check(cache.read(l, 0, kd, vd), "kvstats: the compressed cache cannot be read back");
+    attention_error(q[l], k[l], v[l], kd, vd, n, shape.n_heads, shape.n_kv_heads, shape.head_dim,
+                    s.att_num[l], s.att_den[l]);
+  }
+}
+
+// A figure that may be missing (NaN): null in JSON, "-" in the table.
+nlohmann::json json_num(double x) {
+  return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr);
+}
+std::string sci(double x) {
+  if (!std::isfinite(x)) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3e", x);
+  return buf;
 }
 
 // Bits per value over the entropy, in %: what Huffman's integer code lengths, the unit byte
@@ -257,8 +338,10 @@ void add_kvstats_command(CLI::App& app) {
     KvOptions dense;
     dense.mode = KvMode::kFp16;
     ProgressBar bar("kvstats");
-    std::vector<std::vector<float>> k(cfg.n_layers), v(cfg.n_layers);
+    std::vector<std::vector<float>> k(cfg.n_layers), v(cfg.n_layers), q(cfg.n_layers);
     std::vector<float> logits;
+    engine->keep_queries(true);
+    bool queries = true;  // the engine hands them out (the CPU engine)
     for (int w = 0; w < o->windows; ++w) {
       engine->start(1, N, dense);
       const auto first = ids.begin() + int64_t(w) * N;
@@ -269,7 +352,9 @@ void add_kvstats_command(CLI::App& app) {
         check(k[l].size() == want && v[l].size() == want, "kvstats: read_kv returned ", k[l].size(),
               " K and ", v[l].size(), " V values for layer ", l, ", expected ", want);
       }
-      for (Setting& s : settings) add_window(s, shape, k, v, N);
+      for (int l = 0; l < cfg.n_layers && queries; ++l) queries = engine->read_q(l, 0, q[l]);
+      static const std::vector<std::vector<float>> none;
+      for (Setting& s : settings) add_window(s, shape, k, v, queries ? q : none, N);
       bar.update(w + 1, o->windows, "windows");
     }
     bar.finish();
@@ -294,6 +379,7 @@ void add_kvstats_command(CLI::App& app) {
                           {"k_max_err_over_bound", fk.max_err},
                           {"v_max_err_over_bound", fv.max_err},
                           {"max_err_over_bound", std::max(fk.max_err, fv.max_err)},
+                          {"attn_rel_err", json_num(primary.att_err(l))},
                           {"raw_blocks", s.raw_blocks()}});
       }
       nlohmann::json j = {{"model", dir.string()},
@@ -317,6 +403,7 @@ void add_kvstats_command(CLI::App& app) {
                           {"v_overhead_pct", overhead_pct(tot.v, tv)},
                           {"ratio", tot.ratio()},
                           {"max_err_over_bound", primary.max_err()},
+                          {"attn_rel_err", json_num(primary.att_err_total())},
                           {"k_max_err_over_bound", tk.max_err},
                           {"v_max_err_over_bound", tv.max_err},
                           {"raw_blocks", tot.raw_blocks()},
@@ -341,6 +428,7 @@ void add_kvstats_command(CLI::App& app) {
                            {"v_overhead_pct", overhead_pct(t.v, s.total_fig(KvPart::kV))},
                            {"ratio", t.ratio()},
                            {"max_err_over_bound", s.max_err()},
+                           {"attn_rel_err", json_num(s.att_err_total())},
                            {"raw_blocks", t.raw_blocks()},
                            {"v_compact_blocks", t.v.n_compact_blocks},
                            {"v_wide_blocks", v_wide_blocks(t.v)},
@@ -360,22 +448,26 @@ void add_kvstats_command(CLI::App& app) {
         base.k_channelwise ? "channel-wise" : "block-wise",
         base.codebook_per_head ? "KV head" : "layer",
         base.v_params16 ? "16-bit where possible" : "32-bit (--v-params32)");
-    std::printf("%-6s %7s %7s %7s  %7s %7s %7s  %7s  %9s  %8s\n", "layer", "K bits", "K ent",
-                "K ovh%", "V bits", "V ent", "V ovh%", "ratio", "err/bound", "raw blks");
+    std::printf("%-6s %7s %7s %7s  %7s %7s %7s  %7s  %9s  %8s  %9s\n", "layer", "K bits", "K ent",
+                "K ovh%", "V bits", "V ent", "V ovh%", "ratio", "err/bound", "raw blks",
+                "attn err");
     auto print_row = [](const std::string& name, const KvStats& s, const PartFigures& fk,
-                        const PartFigures& fv) {
-      std::printf("%-6s %7.3f %7.3f %7.1f  %7.3f %7.3f %7.1f  %6.2fx  %9.4f  %8llu\n", name.c_str(),
-                  s.k_bits(), fk.entropy(), overhead_pct(s.k, fk), s.v_bits(), fv.entropy(),
-                  overhead_pct(s.v, fv), s.ratio(), std::max(fk.max_err, fv.max_err),
-                  static_cast<unsigned long long>(s.raw_blocks()));
+                        const PartFigures& fv, double att) {
+      std::printf("%-6s %7.3f %7.3f %7.1f  %7.3f %7.3f %7.1f  %6.2fx  %9.4f  %8llu  %9s\n",
+                  name.c_str(), s.k_bits(), fk.entropy(), overhead_pct(s.k, fk), s.v_bits(),
+                  fv.entropy(), overhead_pct(s.v, fv), s.ratio(), std::max(fk.max_err, fv.max_err),
+                  static_cast<unsigned long long>(s.raw_blocks()), sci(att).c_str());
     };
     for (int l = 0; l < cfg.n_layers; ++l)
-      print_row(std::to_string(l), primary.layers[l], primary.fig[0][l], primary.fig[1][l]);
-    print_row("total", tot, tk, tv);
+      print_row(std::to_string(l), primary.layers[l], primary.fig[0][l], primary.fig[1][l],
+                primary.att_err(l));
+    print_row("total", tot, tk, tv, primary.att_err_total());
     std::printf(
         "bits per value include every byte of the blocks and the codebooks; entropy: bits per "
         "coded symbol under each codebook; ovh = bits per value / entropy - 1; err/bound = max "
-        "|x - x'| / (d/2); raw-fallback blocks: %.2f%% of %llu\n",
+        "|x - x'| / (d/2); attn err: ||o' - o|| / ||o|| of the attention output with the "
+        "model's own queries (every 4th position, CPU only); raw-fallback blocks: %.2f%% of "
+        "%llu\n",
         100.0 * raw_share(tot), static_cast<unsigned long long>(tot.k.n_blocks + tot.v.n_blocks));
     std::printf("bytes:\n");
     print_bytes_line("K", tot.k);
@@ -389,18 +481,18 @@ void add_kvstats_command(CLI::App& app) {
         static_cast<unsigned long long>(tot.v.n_raw_blocks));
     if (!ebs.empty()) {
       std::printf("\nover error bounds (K and V both at eb):\n");
-      std::printf("%-7s %7s %9s %6s  %7s %9s %6s %7s  %7s  %9s  %8s\n", "eb", "K bits", "K entropy",
-                  "K ovh%", "V bits", "V entropy", "V ovh%", "V p32", "ratio", "err/bound",
-                  "raw blks");
+      std::printf("%-7s %7s %9s %6s  %7s %9s %6s %7s  %7s  %9s  %8s  %9s\n", "eb", "K bits",
+                  "K entropy", "K ovh%", "V bits", "V entropy", "V ovh%", "V p32", "ratio",
+                  "err/bound", "raw blks", "attn err");
       for (size_t i = 1; i < settings.size(); ++i) {
         const Setting& s = settings[i];
         const KvStats t = s.total();
         const PartFigures fk = s.total_fig(KvPart::kK), fv = s.total_fig(KvPart::kV);
-        std::printf("%-7g %7.3f %9.3f %6.1f  %7.3f %9.3f %6.1f %7llu  %6.2fx  %9.4f  %8llu\n",
+        std::printf("%-7g %7.3f %9.3f %6.1f  %7.3f %9.3f %6.1f %7llu  %6.2fx  %9.4f  %8llu  %9s\n",
                     double(s.kv.eb_k), t.k_bits(), fk.entropy(), overhead_pct(t.k, fk), t.v_bits(),
                     fv.entropy(), overhead_pct(t.v, fv),
                     static_cast<unsigned long long>(v_wide_blocks(t.v)), t.ratio(), s.max_err(),
-                    static_cast<unsigned long long>(t.raw_blocks()));
+                    static_cast<unsigned long long>(t.raw_blocks()), sci(s.att_err_total()).c_str());
       }
       std::printf("V p32: V Huffman blocks that kept 32-bit token params\n");
     }
