@@ -223,6 +223,16 @@ std::map<std::string, TensorInfo> parse_tensor_entries(const json& header, const
           a.offset, ", ", a.offset + a.nbytes, "]) and '", b.name, "' ([", b.offset, ", ",
           b.offset + b.nbytes, "]) overlap: every tensor needs its own bytes");
   }
+  // Nor are there bytes that belong to no tensor: the format indexes the data section entirely
+  // (a hole can hide another file's contents).
+  uint64_t at = 0;
+  for (const TensorInfo* t : by_offset) {
+    check(t->offset == at, source, ": data section bytes [", at, ", ", t->offset,
+          ") belong to no tensor (before '", t->name, "'); safetensors files have no holes");
+    at = t->offset + t->nbytes;
+  }
+  check(at == data_size, source, ": data section bytes [", at, ", ", data_size,
+        ") after the last tensor belong to no tensor; safetensors files have no holes");
   return tensors;
 }
 

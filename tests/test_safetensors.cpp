@@ -320,6 +320,21 @@ TEST_CASE("damaged safetensors files are rejected with the file named", "[safete
               16);
     REQUIRE(SafetensorsFile(p).tensors().size() == 3);
   }
+  SECTION("bytes that belong to no tensor") {
+    // a gap between two tensors, one before the first, and bytes after the last
+    write_raw(p,
+              R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},)"
+              R"( "b": {"dtype": "F32", "shape": [2], "data_offsets": [12, 20]}})",
+              20);
+    REQUIRE_THROWS_WITH(SafetensorsFile(p),
+                        HasSubstr(ps + ": data section bytes [8, 12) belong to no tensor (before "
+                                       "'b'); safetensors files have no holes"));
+    write_raw(p, R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})", 12);
+    REQUIRE_THROWS_WITH(SafetensorsFile(p), HasSubstr("bytes [0, 4) belong to no tensor"));
+    write_raw(p, R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})", 16);
+    REQUIRE_THROWS_WITH(SafetensorsFile(p),
+                        HasSubstr("bytes [8, 16) after the last tensor belong to no tensor"));
+  }
   SECTION("unsupported dtype") {
     write_raw(p, R"({"q": {"dtype": "I8", "shape": [4], "data_offsets": [0, 4]}})", 4);
     REQUIRE_THROWS_WITH(SafetensorsFile(p),
