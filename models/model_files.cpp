@@ -9,6 +9,8 @@
 namespace kvcomp {
 
 ModelFiles open_model_files(const std::filesystem::path& dir) {
+  check(!std::filesystem::is_regular_file(dir), "--model: ", dir.string(),
+        " is a file, expected a model directory (config.json, *.safetensors, tokenizer.model)");
   check(std::filesystem::is_directory(dir), "model directory not found: ", dir.string(),
         " (expected a Hugging Face model directory with config.json, *.safetensors and "
         "tokenizer.model)");

@@ -224,6 +224,17 @@ TEST_CASE("bad input gives a clear error and a non-zero exit") {
   expect_error("generate --device cpu -p hi --kv zip", "--kv: unknown mode 'zip'");
   expect_error("generate --device cpu", "--prompt");
   expect_error("generate --device cpu -p \"\"", "--prompt: the prompt is empty");
+  expect_error("generate --device cpu -p hi --model " + std::string(KVCOMP_DEMO_MODEL_DIR) +
+                   "/heldout.txt",
+               "heldout.txt is a file, expected a model directory");
+  for (const std::string& out : {std::string("/nonexistent/dir/x.logits"), empty.string()}) {
+    const Run r = run("perplexity --device cpu --text " + std::string(KVCOMP_DEMO_MODEL_DIR) +
+                      "/heldout.txt --ctx 64 --save-logits " + out);
+    INFO(r.out);
+    REQUIRE(r.code != 0);
+    REQUIRE(r.out.find("--save-logits: ") != std::string::npos);
+    REQUIRE(r.out.find("perplexity: 1/") == std::string::npos);  // refused before the run
+  }
   {
     const auto bad = temp_dir("cli_config_dir");
     std::filesystem::create_directories(bad / "config.json");

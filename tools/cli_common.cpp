@@ -246,3 +246,19 @@ int window_prefill(int prefill, int ctx) {
 }
 
 }  // namespace kvcomp::cli
+
+namespace kvcomp::cli {
+
+void check_writable(const std::string& path, const std::string& option) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path p(path);
+  check(!fs::is_directory(p, ec), option, ": ", path, " is a directory, expected a file name");
+  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  check(fs::is_directory(dir, ec), option, ": cannot write ", path, ": directory ", dir.string(),
+        " does not exist");
+  check(::access(dir.c_str(), W_OK) == 0, option, ": cannot write ", path, ": directory ",
+        dir.string(), " is not writable");
+}
+
+}  // namespace kvcomp::cli

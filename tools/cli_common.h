@@ -14,6 +14,10 @@
 
 namespace kvcomp::cli {
 
+// Throws Error naming `option` when `path` cannot be written at the end of a run: its directory
+// does not exist or is not writable, or the path is a directory. Checked before the run starts.
+void check_writable(const std::string& path, const std::string& option);
+
 // The whole file at path ("-": standard input), which must be UTF-8 text (check_utf8); a missing
 // path, a directory or an unreadable file is an Error naming the option.
 std::string read_text_file(const std::filesystem::path& path, const std::string& option);

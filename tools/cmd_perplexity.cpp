@@ -57,6 +57,7 @@ void add_perplexity_command(CLI::App& app) {
     base_kv.mode = parse_kv_mode(o->base_kv);
     const std::string text = read_text_file(o->text, "--text");
     const auto dir = o->common.model_dir();
+    if (!o->save_logits.empty()) check_writable(o->save_logits, "--save-logits");
     auto engine = make_engine(dir, parse_device(o->common.device));
     const LlamaConfig& cfg = engine->config();
     const Tokenizer tok = load_tokenizer(dir, cfg.bos_token_id);
