@@ -193,6 +193,22 @@ __device__ __forceinline__ void load_words(const uint32_t* src, uint32_t (&w)[B]
   for (int i = 0; i < B; ++i) w[i] = bswap32(w[i]);
 }
 
+// ws[g] = sum over t < n of w[t][g], the same in every lane: each lane sums n / 32 tokens, then
+// the warp.
+template <int G>
+__device__ __forceinline__ void weight_sums(const float* w, int n, int lane, float (&ws)[G]) {
+#pragma unroll
+  for (int g = 0; g < G; ++g) ws[g] = 0.0f;
+  for (int t = lane; t < n; t += 32) {
+    float x[G];
+    load_f(w + t * G, x);
+#pragma unroll
+    for (int g = 0; g < G; ++g) ws[g] += x[g];
+  }
+#pragma unroll
+  for (int g = 0; g < G; ++g) ws[g] = decode_attn::warp_sum(ws[g]);
+}
+
 // Which two of a 32-symbol group's symbols form the fp16 pair p (0..15) of an MMA fragment: the
 // low half holds symbol lo(p), the high half hi(p). When B divides 16, two symbols 16 bits apart
 // in one word, so that one shift and one LOP3 place both; else neighbours.
@@ -560,20 +576,12 @@ struct KvcompBlocks {
     cp_async_wait_all();
     __syncwarp();
     const uint32_t* own = stage + lane * LW;
-    // sum_t w_t, the same for every lane: each lane sums n / 32 tokens, then the warp.
     float ws[G];
-#pragma unroll
-    for (int g = 0; g < G; ++g) ws[g] = 0.0f;
-    for (int t = lane; t < n; t += 32) {
-      float wt[G];
-      load_f(w + t * G, wt);
-#pragma unroll
-      for (int g = 0; g < G; ++g) ws[g] += wt[g];
-    }
+    weight_sums<G>(w, n, lane, ws);
     // sum_t w_t (s_tc + m0_t) = 2^B (sum_t w_t f_tc - sum_t w_t) + bias: O += 2^B a + off.
     float off[G];
 #pragma unroll
-    for (int g = 0; g < G; ++g) off[g] = bias[g] - kScale * decode_attn::warp_sum(ws[g]);
+    for (int g = 0; g < G; ++g) off[g] = bias[g] - kScale * ws[g];
     const uint32_t one = one_bits();
     // CJ of the lane's NV channels per loop body (near 400 instructions, as in k_fixed4).
     constexpr int CJ = fixed_body(G) < NV ? fixed_body(G) : NV;
@@ -700,17 +708,8 @@ struct KvcompBlocks {
       const int c = int(__umulhi(uint32_t(i), magic));
       cp_async4(stage + c * RS + (i - c * UW), payload + i);
     }
-    float ws[G];  // sum_t w_t
-#pragma unroll
-    for (int g = 0; g < G; ++g) ws[g] = 0.0f;
-    for (int t = lane; t < n; t += 32) {
-      float x[G];
-      load_f(w + t * G, x);
-#pragma unroll
-      for (int g = 0; g < G; ++g) ws[g] += x[g];
-    }
-#pragma unroll
-    for (int g = 0; g < G; ++g) ws[g] = decode_attn::warp_sum(ws[g]);
+    float ws[G];
+    weight_sums<G>(w, n, lane, ws);
     cp_async_wait_all();
     __syncwarp();
     float* xch = reinterpret_cast<float*>(stage + HD * RS);  // [HD][G]: sum_t w_t f_tc

@@ -92,11 +92,11 @@ GenerateStats generate(Engine& engine, const Tokenizer& tok,
       const int s = step[r].seq;
       if (done[s]) continue;
       const float* row = logits.data() + r * size_t(V);
-      for (int i = 0; i < V; ++i)
-        check(std::isfinite(row[i]), "generate: the logits of ", n == 1 ? "the sequence" : "sequence ",
-              n == 1 ? "" : std::to_string(s + 1), " at position ", engine.length(s) - 1,
-              " are not finite (NaN or infinity): the model's activations overflowed or its ",
-              "weights are damaged");
+      if (!std::all_of(row, row + V, [](float x) { return std::isfinite(x); }))
+        fail("generate: the logits of ", n == 1 ? "the sequence" : "sequence ",
+             n == 1 ? "" : std::to_string(s + 1), " at position ", engine.length(s) - 1,
+             " are not finite (NaN or infinity): the model's activations overflowed or its ",
+             "weights are damaged");
       const int t = samplers[s].sample(row, V);
       ++produced[s];
       ++stats.generated_tokens;

@@ -1,9 +1,7 @@
 #include "models/llama_tensors.h"
 
 #include <algorithm>
-#include <atomic>
 #include <set>
-#include <thread>
 
 #include "runtime/error.h"
 
@@ -71,15 +69,8 @@ void check_llama_tensors(const LlamaConfig& cfg, const Checkpoint& ckpt) {
   // garbage): rejected at load, with its position. One pass over the weights, the tensors shared
   // among the host's cores.
   std::vector<int64_t> bad(specs.size(), -1);
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    for (size_t i; (i = next++) < specs.size();) bad[i] = first_nonfinite(*ckpt.find(specs[i].name));
-  };
-  std::vector<std::thread> pool;
-  const unsigned n_threads = std::max(1u, std::min(16u, std::thread::hardware_concurrency()));
-  for (unsigned i = 1; i < n_threads; ++i) pool.emplace_back(worker);
-  worker();
-  for (std::thread& th : pool) th.join();
+#pragma omp parallel for schedule(dynamic)
+  for (size_t i = 0; i < specs.size(); ++i) bad[i] = first_nonfinite(*ckpt.find(specs[i].name));
   for (size_t i = 0; i < specs.size(); ++i) {
     if (bad[i] < 0) continue;
     const TensorInfo& t = *ckpt.find(specs[i].name);

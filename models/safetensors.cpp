@@ -208,28 +208,27 @@ std::map<std::string, TensorInfo> parse_tensor_entries(const json& header, const
     t.offset = uint64_t(begin);
     tensors.emplace(name, std::move(t));
   }
-  // No two tensors share bytes (a tensor that overlaps another would read its data; the
-  // safetensors format forbids it).
+  // The tensors' bytes tile the data section exactly: no two share bytes (a tensor overlapping
+  // another would read its data) and none belongs to no tensor (a hole can hide another file's
+  // contents); the safetensors format requires both.
   std::vector<const TensorInfo*> by_offset;
   for (const auto& [name, t] : tensors)
     if (t.nbytes > 0) by_offset.push_back(&t);
   std::sort(by_offset.begin(), by_offset.end(), [](const TensorInfo* a, const TensorInfo* b) {
     return a->offset != b->offset ? a->offset < b->offset : a->name < b->name;
   });
-  for (size_t i = 1; i < by_offset.size(); ++i) {
-    const TensorInfo& a = *by_offset[i - 1];
-    const TensorInfo& b = *by_offset[i];
-    check(b.offset >= a.offset + a.nbytes, source, ": tensors '", a.name, "' (data_offsets [",
-          a.offset, ", ", a.offset + a.nbytes, "]) and '", b.name, "' ([", b.offset, ", ",
-          b.offset + b.nbytes, "]) overlap: every tensor needs its own bytes");
-  }
-  // Nor are there bytes that belong to no tensor: the format indexes the data section entirely
-  // (a hole can hide another file's contents).
-  uint64_t at = 0;
-  for (const TensorInfo* t : by_offset) {
-    check(t->offset == at, source, ": data section bytes [", at, ", ", t->offset,
-          ") belong to no tensor (before '", t->name, "'); safetensors files have no holes");
-    at = t->offset + t->nbytes;
+  uint64_t at = 0;  // the end of the tensors so far
+  for (size_t i = 0; i < by_offset.size(); ++i) {
+    const TensorInfo& t = *by_offset[i];
+    if (i > 0) {
+      const TensorInfo& a = *by_offset[i - 1];
+      check(t.offset >= at, source, ": tensors '", a.name, "' (data_offsets [", a.offset, ", ",
+            at, "]) and '", t.name, "' ([", t.offset, ", ", t.offset + t.nbytes,
+            "]) overlap: every tensor needs its own bytes");
+    }
+    check(t.offset == at, source, ": data section bytes [", at, ", ", t.offset,
+          ") belong to no tensor (before '", t.name, "'); safetensors files have no holes");
+    at = t.offset + t.nbytes;
   }
   check(at == data_size, source, ": data section bytes [", at, ", ", data_size,
         ") after the last tensor belong to no tensor; safetensors files have no holes");

@@ -14,6 +14,10 @@
 
 namespace kvcomp::cli {
 
+// A comma-separated list of positive integers, each optionally with a k suffix (x 1024): "4k,32768".
+// Throws Error naming `option` for anything else or an empty list.
+std::vector<int> parse_int_list(const std::string& s, const std::string& option);
+
 // Throws Error naming `option` when `path` cannot be written at the end of a run: its directory
 // does not exist or is not writable, or the path is a directory. Checked before the run starts.
 void check_writable(const std::string& path, const std::string& option);

@@ -24,30 +24,6 @@ namespace kvcomp::cli {
 
 namespace {
 
-std::vector<int> parse_int_list(const std::string& s, const std::string& option) {
-  std::vector<int> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');) {
-    int mult = 1;
-    if (!item.empty() && (item.back() == 'k' || item.back() == 'K')) {
-      mult = 1024;
-      item.pop_back();
-    }
-    size_t used = 0;
-    int v = 0;
-    try {
-      v = std::stoi(item, &used);
-    } catch (...) {
-      used = 0;
-    }
-    check(used == item.size() && !item.empty() && v > 0, option,
-          ": expected a comma-separated list of positive integers (4096 or 4k), got '", s, "'");
-    out.push_back(v * mult);
-  }
-  check(!out.empty(), option, ": empty list");
-  return out;
-}
-
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();

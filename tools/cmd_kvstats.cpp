@@ -23,6 +23,7 @@
 #include "models/perplexity.h"
 #include "runtime/error.h"
 #include "runtime/half.h"
+#include "runtime/ops_ref.h"
 #include "runtime/tokenizer.h"
 #include "tools/cli_common.h"
 #include "tools/commands.h"
@@ -114,50 +115,29 @@ PartFigures part_figures(const KvCompCacheRef& cache, KvPart p, int layer,
   return f;
 }
 
-// Every kStride-th position's causal attention, per query head, over (k, v) and over the decoded
-// (kd, vd) (all [n, KV, hd]; q: [n, H, hd]): adds sum ||o' - o||^2 to num and sum ||o||^2 to den.
+// Every kStride-th position's causal attention (attention_ref, the CPU engine's) over (k, v) and
+// over the decoded (kd, vd) (all [n, KV, hd]; q: [n, H, hd]): adds sum ||o' - o||^2 to num and
+// sum ||o||^2 to den.
 constexpr int kStride = 4;
 void attention_error(const std::vector<float>& q, const std::vector<float>& k,
                      const std::vector<float>& v, const std::vector<float>& kd,
                      const std::vector<float>& vd, int n, int H, int KV, int hd, double& num,
                      double& den) {
-  const int G = H / KV;
-  const double scale = 1.0 / std::sqrt(double(hd));
-  double sn = 0, sd = 0;
-#pragma omp parallel for schedule(dynamic) reduction(+ : sn, sd)
+  const size_t qrow = size_t(H) * hd;
+  std::vector<int> pos;
+  std::vector<float> qs;
   for (int t = kStride - 1; t < n; t += kStride) {
-    std::vector<double> p(size_t(t) + 1), pd(size_t(t) + 1), o(hd), od(hd);
-    for (int h = 0; h < H; ++h) {
-      const float* qt = q.data() + (size_t(t) * H + h) * hd;
-      const size_t kh = size_t(h / G);
-      double m = -INFINITY, md = -INFINITY;
-      for (int j = 0; j <= t; ++j) {
-        const float* a = k.data() + (size_t(j) * KV + kh) * hd;
-        const float* b = kd.data() + (size_t(j) * KV + kh) * hd;
-        double x = 0, y = 0;
-        for (int c = 0; c < hd; ++c) x += double(qt[c]) * a[c], y += double(qt[c]) * b[c];
-        p[j] = x * scale, pd[j] = y * scale;
-        m = std::max(m, p[j]), md = std::max(md, pd[j]);
-      }
-      double l = 0, ld = 0;
-      for (int j = 0; j <= t; ++j) p[j] = std::exp(p[j] - m), pd[j] = std::exp(pd[j] - md),
-                                   l += p[j], ld += pd[j];
-      std::fill(o.begin(), o.end(), 0.0);
-      std::fill(od.begin(), od.end(), 0.0);
-      for (int j = 0; j <= t; ++j) {
-        const float* a = v.data() + (size_t(j) * KV + kh) * hd;
-        const float* b = vd.data() + (size_t(j) * KV + kh) * hd;
-        for (int c = 0; c < hd; ++c) o[c] += p[j] * a[c], od[c] += pd[j] * b[c];
-      }
-      for (int c = 0; c < hd; ++c) {
-        const double x = o[c] / l, y = od[c] / ld;
-        sn += (y - x) * (y - x);
-        sd += x * x;
-      }
-    }
+    pos.push_back(t);
+    qs.insert(qs.end(), q.begin() + int64_t(t) * qrow, q.begin() + int64_t(t + 1) * qrow);
   }
-  num += sn;
-  den += sd;
+  const int m = int(pos.size());
+  std::vector<float> o(qs.size()), od(qs.size());
+  attention_ref(qs.data(), pos.data(), m, k.data(), v.data(), n, KV * hd, H, KV, hd, o.data());
+  attention_ref(qs.data(), pos.data(), m, kd.data(), vd.data(), n, KV * hd, H, KV, hd, od.data());
+  for (size_t i = 0; i < o.size(); ++i) {
+    num += (double(od[i]) - o[i]) * (double(od[i]) - o[i]);
+    den += double(o[i]) * o[i];
+  }
 }
 
 // Compresses one window's K and V (k[l], v[l]: [n, n_kv_heads, head_dim]) under s.kv, with its

@@ -170,11 +170,14 @@ std::string gnuplot_script(const std::vector<Row>& rows, const std::vector<std::
   // Colour and point type per method.
   auto style = [](const std::string& method) -> std::string {
     const std::string m = method_mode(method);
-    const bool g128 = method.size() > 5 && method.compare(method.size() - 5, 5, "-g128") == 0;
+    // the larger KIVI groups dashed
+    const std::string lw = method.size() > 5 && method.compare(method.size() - 5, 5, "-g128") == 0
+                               ? "lw 2 dt 2 "
+                               : "lw 2 ";
     if (m == "kvcomp") return "lw 3 pt 7 ps 1.3 lc rgb '#d62728'";
     if (m == "kvcomp-unfused" || m == "kvcomp-fixed") return "lw 2 pt 6 ps 1.3 lc rgb '#ff7f0e'";
-    if (m == "kivi4") return g128 ? "lw 2 dt 2 pt 5 ps 1.2 lc rgb '#1f77b4'" : "lw 2 pt 5 ps 1.2 lc rgb '#1f77b4'";
-    if (m == "kivi2") return g128 ? "lw 2 dt 2 pt 4 ps 1.2 lc rgb '#17becf'" : "lw 2 pt 4 ps 1.2 lc rgb '#17becf'";
+    if (m == "kivi4") return lw + "pt 5 ps 1.2 lc rgb '#1f77b4'";
+    if (m == "kivi2") return lw + "pt 4 ps 1.2 lc rgb '#17becf'";
     if (m == "int8") return "lw 2 pt 9 ps 1.3 lc rgb '#2ca02c'";
     if (m == "fp8") return "lw 2 pt 11 ps 1.3 lc rgb '#9467bd'";
     return "lw 2 pt 13 ps 1.2 lc rgb '#7f7f7f'";
@@ -267,13 +270,10 @@ void add_sweep_command(CLI::App& app) {
       KvOptions kv;
     };
     std::vector<int> groups;
-    for (const auto& g : split_list(o->kivi_groups)) {
-      char* end = nullptr;
-      const long v = std::strtol(g.c_str(), &end, 10);
-      check(!g.empty() && *end == '\0' && (v == 16 || v == 32 || v == 64 || v == 128 || v == 256),
-            "--kivi-groups: expected group sizes of 16, 32, 64, 128 or 256, got '", g, "'");
-      groups.push_back(int(v));
-    }
+    if (!o->kivi_groups.empty()) groups = parse_int_list(o->kivi_groups, "--kivi-groups");
+    for (int g : groups)
+      check(g == 16 || g == 32 || g == 64 || g == 128 || g == 256,
+            "--kivi-groups: expected group sizes of 16, 32, 64, 128 or 256, got ", g);
     std::vector<Run> runs;
     std::vector<std::string> methods;
     const auto dir = o->common.model_dir();
