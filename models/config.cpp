@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "models/json_kind.h"
+#include "runtime/json_kind.h"
 #include "runtime/error.h"
 
 namespace kvcomp {

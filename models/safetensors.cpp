@@ -18,7 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "models/json_kind.h"
+#include "runtime/json_kind.h"
 #include "runtime/error.h"
 #include "runtime/half.h"
 

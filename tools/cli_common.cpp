@@ -11,6 +11,7 @@
 #include "models/model_files.h"
 #include "runtime/error.h"
 #include "runtime/units.h"
+#include "runtime/utf8.h"
 #ifdef KVCOMP_HAVE_CUDA
 #include "runtime/device_buffer.h"
 #endif
@@ -57,37 +58,6 @@ float parse_number(const std::string& s, const std::string& option) {
   }
   check(used > 0 && used == s.size() && std::isfinite(x), option, ": '", s, "' is not a number");
   return x;
-}
-
-int64_t first_invalid_utf8(const std::string& s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const size_t n = s.size();
-  for (size_t i = 0; i < n;) {
-    const unsigned c = p[i];
-    size_t len = 0;
-    unsigned min = 0, cp = 0;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xe0) == 0xc0) {
-      len = 2, min = 0x80, cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      len = 3, min = 0x800, cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      len = 4, min = 0x10000, cp = c & 0x07;
-    } else {
-      return int64_t(i);
-    }
-    if (i + len > n) return int64_t(i);
-    for (size_t k = 1; k < len; ++k) {
-      if ((p[i + k] & 0xc0) != 0x80) return int64_t(i);
-      cp = (cp << 6) | (p[i + k] & 0x3f);
-    }
-    // Overlong forms, surrogates and code points past U+10FFFF are not UTF-8.
-    if (cp < min || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) return int64_t(i);
-    i += len;
-  }
-  return -1;
 }
 
 void check_utf8(const std::string& text, const std::string& what) {

@@ -25,8 +25,6 @@ void check_writable(const std::string& path, const std::string& option);
 // The whole file at path ("-": standard input), which must be UTF-8 text (check_utf8); a missing
 // path, a directory or an unreadable file is an Error naming the option.
 std::string read_text_file(const std::filesystem::path& path, const std::string& option);
-// The byte offset of the first byte that does not start a valid UTF-8 sequence, or -1.
-int64_t first_invalid_utf8(const std::string& s);
 // Throws Error naming `what`, the byte offset and the byte when text is not valid UTF-8.
 void check_utf8(const std::string& text, const std::string& what);
 // Non-empty lines of a file (one prompt per line).

@@ -49,7 +49,15 @@ void add_inspect_command(CLI::App& app) {
     }
     std::string dtypes;
     for (const auto& [d, n] : dtype_params) dtypes += (dtypes.empty() ? "" : ", ") + d;
-    const bool has_tok = std::filesystem::is_regular_file(dir / "tokenizer.model");
+    // The tokenizer that the other commands would use, or why there is none.
+    std::string tok_desc, tok_error;
+    try {
+      tok_desc = load_tokenizer(dir, c.bos_token_id).describe();
+      if (std::filesystem::exists(dir / "tokenizer.json") && std::filesystem::exists(dir / "tokenizer.model"))
+        tok_desc += " (tokenizer.model is also there and is not used)";
+    } catch (const Error& e) {
+      tok_error = e.what();
+    }
     const int64_t kv_tok = c.kv_bytes_per_token_fp16();
     if (o->json) {
       nlohmann::json j = {{"model", dir.string()},
@@ -69,7 +77,8 @@ void add_inspect_command(CLI::App& app) {
                           {"dtypes", dtypes},
                           {"weight_bytes", weight_bytes},
                           {"kv_bytes_per_token_fp16", kv_tok},
-                          {"tokenizer", has_tok}};
+                          {"tokenizer", tok_error.empty() ? nlohmann::json(tok_desc) : nlohmann::json()},
+                          {"tokenizer_error", tok_error.empty() ? nlohmann::json() : nlohmann::json(tok_error)}};
       std::printf("%s\n", j.dump(2).c_str());
       return;
     }
@@ -92,7 +101,7 @@ void add_inspect_command(CLI::App& app) {
                 format_bytes(double(kv_tok)).c_str(),
                 format_bytes(double(kv_tok) * c.max_position_embeddings).c_str(),
                 c.max_position_embeddings);
-    std::printf("tokenizer      %s\n", has_tok ? "tokenizer.model" : "missing (tokenizer.model)");
+    std::printf("tokenizer      %s\n", tok_error.empty() ? tok_desc.c_str() : tok_error.c_str());
   });
 }
 

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   kvcomp::cli::add_bench_command(app);
   kvcomp::cli::add_kvstats_command(app);
   kvcomp::cli::add_sweep_command(app);
+  kvcomp::cli::add_tokenize_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -5,9 +5,10 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
+# libpcre2-dev and libutf8proc-dev: tokenizer.json (its regexes, Unicode normal forms).
 # gnuplot-nox draws the plots of `kvcomp sweep` and tools/plot_attention.py.
 packages=(build-essential cmake ninja-build pkg-config libsentencepiece-dev nlohmann-json3-dev
-          libcli11-dev catch2 clang gnuplot-nox)
+          libcli11-dev catch2 clang gnuplot-nox libpcre2-dev libutf8proc-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
