@@ -328,7 +328,30 @@ LlamaConfig load_llama_config(const std::filesystem::path& model_dir) {
   std::ostringstream text;
   text << in.rdbuf();
   check(!in.bad(), path.string(), ": read error");
-  return parse_llama_config(text.str(), path.string());
+  LlamaConfig c = parse_llama_config(text.str(), path.string());
+
+  // generation_config.json's eos_token_id (Llama 3.1 Instruct lists three there): generation
+  // stops on any id of either file.
+  const fs::path gen = model_dir / "generation_config.json";
+  if (fs::is_regular_file(gen, ec)) {
+    std::ifstream gin(gen, std::ios::binary);
+    const json g = json::parse(gin, nullptr, /*allow_exceptions=*/false);
+    check(!g.is_discarded() && g.is_object(), gen.string(), ": malformed JSON (expected an object)");
+    if (g.contains("eos_token_id") && !g["eos_token_id"].is_null()) {
+      const json& v = g["eos_token_id"];
+      const json list = v.is_array() ? v : json::array({v});
+      for (const json& x : list) {
+        check(x.is_number_integer(), gen.string(), ": eos_token_id must be an integer or a list of "
+              "integers, not ", json_kind(x));
+        const int64_t id = x.get<int64_t>();
+        check(id >= 0 && id < c.vocab_size, gen.string(), ": eos_token_id ", id,
+              " is outside the vocabulary (vocab_size ", c.vocab_size, ")");
+        if (std::find(c.eos_token_ids.begin(), c.eos_token_ids.end(), int(id)) == c.eos_token_ids.end())
+          c.eos_token_ids.push_back(int(id));
+      }
+    }
+  }
+  return c;
 }
 
 std::vector<float> rope_inv_freq(const LlamaConfig& cfg) {

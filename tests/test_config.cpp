@@ -584,6 +584,22 @@ TEST_CASE("load_llama_config reads DIR/config.json", "[config][files]") {
     write_file(tmp.path / "config.json", kTinyLlama);
     CHECK(load_llama_config(tmp.path).n_kv_heads == 4);
   }
+  SECTION("generation_config.json adds its eos ids") {
+    write_file(tmp.path / "config.json", kTinyLlama);
+    const std::vector<int> base = load_llama_config(tmp.path).eos_token_ids;
+    REQUIRE(base.size() == 1);
+    write_file(tmp.path / "generation_config.json", "{\"eos_token_id\": [" + std::to_string(base[0]) + ", 7, 9]}");
+    CHECK(load_llama_config(tmp.path).eos_token_ids == std::vector<int>{base[0], 7, 9});
+    write_file(tmp.path / "generation_config.json", "{\"eos_token_id\": 11}");
+    CHECK(load_llama_config(tmp.path).eos_token_ids == std::vector<int>{base[0], 11});
+    write_file(tmp.path / "generation_config.json", "{\"eos_token_id\": [3, 99999999]}");
+    REQUIRE_THROWS_WITH(load_llama_config(tmp.path),
+                        HasSubstr("generation_config.json: eos_token_id 99999999 is outside the vocabulary"));
+    write_file(tmp.path / "generation_config.json", "{\"eos_token_id\": \"</s>\"}");
+    REQUIRE_THROWS_WITH(load_llama_config(tmp.path), HasSubstr("must be an integer or a list"));
+    write_file(tmp.path / "generation_config.json", "{");
+    REQUIRE_THROWS_WITH(load_llama_config(tmp.path), HasSubstr("generation_config.json: malformed JSON"));
+  }
 }
 
 TEST_CASE("sizes parse with binary suffixes, and anything else is an error naming the option") {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Fuzzes the model-file parsers (safetensors header, config.json) with libFuzzer + ASan/UBSan.
-# Builds tests/fuzz_model_files with clang in build-fuzz/, writes a seed corpus of valid headers
-# and configs plus a dictionary of their keywords, and runs for a bounded time.
+# Fuzzes the model-file parsers (safetensors header, config.json) and tokenizer.json (the file
+# and the texts it encodes) with libFuzzer + ASan/UBSan. Builds tests/fuzz_model_files and
+# tests/fuzz_tokenizer with clang in build-fuzz/, writes seed corpora of valid files plus
+# dictionaries of their keywords, and runs each for a bounded time.
 #
 #   tools/run_fuzz.sh [SECONDS]    (default 60)
 #
@@ -22,7 +23,7 @@ work="$build/fuzz"
 
 CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DKVCOMP_CUDA=OFF -DKVCOMP_FUZZ=ON -DKVCOMP_TESTS=ON >/dev/null
-cmake --build "$build" -j "${KVCOMP_BUILD_JOBS:-2}" --target fuzz_model_files
+cmake --build "$build" -j "${KVCOMP_BUILD_JOBS:-2}" --target fuzz_model_files fuzz_tokenizer
 
 mkdir -p "$work/seeds" "$work/corpus" "$work/artifacts"
 seeds="$work/seeds"
@@ -96,3 +97,42 @@ if [ "$status" -ne 0 ]; then
   exit "$status"
 fi
 echo "fuzz_model_files: no crash in ${seconds}s"
+
+# --- tokenizer.json: first byte 0 = the file, anything else = a text to encode -----------------
+tseeds="$work/tokenizer_seeds"
+mkdir -p "$tseeds" "$work/tokenizer_corpus"
+{ printf '\0'; cat <<'EOF'; } >"$tseeds/bytelevel.json"
+{"added_tokens":[{"id":6,"content":"<|x|>","special":true,"lstrip":true,"rstrip":false,"single_word":false,"normalized":false}],
+ "normalizer":{"type":"Sequence","normalizers":[{"type":"NFC"},{"type":"Replace","pattern":{"String":"\t"},"content":" "}]},
+ "pre_tokenizer":{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"\\p{L}+|\\p{N}{1,3}|\\s+(?!\\S)|\\s+"},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"use_regex":false},{"type":"Digits","individual_digits":true}]},
+ "post_processor":{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"<|x|>","type_id":0}},{"Sequence":{"id":"A","type_id":0}}],"special_tokens":{"<|x|>":{"id":"<|x|>","ids":[6]}}},
+ "decoder":{"type":"ByteLevel"},
+ "model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2,"Ġ":3,"Ġab":4,"c":5},"merges":[["a","b"],"Ġ ab"],"ignore_merges":true}}
+EOF
+{ printf '\0'; cat <<'EOF'; } >"$tseeds/spm.json"
+{"normalizer":{"type":"Sequence","normalizers":[{"type":"Prepend","prepend":"▁"},{"type":"Replace","pattern":{"String":" "},"content":"▁"}]},
+ "pre_tokenizer":{"type":"Metaspace","replacement":"▁","prepend_scheme":"first","split":true},
+ "decoder":{"type":"Sequence","decoders":[{"type":"Replace","pattern":{"String":"▁"},"content":" "},{"type":"ByteFallback"},{"type":"Fuse"},{"type":"Strip","content":" ","start":1,"stop":0},{"type":"Metaspace","replacement":"▁"}]},
+ "model":{"type":"BPE","unk_token":"<unk>","fuse_unk":true,"byte_fallback":true,"vocab":{"<unk>":0,"<0x41>":1,"▁":2,"h":3,"i":4,"hi":5,"▁hi":6},"merges":["h i","▁ hi"]}}
+EOF
+printf '\1Hello world 12345 dont\n\n\t 日本語 🚀 <|eot_id|> e\xcc\x81' >"$tseeds/text.txt"
+printf '\1bad \xc3\x28 utf8 \xed\xa0\x80' >"$tseeds/text_bad.txt"
+tdict="$work/tokenizer.dict"
+: >"$tdict"
+for w in model type BPE vocab merges added_tokens normalizer pre_tokenizer post_processor decoder \
+  Sequence NFC NFKC Lowercase Prepend Replace Strip Split ByteLevel Metaspace Digits Punctuation \
+  Whitespace WhitespaceSplit ByteFallback Fuse TemplateProcessing SpecialToken pattern Regex String \
+  behavior Isolated Removed MergedWithPrevious MergedWithNext Contiguous invert prepend_scheme \
+  first always never split replacement content special lstrip rstrip single_word normalized \
+  unk_token fuse_unk byte_fallback ignore_merges continuing_subword_prefix end_of_word_suffix; do
+  printf 'kw_%s="\\"%s\\""\n' "$w" "$w" >>"$tdict"
+done
+status=0
+"$build/tests/fuzz_tokenizer" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
+  -dict="$tdict" -artifact_prefix="$work/artifacts/" -print_final_stats=1 \
+  "$work/tokenizer_corpus" "$tseeds" || status=$?
+if [ "$status" -ne 0 ]; then
+  echo "fuzz_tokenizer FAILED (exit $status); reproducers in $work/artifacts/" >&2
+  exit "$status"
+fi
+echo "fuzz_tokenizer: no crash in ${seconds}s"
