@@ -29,7 +29,7 @@ GenerateStats generate(Engine& engine, const Tokenizer& tok,
   stats.ctx = ctx;
   stats.stop.assign(n, StopReason::kTokens);
   for (int s = 0; s < n; ++s) {
-    ids[s] = tok.encode(prompts[s]);
+    ids[s] = opts.prompts_formatted ? tok.encode_raw(prompts[s]) : tok.encode(prompts[s]);
     check(!ids[s].empty(), "prompt ", s + 1, " is empty (and the model adds no BOS token)");
     check(int(ids[s].size()) < ctx, "prompt ", s + 1, " has ", ids[s].size(),
           " tokens, which leaves no room in the context limit of ", ctx, " tokens");
@@ -70,7 +70,8 @@ GenerateStats generate(Engine& engine, const Tokenizer& tok,
   const int V = cfg.vocab_size;
   auto is_eos = [&](int t) {
     return std::find(cfg.eos_token_ids.begin(), cfg.eos_token_ids.end(), t) !=
-           cfg.eos_token_ids.end();
+               cfg.eos_token_ids.end() ||
+           std::find(opts.stop_ids.begin(), opts.stop_ids.end(), t) != opts.stop_ids.end();
   };
 
   std::vector<SeqChunk> step;

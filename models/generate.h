@@ -16,6 +16,8 @@ struct GenerateOptions {
   int n_predict = 128;  // tokens to generate per prompt at most
   int ctx = 0;          // context limit in tokens; 0: the model's max_position_embeddings
   bool stop_at_eos = true;
+  bool prompts_formatted = false;  // prompts carry their special tokens as text (chat): no BOS added
+  std::vector<int> stop_ids;       // ends a sequence besides the config's eos ids (chat's eos)
   SamplingOptions sampling;
   KvOptions kv;
 };

@@ -211,6 +211,29 @@ TEST_CASE("inspect describes a model") {
   REQUIRE(r.out.find("llama3") != std::string::npos);
 }
 
+TEST_CASE("tokenize prints the ids of a text, with or without the special tokens") {
+  const std::string dir = kFixtures + "/tokenizers/bytelevel-llama3";
+  const auto cases = nlohmann::json::parse(std::ifstream(dir + "/cases.json"));
+  const auto& c = cases[0];  // "Hello world"
+  REQUIRE(c["text"] == "Hello world");
+  Run r = run("tokenize --model " + dir + " --text 'Hello world' --json");
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  REQUIRE(nlohmann::json::parse(r.out) == c["ids_special"]);
+  r = run("tokenize --model " + dir + " --text 'Hello world' --json --no-special");
+  REQUIRE(nlohmann::json::parse(r.out) == c["ids"]);
+  r = run("tokenize --model " + dir + " --text 'Hello world'");
+  REQUIRE(r.out.find("'<|begin_of_text|>'") != std::string::npos);
+  r = run("inspect --model " + kFixtures + "/tiny-gqa");
+  REQUIRE(r.out.find("tokenizer      ") != std::string::npos);
+  expect_error("tokenize --model " + dir + " --text a --file b", "excludes");
+  expect_error("tokenize --model " + dir, "give --text or --file");
+  expect_error("tokenize --model " + kFixtures + "/tokenizers --text a", "tokenizer not found");
+  const auto bad = temp_dir("tokenize_bad") / "bad.txt";
+  std::ofstream(bad) << "ok\xff";
+  expect_error("tokenize --model " + dir + " --file " + bad.string(), "invalid UTF-8 at byte offset 2");
+}
+
 TEST_CASE("bad input gives a clear error and a non-zero exit") {
   expect_error("generate --model /nonexistent/dir -p hi",
                "model directory not found: /nonexistent/dir");

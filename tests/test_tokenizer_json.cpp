@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "models/chat.h"
 #include "runtime/error.h"
 #include "runtime/tokenizer.h"
 #include "runtime/tokenizer_json.h"
@@ -228,4 +229,31 @@ TEST_CASE("streaming a byte-level tokenizer never emits half a character") {
     REQUIRE(out == gen);
   }
   REQUIRE(split_character);
+}
+
+// The chat families against the real templates (Llama 3, Qwen2.5's ChatML with its default
+// system message, Mistral's [INST]) rendered by HF's Jinja in the fixtures' chat.json.
+TEST_CASE("chat prompts render and tokenize as the model's template does") {
+  size_t checked = 0;
+  for (const char* name : {"bytelevel-llama3", "bytelevel-qwen2", "spm-legacy"}) {
+    const fs::path dir = fs::path(KVCOMP_TEST_FIXTURES) / "tokenizers" / name;
+    INFO(name);
+    const Tokenizer tok = load_tokenizer(dir, -1);
+    const ChatFormat f = load_chat_format(dir, "");
+    for (const auto& c : read_json(dir / "chat.json")) {
+      const std::string text = render_chat(f, c["system"], c["user"]);
+      CHECK(text == c["text"].get<std::string>());
+      CHECK(tok.encode_raw(text) == c["ids"].get<std::vector<int>>());
+      ++checked;
+    }
+  }
+  REQUIRE(checked >= 10);
+  REQUIRE(load_chat_format(fs::path(KVCOMP_TEST_FIXTURES) / "tokenizers" / "bytelevel-llama3", "").family ==
+          ChatFamily::kLlama3);
+  // No template: an error that names --chat-format; a named family works without one.
+  const fs::path plain = fs::path(KVCOMP_TEST_FIXTURES) / "tokenizers" / "spm-metaspace";
+  REQUIRE_THROWS_WITH(load_chat_format(plain, ""), HasSubstr("has no chat template"));
+  REQUIRE(render_chat(load_chat_format(plain, "mistral"), "", "hi") == "<s>[INST] hi [/INST]");
+  REQUIRE_THROWS_WITH(load_chat_format(plain, "vicuna"), HasSubstr("'vicuna' is not one of llama3, chatml, mistral"));
+  REQUIRE_FALSE(detect_chat_family("{{ messages[0]['content'] }}").has_value());
 }

