@@ -25,7 +25,7 @@ void kvcomp_attention_cuda(const CudaContext& ctx, const KvcompAttentionParams& 
   const int split = tuning.split_tokens;
   const bool fixed = (p.k_fixed_bits >= 2 || p.v_fixed_bits >= 2) && tuning.fixed_paths;
   using namespace kvcomp_attn;
-  if (bits <= 8 && fixed) return run_fixed(ctx, p, max_len, act, scratch, scratch_bytes, split);
+  if (bits <= 8 && fixed) return run_fixed(ctx, p, max_len, act, scratch, scratch_bytes, split, tuning.mma_tiles);
   if (bits <= 8 && tuning.replicas != 1)
     return run_policy<KvcompBlocks<32, 4>>(ctx, p, max_len, act, scratch, scratch_bytes, split);
   if (bits <= 8)

@@ -385,6 +385,8 @@ struct KvcompBlocks {
   using Params = KvcompAttentionParams;
   using St = Stream<R, SPR>;
   static constexpr bool kBlocks = true;
+  static constexpr bool kMmaTiles = false;  // KvcompMma's
+  using MmaState = decode_attn::NoMmaState;
   static constexpr bool kWrap = true;      // window rows are rings
   static constexpr int kRowsInFlight = 8;  // window V rows per lane (a rare path)
   // Words of one table (of `bits`-bit codes) in shared memory, and the shift of a lookup.
@@ -939,6 +941,348 @@ struct KvcompBlocks {
   }
 };
 
+// ---- Tensor-core tiles for kvcomp-fixed at head_dim 128 (KvcompMma; see "Tensor-core tiles" in
+// the file comment).
+
+// Symbol index of half e (0: low, 1: high) of pair pp in SymbolPairs<b>, for b known at run time.
+__device__ __forceinline__ int pair_symbol(int b, int pp, int e) {
+  if (b == 2 || b == 4 || b == 8) {
+    const int lg = b == 2 ? 3 : b == 4 ? 2 : 1;  // log2 of half = 16 / b
+    const int half = 1 << lg;
+    const int hi = ((pp >> lg) << (lg + 1)) + (pp & (half - 1));
+    return e ? hi : hi + half;
+  }
+  return 2 * pp + e;
+}
+
+// Two floats as the fp16 pair (lo, hi) and what that rounding leaves, also as an fp16 pair.
+__device__ __forceinline__ void split_half2(float lo, float hi, uint32_t& big, uint32_t& small) {
+  const __half2 v = __floats2half2_rn(lo, hi);
+  const float2 r = __half22float2(v);
+  const __half2 w = __floats2half2_rn(lo - r.x, hi - r.y);
+  big = *reinterpret_cast<const uint32_t*>(&v);
+  small = *reinterpret_cast<const uint32_t*>(&w);
+}
+
+// The softmax state of a warp's tensor-core tiles, in lane (grp, tig) = (lane / 4, lane % 4):
+// head grp (rows grp >= G are padding), tig's share of the tokens. O lives in the warp's shared
+// buffer (mma_o), so that the registers hold only what a phase needs.
+struct MmaTileState {
+  float m = -INFINITY;  // running max of head grp (the same in the 4 lanes of a head)
+  float l = 0.0f;       // this lane's share of sum_t p_t
+  float bias = 0.0f;    // this lane's share of sum_t w_t (m0_t - 2^B_V)
+  bool on = false;      // the item's q fits the fp16 operands
+};
+
+template <int R, int SPR>
+struct KvcompMma : KvcompBlocks<R, SPR, false> {
+  using Base = KvcompBlocks<R, SPR, false>;
+  using Params = KvcompAttentionParams;
+  using MmaState = MmaTileState;
+  static constexpr bool kMmaTiles = true;
+  static constexpr int kT = 128;  // tokens of a tensor-core tile
+
+  // Shared memory after the decode tables: kVStepTable's fractions [32], the q fragments
+  // [8 k-steps][32 lanes] (uint4), then per warp its scores / weights buffer [16][32] (float2)
+  // and its O [16][32] (float2).
+  static constexpr int kFracWords = 32, kQfWords = 8 * 32 * 4, kWarpWords = 2 * 16 * 32 * 2;
+  __host__ __device__ static int mma_offset(const Params& p) {
+    return int((Base::table_words(p.k_bits) + Base::table_words(p.v_bits) + 3) / 4 * 4);
+  }
+  static size_t table_bytes(const Params& p) {
+    return 4 * (size_t(mma_offset(p)) + kFracWords + kQfWords +
+                size_t(decode_attn::kWarps) * kWarpWords);
+  }
+  __device__ static void load_tables(const Params& p, uint32_t* tabs, int tid, int n_threads) {
+    Base::load_tables(p, tabs, tid, n_threads);
+    float* frac = reinterpret_cast<float*>(tabs + mma_offset(p));
+    for (int i = tid; i < 32; i += n_threads) frac[i] = kVStepTableDev.frac[i];
+  }
+  __device__ static const float* mma_frac(const Params& p, const uint32_t* tabs) {
+    return reinterpret_cast<const float*>(tabs + mma_offset(p));
+  }
+  __device__ static uint4* mma_qf(const Params& p, const uint32_t* tabs) {
+    return reinterpret_cast<uint4*>(const_cast<uint32_t*>(tabs) + mma_offset(p) + kFracWords);
+  }
+  __device__ static float2* mma_x(const Params& p, const uint32_t* tabs) {  // this warp's
+    return reinterpret_cast<float2*>(const_cast<uint32_t*>(tabs) + mma_offset(p) + kFracWords +
+                                     kQfWords + (threadIdx.x / 32) * kWarpWords);
+  }
+  __device__ static float2* mma_o(const Params& p, const uint32_t* tabs) {
+    return mma_x(p, tabs) + 16 * 32;
+  }
+  __host__ __device__ static bool mma_params_ok(const Params& p) {
+    return p.head_dim == 128 && p.k_fixed_bits >= 2 && p.k_fixed_bits <= 8 &&
+           p.v_fixed_bits >= 2 && p.v_fixed_bits <= 8 && p.block_k >= 32 && p.block_v >= 32;
+  }
+
+  // At an item's start (every thread of the block; q in sq [HD][G] is written): the q fragments
+  // of the K phase's A operand, rows grp (fp16 of q) and grp + 8 (what that leaves), the
+  // reduction over channels permuted so that lane tig takes channels 32 tig.. in SymbolPairs
+  // order; and the warp's O zeroed.
+  template <int HD, int G>
+  __device__ __forceinline__ static MmaTileState mma_begin(const Params& p, const uint32_t* tabs, const float* sq,
+                                           int tid) {
+    MmaTileState st;
+    if constexpr (HD == 128 && G <= 8) {
+      if (!mma_params_ok(p)) return st;
+      const int ks = tid >> 5, lane = tid & 31, grp = lane >> 2, tig = lane & 3;
+      bool fits = true;
+      uint32_t a[4] = {0u, 0u, 0u, 0u};
+      if (grp < G) {
+        with_fixed_bits(p.k_fixed_bits, [&](auto b) {
+          using SP = SymbolPairs<decltype(b)::value>;
+#pragma unroll
+          for (int q2 = 0; q2 < 2; ++q2) {
+            const int pp = 2 * ks + q2;
+            const float xl = sq[(32 * tig + SP::lo(pp)) * G + grp];
+            const float xh = sq[(32 * tig + SP::hi(pp)) * G + grp];
+            fits = fits && fabsf(xl) < 65000.0f && fabsf(xh) < 65000.0f;
+            split_half2(xl, xh, a[2 * q2], a[2 * q2 + 1]);
+          }
+        });
+      }
+      mma_qf(p, tabs)[ks * 32 + lane] = make_uint4(a[0], a[1], a[2], a[3]);
+      float2* o = mma_o(p, tabs);
+      for (int i = lane; i < 16 * 32; i += 32) o[i] = make_float2(0.0f, 0.0f);
+      st.on = __syncthreads_and(fits) != 0;
+    }
+    return st;
+  }
+
+  // Whether the 128 tokens at ta are in compressed blocks that the tensor-core tile takes: K
+  // kKBlock and V kV / kVCompact blocks of fixed-length codes (raw blocks take the FMA tile).
+  __device__ __forceinline__ static bool mma_tile_ok(const Params& p, int64_t head_off, int ta, int k_done,
+                                     int v_done, int lane) {
+    if (ta + kT > k_done || ta + kT > v_done) return false;
+    bool ok = true;
+    const int nk = p.block_k < kT ? kT / p.block_k : 1, nv = p.block_v < kT ? kT / p.block_v : 1;
+    if (lane < nk) {
+      const uint32_t h0 = __ldg(reinterpret_cast<const uint32_t*>(
+          p.k_blocks[head_off * p.max_k_blocks + ta / p.block_k + lane]));
+      ok = (h0 & 0xffffu) == (uint32_t(BlockMode::kHuffman) | (uint32_t(BlockKind::kKBlock) << 8));
+    } else if (lane >= 16 && lane - 16 < nv) {
+      const uint32_t h0 = __ldg(reinterpret_cast<const uint32_t*>(
+          p.v_blocks[head_off * p.max_v_blocks + ta / p.block_v + lane - 16]));
+      const uint32_t kind = (h0 >> 8) & 0xffu;
+      ok = (h0 & 0xffu) == uint32_t(BlockMode::kHuffman) &&
+           (kind == uint32_t(BlockKind::kV) || kind == uint32_t(BlockKind::kVCompact));
+    }
+    return __all_sync(kFull, ok);
+  }
+
+  // Whether a tile of the decode kernel (B::tile(p) tokens at ta) is made of tensor-core tiles
+  // of 128 tokens, and when run, runs them.
+  template <int HD, int G>
+  __device__ __forceinline__ static bool mma_tile(const Params& p, const uint32_t* tabs,
+                                                  int64_t head_off, int ta, int k_done,
+                                                  int v_done, const float* qsum, int lane,
+                                                  MmaTileState& st, bool run) {
+    if constexpr (HD == 128 && G <= 8) {
+      if (!st.on) return false;
+      const int T = Base::tile(p);
+      for (int t = ta; t < ta + T; t += kT)
+        if (!mma_tile_ok(p, head_off, t, k_done, v_done, lane)) return false;
+      if (!run) return true;
+      for (int t = ta; t < ta + T; t += kT) {
+        with_fixed_bits(p.k_fixed_bits, [&](auto b) {
+          mma_k<G, decltype(b)::value>(p, tabs, head_off, t, qsum, lane);
+        });
+        __syncwarp();
+        with_fixed_bits(p.v_fixed_bits, [&](auto b) {
+          mma_v<G, decltype(b)::value>(p, tabs, head_off, t, lane, st);
+        });
+        __syncwarp();
+      }
+      return true;
+    }
+    return false;
+  }
+
+  // Scores of the tile's 128 tokens: S = Q K^T with Q the A operand (rows: heads, fp16 + rest)
+  // and K the B operand (8 tokens x 16 channels per MMA) of B-bit codes unpacked to 1 + s 2^-B.
+  // n-tile m's column n is token 32 (n / 2) + SymbolPairs<B_V> half (n % 2) of pair m, so that
+  // the scores land where the V phase's A operand wants them (lane tig: tokens 32 tig..). The
+  // scores, scaled to q.k', go to the warp's buffer x [m][lane] as (column 2 tig, 2 tig + 1).
+  template <int G, int B>
+  __device__ __forceinline__ static void mma_k(const Params& p, const uint32_t* tabs, int64_t head_off, int ta,
+                               const float* qsum, int lane) {
+    constexpr int UW = 128 * B / 32;  // words of a token's unit
+    constexpr float kScale = float(1 << B);
+    const int grp = lane >> 2, tig = lane & 3;
+    const uint4* qf = mma_qf(p, tabs);
+    float2* x = mma_x(p, tabs);
+    const int lt = ta + 32 * (grp >> 1);  // the group of the tokens this lane loads
+    const uint32_t* lw =
+        reinterpret_cast<const uint32_t*>(
+            p.k_blocks[head_off * p.max_k_blocks + lt / p.block_k] +
+            block_payload_offset(BlockKind::kKBlock, uint32_t(p.block_k), 128)) +
+        (lt % p.block_k) * UW + tig * B;
+    const int ct = ta + 32 * tig;  // the group of the tokens whose scores this lane holds
+    const BlockHeader h = load_header(p.k_blocks[head_off * p.max_k_blocks + ct / p.block_k]);
+    const float alpha = h.d * kScale;
+    const float beta = grp < G ? h.d * (float(h.m0) - kScale) * qsum[grp] : 0.0f;
+    const int vb = p.v_fixed_bits;
+#pragma unroll 2
+    for (int m = 0; m < 16; ++m) {
+      const uint32_t* src = lw + pair_symbol(vb, m, grp & 1) * UW;
+      uint32_t w[B];
+#pragma unroll
+      for (int k = 0; k < B; ++k) w[k] = bswap32(__ldg(src + k));
+      float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      static_for<8>([&](auto kc) {
+        constexpr int ks = decltype(kc)::value;
+        const uint4 q = qf[ks * 32 + lane];
+        const uint32_t a[4] = {q.x, q.y, q.z, q.w};
+        mma_16816(c, a, fixed_pair<B, 2 * ks>(w), fixed_pair<B, 2 * ks + 1>(w));
+      });
+      x[m * 32 + lane] = make_float2(fmaf(alpha, c[0] + c[2], beta), fmaf(alpha, c[1] + c[3], beta));
+    }
+  }
+
+  // The lane's 32 weights w_t = p_t d_t as the V phase's A operand (pa[s]: k-step s) and their
+  // bias share; prm: the params of the lane's first token (kVCompact: QuantParams8, 8-byte
+  // aligned; else QuantParams16).
+  template <int B, bool kCompact>
+  __device__ __forceinline__ static void mma_weights(const float2* x, const uint8_t* prm,
+                                                     float base, const float* frac, float mn,
+                                                     int lane, MmaTileState& st,
+                                                     uint32_t (&pa)[8][4]) {
+    using SP = SymbolPairs<B>;
+    constexpr float kScale = float(1 << B);
+    static_for<16>([&](auto mc) {
+      constexpr int m = decltype(mc)::value;
+      const float2 sv = x[m * 32 + lane];
+      const float sc[2] = {sv.x, sv.y};
+      float w2[2];
+      static_for<2>([&](auto ec) {
+        constexpr int e = decltype(ec)::value;
+        constexpr int sym = e ? SP::hi(m) : SP::lo(m);
+        float d;
+        int m0;
+        if constexpr (kCompact) {
+          const uint32_t pr = uint32_t(__ldg(reinterpret_cast<const uint16_t*>(prm) + sym));
+          const uint32_t code = pr & 0xffu;
+          m0 = int(int8_t(uint8_t(pr >> 8)));
+          d = (base * frac[code & 31u]) * __uint_as_float((127u - (code >> 5)) << 23);
+        } else {
+          const uint32_t pr = __ldg(reinterpret_cast<const uint32_t*>(prm) + sym);
+          d = __half2float(__ushort_as_half(uint16_t(pr & 0xffffu)));
+          m0 = int(int16_t(uint16_t(pr >> 16)));
+        }
+        const float pe = __expf(sc[e] - mn);
+        st.l += pe;
+        w2[e] = pe * d;
+        st.bias = fmaf(w2[e], float(m0) - kScale, st.bias);
+      });
+      // n-tile m = 2 s + hh: k-step s, its first (hh = 0) or second 8 columns
+      split_half2(w2[0], w2[1], pa[m / 2][2 * (m % 2)], pa[m / 2][2 * (m % 2) + 1]);
+    });
+  }
+
+  // The softmax update and O += P V for the tile: lane (grp, tig) holds head grp's scores of
+  // tokens 32 tig + SymbolPairs<B> halves of pairs 0..15, turns them into weights w_t = p_t d_t
+  // (V's token steps) as the A operand (fp16 + rest in rows grp, grp + 8; k-step s: pairs 2 s,
+  // 2 s + 1), and runs the MMAs of 16 channel n-tiles (B operand: channel 8 j + grp, the lane's
+  // tokens) on O in the warp's buffer. sum_t w_t (s_tc + m0_t) = 2^B sum_t w_t f_tc +
+  // sum_t w_t (m0_t - 2^B): the second term is the lane's bias share.
+  template <int G, int B>
+  __device__ __forceinline__ static void mma_v(const Params& p, const uint32_t* tabs, int64_t head_off, int ta,
+                               int lane, MmaTileState& st) {
+    using SP = SymbolPairs<B>;
+        const int grp = lane >> 2, tig = lane & 3;
+    float2* x = mma_x(p, tabs);
+    float2* o = mma_o(p, tabs);
+    const float* frac = mma_frac(p, tabs);
+    float mx = -INFINITY;
+#pragma unroll
+    for (int m = 0; m < 16; ++m) {
+      const float2 v = x[m * 32 + lane];
+      mx = fmaxf(mx, fmaxf(v.x, v.y));
+    }
+    mx = fmaxf(mx, __shfl_xor_sync(kFull, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(kFull, mx, 2));
+    const float mn = fmaxf(st.m, mx);
+    const float a = __expf(st.m - mn);  // 0 for the first tile (m = -inf)
+    st.m = mn;
+    st.l *= a;
+    st.bias *= a;
+
+    const int ct = ta + 32 * tig;
+    const uint8_t* blk = p.v_blocks[head_off * p.max_v_blocks + ct / p.block_v];
+    const BlockHeader h = load_header(blk);
+    const BlockKind kind = BlockKind(h.kind);
+    const int u = ct % p.block_v;
+    const uint8_t* prm = blk + block_params_offset(kind, uint32_t(p.block_v), 128);
+    uint32_t pa[8][4];
+    if (kind == BlockKind::kVCompact) {
+      mma_weights<B, true>(x, prm + 2 * u, h.d, frac, mn, lane, st, pa);
+    } else {
+      mma_weights<B, false>(x, prm + 4 * u, h.d, frac, mn, lane, st, pa);
+    }
+
+    const int UWV = p.block_v * B / 32;  // words of a channel's unit
+    const uint32_t* vw =
+        reinterpret_cast<const uint32_t*>(blk + block_payload_offset(kind, uint32_t(p.block_v), 128)) +
+        (u / 32) * B + grp * UWV;
+#pragma unroll 2
+    for (int j = 0; j < 16; ++j) {  // not unrolled further: the loads would be hoisted
+      const uint32_t* src = vw + 8 * j * UWV;
+      uint32_t w[B];
+#pragma unroll
+      for (int k = 0; k < B; ++k) w[k] = bswap32(__ldg(src + k));
+      const float2 ov = o[j * 32 + lane];
+      float c[4] = {ov.x * a, ov.y * a, 0.0f, 0.0f};
+      static_for<8>([&](auto sc_) {
+        constexpr int s = decltype(sc_)::value;
+        mma_16816(c, pa[s], fixed_pair<B, 2 * s>(w), fixed_pair<B, 2 * s + 1>(w));
+      });
+      o[j * 32 + lane] = make_float2(c[0] + c[2], c[1] + c[3]);
+    }
+  }
+
+  // At an item's end: the tensor-core tiles' state merged into the FMA tiles' (m, lsum, O) of
+  // the lane (channels NV lane.., lsum summed over the lanes later), through buf [G][HD].
+  template <int HD, int G>
+  __device__ __forceinline__ static void mma_fold(const Params& p, const uint32_t* tabs, MmaTileState& st,
+                                  float* buf, int lane, float (&m)[G], float (&lsum)[G],
+                                  float (&O)[HD / 32][G]) {
+    if constexpr (HD == 128 && G <= 8) {
+      if (!__any_sync(kFull, st.m > -INFINITY)) return;  // no tensor-core tile
+      constexpr int NV = HD / 32;
+      const int grp = lane >> 2, tig = lane & 3;
+      float l = st.l, bias = st.bias;
+      l += __shfl_xor_sync(kFull, l, 1);
+      l += __shfl_xor_sync(kFull, l, 2);
+      bias += __shfl_xor_sync(kFull, bias, 1);
+      bias += __shfl_xor_sync(kFull, bias, 2);
+      const float kScale = float(1 << p.v_fixed_bits);
+      const float2* o = mma_o(p, tabs);
+      __syncwarp();
+      if (grp < G)
+#pragma unroll
+        for (int j = 0; j < 16; ++j) {
+          const float2 v = o[j * 32 + lane];
+          buf[grp * HD + 8 * j + 2 * tig] = fmaf(kScale, v.x, bias);
+          buf[grp * HD + 8 * j + 2 * tig + 1] = fmaf(kScale, v.y, bias);
+        }
+      __syncwarp();
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        const float mm = __shfl_sync(kFull, st.m, 4 * g), ll = __shfl_sync(kFull, l, 4 * g);
+        const float M = fmaxf(m[g], mm);
+        if (M == -INFINITY) continue;
+        const float fa = __expf(m[g] - M), fb = __expf(mm - M);
+        m[g] = M;
+        lsum[g] = lsum[g] * fa + (lane == 0 ? ll * fb : 0.0f);
+#pragma unroll
+        for (int j = 0; j < NV; ++j) O[j][g] = O[j][g] * fa + buf[g * HD + NV * lane + j] * fb;
+      }
+      __syncwarp();
+    }
+  }
+};
+
 // Launches the kernel with policy B (KvcompBlocks<...>) for p's head_dim and group size.
 template <class B>
 void run_policy(const CudaContext& ctx, const KvcompAttentionParams& p, int max_len, DType act,
@@ -951,8 +1295,9 @@ void run_policy(const CudaContext& ctx, const KvcompAttentionParams& p, int max_
 
 // The policy with the fixed-length fast paths, instantiated in attention_kvcomp_fixed.cu (its
 // own translation unit: it is the largest to compile).
+// mma: KvcompMma's tensor-core tiles at head_dim 128 (else the FMA paths of KvcompBlocks).
 void run_fixed(const CudaContext& ctx, const KvcompAttentionParams& p, int max_len, DType act,
-               void* scratch, size_t scratch_bytes, int split_tokens);
+               void* scratch, size_t scratch_bytes, int split_tokens, bool mma);
 
 }  // namespace kvcomp_attn
 }  // namespace kvcomp

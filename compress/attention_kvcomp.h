@@ -45,6 +45,8 @@ struct KvcompAttentionTuning {
   int split_tokens = 0;  // 0: chosen from the shape; else rounded up to the kernel's granule
   int replicas = -1;     // -1: automatic (32 when bits <= 8), else 1 or 32
   bool fixed_paths = true;  // false: fixed-length codes are decoded by table lookup like any code
+  bool mma_tiles = false;   // fixed-length codes at head_dim 128: tiles of 128 tokens whose q.K
+                            // and p.V run on tensor cores (false: the FMA paths)
 };
 
 // max_len: the longest sequence of the step (sizes the split grid).

@@ -96,9 +96,12 @@ struct Smem {
 
 // The policy for caches that are fp16 rows only (the dense cache): no blocks, no tables, rows
 // indexed by position (cap holds every token).
+struct NoMmaState {};
 struct NoBlocks {
   using Params = DecodeAttentionParams;
   static constexpr bool kBlocks = false;
+  static constexpr bool kMmaTiles = false;  // see compress/attention_kvcomp.cuh (KvcompMma)
+  using MmaState = NoMmaState;
   static constexpr bool kWrap = false;      // row = position
   static constexpr int kRowsInFlight = 16;  // V rows per lane
   __host__ __device__ static int tile(const Params&) { return kSub; }
@@ -360,10 +363,16 @@ __global__ void __launch_bounds__(kThreads, 2)
       if (lane == 0) sqsum[warp] = s;
     }
     __syncthreads();
+    typename B::MmaState ms;  // a policy's tensor-core tiles: their own softmax state
+    if constexpr (B::kMmaTiles) ms = B::template mma_begin<HD, G>(p, tabs, sq, tid);
 
     const int64_t head_off = int64_t(seq) * KV + kvh;
     int k_done = 0, v_done = 0;
     if constexpr (B::kBlocks) k_done = p.seq_k_done[seq], v_done = p.seq_v_done[seq];
+    // A policy's tensor-core tiles first, with their own state, then the other tiles.
+    if constexpr (B::kMmaTiles)
+      for (int ta = t_begin + warp * T; ta < t_end; ta += kWarps * T)
+        B::template mma_tile<HD, G>(p, tabs, head_off, ta, k_done, v_done, sqsum, lane, ms, true);
     float m[G], lsum[G], O[NV][G];
 #pragma unroll
     for (int g = 0; g < G; ++g) {
@@ -372,9 +381,15 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll
       for (int j = 0; j < NV; ++j) O[j][g] = 0.0f;
     }
-    for (int ta = t_begin + warp * T; ta < t_end; ta += kWarps * T)
+    if constexpr (B::kMmaTiles) B::template mma_fold<HD, G>(p, tabs, ms, wbuf, lane, m, lsum, O);
+    for (int ta = t_begin + warp * T; ta < t_end; ta += kWarps * T) {
+      if constexpr (B::kMmaTiles)
+        if (B::template mma_tile<HD, G>(p, tabs, head_off, ta, k_done, v_done, sqsum, lane, ms,
+                                        false))
+          continue;  // done above
       tile<HD, G, B>(p, tabs, head_off, ta, len, k_done, v_done, sq, sqsum, wbuf, bbuf, lane, m,
                      lsum, O);
+    }
 
       // ---- merge the warps: (m, l) first, then O scaled to the block's max.
 #pragma unroll

@@ -140,6 +140,12 @@ TEST_CASE("fused KVComp attention equals attention over the decoded cache", "[gp
        5, 4},
       {8, 2, 128, {3000, 129}, 128, 256, false, 8, -1, 0, false, 0, 0, 0, true, 0.05f, 0.1f, 5, 4,
        1e6f},
+      // Tensor-core tiles (fixed-length codes at head_dim 128, every case above too) with 8 query
+      // heads per KV head, kV and compact V blocks mixed; one KV head over many splits.
+      {64, 8, 128, {5000, 129, 1}, 128, 256, false, 8, -1, 0, false, 300, 0, 0, true, 0.05f,
+       0.1f, 5, 4},
+      {4, 1, 128, {33000, 640}, 128, 256, false, 8, -1, 1024, false, 0, 0, 0, true, 0.05f, 0.1f,
+       5, 4},
   };
   // KVCOMP_TEST_QUICK=1 (under compute-sanitizer, which runs kernels ~50x slower): the cases of
   // at most 6000 tokens in all.
@@ -183,9 +189,15 @@ TEST_CASE("fused KVComp attention equals attention over the decoded cache", "[gp
     const int max_len = *std::max_element(c.len.begin(), c.len.end());
     const size_t scratch = kvcomp_attention_scratch_bytes(p, max_len);
     DeviceBuffer dscratch(scratch, "scratch");
+    const uint64_t v_huff = img.v_bytes.n_blocks - img.v_bytes.n_raw_blocks;
+    const uint64_t v_compact = img.v_bytes.n_compact_blocks;
+    // Fixed-length codes at head_dim 128: the tensor-core tiles (the default), then the FMA paths.
+    for (int variant = 0; variant < (c.fixed && c.hd == 128 ? 2 : 1); ++variant) {
+    KVCOMP_CUDA_CHECK(cudaMemset(dout.get(), 0xff, dout.bytes()));  // NaN
     KvcompAttentionTuning tune;
     tune.replicas = c.replicas;
     tune.split_tokens = c.split;
+    tune.mma_tiles = variant == 0;
     kvcomp_attention_cuda(ctx, p, max_len, DType::kF16, dscratch.get(), scratch, tune);
     ctx.synchronize();
     std::vector<uint16_t> got16(q.size());
@@ -194,17 +206,17 @@ TEST_CASE("fused KVComp attention equals attention over the decoded cache", "[gp
     for (size_t i = 0; i < got.size(); ++i) got[i] = fp16_to_float(got16[i]);
     const auto want = reference_attention(kv, c.heads, img.k_dec, img.v_dec, q);
     const double e = rel_err(got, want);
-    const uint64_t v_huff = img.v_bytes.n_blocks - img.v_bytes.n_raw_blocks;
-    const uint64_t v_compact = img.v_bytes.n_compact_blocks;
     std::printf(
         "case %zu: heads %d/%d hd %d, %zu seqs (max %d), %s codes of %d/%d bits, %d raw blocks, V "
-        "Huffman blocks %llu compact + %llu 32-bit: rel err %.2e\n",
+        "Huffman blocks %llu compact + %llu 32-bit%s: rel err %.2e\n",
         ci, c.heads, c.kv_heads, c.hd, c.len.size(), max_len, c.fixed ? "fixed" : "Huffman",
         p.k_bits, p.v_bits, img.raw_blocks,
         static_cast<unsigned long long>(v_compact),
-        static_cast<unsigned long long>(v_huff - v_compact), e);
-    INFO("case " << ci << " rel err " << e);
+        static_cast<unsigned long long>(v_huff - v_compact),
+        c.fixed && c.hd == 128 ? (variant == 0 ? ", tensor-core tiles" : ", FMA paths") : "", e);
+    INFO("case " << ci << " variant " << variant << " rel err " << e);
     REQUIRE(e < kTolFused);
+    }
     // The V blocks take the forms the case is about.
     if (v_huff > 0) {
       if (c.v_params32) {

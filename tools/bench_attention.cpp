@@ -153,8 +153,8 @@ int main(int argc, char** argv) {
         "| kv heads | ctx | batch | kvcomp us | kvcomp-fixed us | fp16 flash us | fp16 cuBLAS us | "
         "kvcomp GB/s (%% copy) | fixed GB/s (%% copy) | fp16 flash GB/s (%% copy) | Gsym/s | "
         "instr/sym | flash / kvcomp | flash / fixed | bits/val blocks | with window | fixed "
-        "bits/val blocks | rel err kvcomp / fixed / flash / cuBLAS |\n");
-    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        "bits/val blocks | rel err kvcomp / fixed / flash / cuBLAS | fixed, FMA paths us |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     nlohmann::json rows = nlohmann::json::array();
     const std::vector<int> batch_list = parse_list(batches);
     for (int KV : parse_list(kvh))
@@ -255,7 +255,8 @@ int main(int argc, char** argv) {
           });
           const double err_cublas = check_out16(want_fp16);
           // Fused KVComp, Huffman codes and fixed-length codes.
-          auto fused = [&](const KvcompImage& im, const std::vector<float>& want, double& err) {
+          auto fused = [&](const KvcompImage& im, const std::vector<float>& want, double& err,
+                           const KvcompAttentionTuning& tune = {}) {
             KvcompAttentionParams p = im.params;
             p.n_chunks = B;
             p.qkv = dq.as<float>();
@@ -264,14 +265,18 @@ int main(int argc, char** argv) {
             p.out = dout.get();
             DeviceBuffer kscratch(kvcomp_attention_scratch_bytes(p, C), "attention scratch");
             const double ms = timer.median_ms(reps, [&] {
-              kvcomp_attention_cuda(ctx, p, C, DType::kF16, kscratch.get(), kscratch.bytes());
+              kvcomp_attention_cuda(ctx, p, C, DType::kF16, kscratch.get(), kscratch.bytes(),
+                                    tune);
             });
             err = check_out16(want);
             return ms;
           };
-          double err_fused = 0, err_fixed = 0;
+          double err_fused = 0, err_fixed = 0, err_fma = 0;
           const double fused_ms = fused(img, want_kvcomp, err_fused);
           const double fixed_ms = fused(imgf, want_fixed, err_fixed);
+          KvcompAttentionTuning fma;  // kvcomp-fixed without its tensor-core tiles
+          fma.mma_tiles = false;
+          const double fma_ms = fused(imgf, want_fixed, err_fma, fma);
 
           const double fp16_bytes = 2.0 * B * KV * double(C) * hd * 2;
           const double blocks = double(per_seq_blocks) * B, window = double(per_seq_window) * B;
@@ -288,12 +293,12 @@ int main(int argc, char** argv) {
           std::printf(
               "| %d | %d | %d | %.1f | %.1f | %.1f | %.1f | %.0f (%.0f%%) | %.0f (%.0f%%) | %.0f "
               "(%.0f%%) | %.0f | %.1f | %.2fx | %.2fx | %.2f | %.2f | %.2f | %.1e / %.1e / %.1e / "
-              "%.1e |\n",
+              "%.1e | %.1f |\n",
               KV, C, B, fused_ms * 1e3, fixed_ms * 1e3, flash_ms * 1e3, cublas_ms * 1e3, gbs,
               100.0 * gbs / copy_gbs, fixed_gbs, 100.0 * fixed_gbs / copy_gbs, flash_gbs,
               100.0 * flash_gbs / copy_gbs, sym_per_s / 1e9, instr_rate / sym_per_s,
               flash_ms / fused_ms, flash_ms / fixed_ms, bits_blocks, bits_all, bits_fixed,
-              err_fused, err_fixed, err_flash, err_cublas);
+              err_fused, err_fixed, err_flash, err_cublas, fma_ms * 1e3);
           std::fflush(stdout);
           rows.push_back(
               {{"kv_heads", KV},
@@ -303,11 +308,13 @@ int main(int argc, char** argv) {
                {"us",
                 {{"kvcomp", fused_ms * 1e3},
                  {"kvcomp_fixed", fixed_ms * 1e3},
+                 {"kvcomp_fixed_fma", fma_ms * 1e3},
                  {"fp16", flash_ms * 1e3},
                  {"fp16_cublas", cublas_ms * 1e3}}},
                {"rel_err",
                 {{"kvcomp", err_fused},
                  {"kvcomp_fixed", err_fixed},
+                 {"kvcomp_fixed_fma", err_fma},
                  {"fp16", err_flash},
                  {"fp16_cublas", err_cublas}}},
                {"fp16_bytes", fp16_bytes},
@@ -321,7 +328,7 @@ int main(int argc, char** argv) {
                {"raw_blocks", img.raw_blocks / maxB * B},
                {"copy_gbs", copy_gbs}});
           if (check_out &&
-              !(err_fused < 2e-3 && err_fixed < 2e-3 && err_flash < 3e-3 && err_cublas < 3e-3)) {
+              !(err_fused < 2e-3 && err_fixed < 2e-3 && err_fma < 2e-3 && err_flash < 3e-3 && err_cublas < 3e-3)) {
             std::fprintf(stderr,
                          "kvcomp_bench_attention: kv heads %d, ctx %d, batch %d: an output "
                          "differs from the reference (relative errors above)\n",
