@@ -1012,8 +1012,8 @@ struct KvcompMma : KvcompBlocks<R, SPR, false> {
     return mma_x(p, tabs) + 16 * 32;
   }
   __host__ __device__ static bool mma_params_ok(const Params& p) {
-    return p.head_dim == 128 && p.k_fixed_bits >= 2 && p.k_fixed_bits <= 8 &&
-           p.v_fixed_bits >= 2 && p.v_fixed_bits <= 8 && p.block_k >= 32 && p.block_v >= 32;
+    return p.head_dim == 128 && p.k_fixed_bits >= 2 && p.k_fixed_bits <= 8 && p.v_fixed_bits >= 2 &&
+           p.v_fixed_bits <= 8 && p.block_k >= 32 && p.block_v >= 32;
   }
 
   // At an item's start (every thread of the block; q in sq [HD][G] is written): the q fragments
@@ -1021,8 +1021,8 @@ struct KvcompMma : KvcompBlocks<R, SPR, false> {
   // reduction over channels permuted so that lane tig takes channels 32 tig.. in SymbolPairs
   // order; and the warp's O zeroed.
   template <int HD, int G>
-  __device__ __forceinline__ static MmaTileState mma_begin(const Params& p, const uint32_t* tabs, const float* sq,
-                                           int tid) {
+  __device__ __forceinline__ static MmaTileState mma_begin(const Params& p, const uint32_t* tabs,
+                                                           const float* sq, int tid) {
     MmaTileState st;
     if constexpr (HD == 128 && G <= 8) {
       if (!mma_params_ok(p)) return st;
@@ -1052,8 +1052,8 @@ struct KvcompMma : KvcompBlocks<R, SPR, false> {
 
   // Whether the 128 tokens at ta are in compressed blocks that the tensor-core tile takes: K
   // kKBlock and V kV / kVCompact blocks of fixed-length codes (raw blocks take the FMA tile).
-  __device__ __forceinline__ static bool mma_tile_ok(const Params& p, int64_t head_off, int ta, int k_done,
-                                     int v_done, int lane) {
+  __device__ __forceinline__ static bool mma_tile_ok(const Params& p, int64_t head_off, int ta,
+                                                     int k_done, int v_done, int lane) {
     if (ta + kT > k_done || ta + kT > v_done) return false;
     bool ok = true;
     const int nk = p.block_k < kT ? kT / p.block_k : 1, nv = p.block_v < kT ? kT / p.block_v : 1;
@@ -1075,9 +1075,9 @@ struct KvcompMma : KvcompBlocks<R, SPR, false> {
   // of 128 tokens, and when run, runs them.
   template <int HD, int G>
   __device__ __forceinline__ static bool mma_tile(const Params& p, const uint32_t* tabs,
-                                                  int64_t head_off, int ta, int k_done,
-                                                  int v_done, const float* qsum, int lane,
-                                                  MmaTileState& st, bool run) {
+                                                  int64_t head_off, int ta, int k_done, int v_done,
+                                                  const float* qsum, int lane, MmaTileState& st,
+                                                  bool run) {
     if constexpr (HD == 128 && G <= 8) {
       if (!st.on) return false;
       const int T = Base::tile(p);
@@ -1105,19 +1105,19 @@ struct KvcompMma : KvcompBlocks<R, SPR, false> {
   // the scores land where the V phase's A operand wants them (lane tig: tokens 32 tig..). The
   // scores, scaled to q.k', go to the warp's buffer x [m][lane] as (column 2 tig, 2 tig + 1).
   template <int G, int B>
-  __device__ __forceinline__ static void mma_k(const Params& p, const uint32_t* tabs, int64_t head_off, int ta,
-                               const float* qsum, int lane) {
+  __device__ __forceinline__ static void mma_k(const Params& p, const uint32_t* tabs,
+                                               int64_t head_off, int ta, const float* qsum,
+                                               int lane) {
     constexpr int UW = 128 * B / 32;  // words of a token's unit
     constexpr float kScale = float(1 << B);
     const int grp = lane >> 2, tig = lane & 3;
     const uint4* qf = mma_qf(p, tabs);
     float2* x = mma_x(p, tabs);
     const int lt = ta + 32 * (grp >> 1);  // the group of the tokens this lane loads
-    const uint32_t* lw =
-        reinterpret_cast<const uint32_t*>(
-            p.k_blocks[head_off * p.max_k_blocks + lt / p.block_k] +
-            block_payload_offset(BlockKind::kKBlock, uint32_t(p.block_k), 128)) +
-        (lt % p.block_k) * UW + tig * B;
+    const uint32_t* lw = reinterpret_cast<const uint32_t*>(
+                             p.k_blocks[head_off * p.max_k_blocks + lt / p.block_k] +
+                             block_payload_offset(BlockKind::kKBlock, uint32_t(p.block_k), 128)) +
+                         (lt % p.block_k) * UW + tig * B;
     const int ct = ta + 32 * tig;  // the group of the tokens whose scores this lane holds
     const BlockHeader h = load_header(p.k_blocks[head_off * p.max_k_blocks + ct / p.block_k]);
     const float alpha = h.d * kScale;
@@ -1136,7 +1136,8 @@ struct KvcompMma : KvcompBlocks<R, SPR, false> {
         const uint32_t a[4] = {q.x, q.y, q.z, q.w};
         mma_16816(c, a, fixed_pair<B, 2 * ks>(w), fixed_pair<B, 2 * ks + 1>(w));
       });
-      x[m * 32 + lane] = make_float2(fmaf(alpha, c[0] + c[2], beta), fmaf(alpha, c[1] + c[3], beta));
+      x[m * 32 + lane] =
+          make_float2(fmaf(alpha, c[0] + c[2], beta), fmaf(alpha, c[1] + c[3], beta));
     }
   }
 
@@ -1187,10 +1188,11 @@ struct KvcompMma : KvcompBlocks<R, SPR, false> {
   // tokens) on O in the warp's buffer. sum_t w_t (s_tc + m0_t) = 2^B sum_t w_t f_tc +
   // sum_t w_t (m0_t - 2^B): the second term is the lane's bias share.
   template <int G, int B>
-  __device__ __forceinline__ static void mma_v(const Params& p, const uint32_t* tabs, int64_t head_off, int ta,
-                               int lane, MmaTileState& st) {
+  __device__ __forceinline__ static void mma_v(const Params& p, const uint32_t* tabs,
+                                               int64_t head_off, int ta, int lane,
+                                               MmaTileState& st) {
     using SP = SymbolPairs<B>;
-        const int grp = lane >> 2, tig = lane & 3;
+    const int grp = lane >> 2, tig = lane & 3;
     float2* x = mma_x(p, tabs);
     float2* o = mma_o(p, tabs);
     const float* frac = mma_frac(p, tabs);
@@ -1222,9 +1224,9 @@ struct KvcompMma : KvcompBlocks<R, SPR, false> {
     }
 
     const int UWV = p.block_v * B / 32;  // words of a channel's unit
-    const uint32_t* vw =
-        reinterpret_cast<const uint32_t*>(blk + block_payload_offset(kind, uint32_t(p.block_v), 128)) +
-        (u / 32) * B + grp * UWV;
+    const uint32_t* vw = reinterpret_cast<const uint32_t*>(
+                             blk + block_payload_offset(kind, uint32_t(p.block_v), 128)) +
+                         (u / 32) * B + grp * UWV;
 #pragma unroll 2
     for (int j = 0; j < 16; ++j) {  // not unrolled further: the loads would be hoisted
       const uint32_t* src = vw + 8 * j * UWV;
@@ -1244,9 +1246,10 @@ struct KvcompMma : KvcompBlocks<R, SPR, false> {
   // At an item's end: the tensor-core tiles' state merged into the FMA tiles' (m, lsum, O) of
   // the lane (channels NV lane.., lsum summed over the lanes later), through buf [G][HD].
   template <int HD, int G>
-  __device__ __forceinline__ static void mma_fold(const Params& p, const uint32_t* tabs, MmaTileState& st,
-                                  float* buf, int lane, float (&m)[G], float (&lsum)[G],
-                                  float (&O)[HD / 32][G]) {
+  __device__ __forceinline__ static void mma_fold(const Params& p, const uint32_t* tabs,
+                                                  MmaTileState& st, float* buf, int lane,
+                                                  float (&m)[G], float (&lsum)[G],
+                                                  float (&O)[HD / 32][G]) {
     if constexpr (HD == 128 && G <= 8) {
       if (!__any_sync(kFull, st.m > -INFINITY)) return;  // no tensor-core tile
       constexpr int NV = HD / 32;

@@ -302,6 +302,7 @@ TEST_CASE("bad input gives a clear error and a non-zero exit") {
                "--seed: expected a non-negative integer, got '-1'");
   expect_error("bench --device cpu --ctx 64 --seed -5", "--seed: expected a non-negative integer");
   expect_error("generate --device cpu -p hi --model \"\"", "--model: an empty path");
+  expect_error("generate --device cpu -p hi -n 2 --ctx 0", "--ctx: Value 0 not in range 1");
   expect_error("kvstats --device cpu --text " + std::string(KVCOMP_DEMO_MODEL_DIR) +
                    "/heldout.txt --ctx 16",
                "--ctx 16: shorter than one block");

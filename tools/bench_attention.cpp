@@ -273,9 +273,10 @@ int main(int argc, char** argv) {
           };
           double err_fused = 0, err_fixed = 0, err_fma = 0;
           const double fused_ms = fused(img, want_kvcomp, err_fused);
-          const double fixed_ms = fused(imgf, want_fixed, err_fixed);
-          KvcompAttentionTuning fma;  // kvcomp-fixed without its tensor-core tiles
+          KvcompAttentionTuning mma, fma;  // kvcomp-fixed with and without tensor-core tiles
+          mma.mma_tiles = true;
           fma.mma_tiles = false;
+          const double fixed_ms = fused(imgf, want_fixed, err_fixed, mma);
           const double fma_ms = fused(imgf, want_fixed, err_fma, fma);
 
           const double fp16_bytes = 2.0 * B * KV * double(C) * hd * 2;

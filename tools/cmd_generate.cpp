@@ -31,7 +31,8 @@ void add_generate_command(CLI::App& app) {
   pf->excludes(p);
   cmd->add_option("-n,--n-predict", o->gen.n_predict, "Tokens to generate per prompt")
       ->capture_default_str();
-  cmd->add_option("--ctx", o->gen.ctx, "Context limit in tokens (default: the model's)");
+  cmd->add_option("--ctx", o->gen.ctx, "Context limit in tokens (default: the model's)")
+      ->check(CLI::Range(1, 1 << 24));
   cmd->add_option("--temperature,-t", o->gen.sampling.temperature,
                   "Sampling temperature; 0 = greedy")
       ->capture_default_str();
