@@ -217,15 +217,17 @@ std::map<std::string, TensorInfo> parse_tensor_entries(const json& header, const
   std::sort(by_offset.begin(), by_offset.end(), [](const TensorInfo* a, const TensorInfo* b) {
     return a->offset != b->offset ? a->offset < b->offset : a->name < b->name;
   });
+  // Overlaps first: two tensors on the same bytes leave a hole where one of them belonged, and
+  // the overlap is what to report.
+  for (size_t i = 1; i < by_offset.size(); ++i) {
+    const TensorInfo &a = *by_offset[i - 1], &t = *by_offset[i];
+    check(t.offset >= a.offset + a.nbytes, source, ": tensors '", a.name, "' (data_offsets [",
+          a.offset, ", ", a.offset + a.nbytes, "]) and '", t.name, "' ([", t.offset, ", ",
+          t.offset + t.nbytes, "]) overlap: every tensor needs its own bytes");
+  }
   uint64_t at = 0;  // the end of the tensors so far
   for (size_t i = 0; i < by_offset.size(); ++i) {
     const TensorInfo& t = *by_offset[i];
-    if (i > 0) {
-      const TensorInfo& a = *by_offset[i - 1];
-      check(t.offset >= at, source, ": tensors '", a.name, "' (data_offsets [", a.offset, ", ",
-            at, "]) and '", t.name, "' ([", t.offset, ", ", t.offset + t.nbytes,
-            "]) overlap: every tensor needs its own bytes");
-    }
     check(t.offset == at, source, ": data section bytes [", at, ", ", t.offset,
           ") belong to no tensor (before '", t.name, "'); safetensors files have no holes");
     at = t.offset + t.nbytes;

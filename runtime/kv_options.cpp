@@ -30,12 +30,12 @@ std::vector<std::string> kv_mode_names() {
   return names;
 }
 
-KvMode parse_kv_mode(const std::string& s) {
+KvMode parse_kv_mode(const std::string& s, const char* option) {
   for (const auto& e : kModes)
     if (s == e.name) return e.mode;
   std::string list;
   for (const auto& e : kModes) list += std::string(list.empty() ? "" : ", ") + e.name;
-  fail("--kv: unknown mode '", s, "' (expected one of: ", list, ")");
+  fail(option, ": unknown mode '", s, "' (expected one of: ", list, ")");
 }
 
 }  // namespace kvcomp

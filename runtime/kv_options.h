@@ -54,8 +54,8 @@ struct KvOptions {
 void validate(const KvOptions& o);
 
 const char* kv_mode_name(KvMode m);
-// Parses a --kv value; throws Error listing the accepted modes.
-KvMode parse_kv_mode(const std::string& s);
+// Parses a --kv value; throws Error naming the option and listing the accepted modes.
+KvMode parse_kv_mode(const std::string& s, const char* option = "--kv");
 std::vector<std::string> kv_mode_names();
 
 }  // namespace kvcomp

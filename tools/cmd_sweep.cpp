@@ -260,7 +260,7 @@ void add_sweep_command(CLI::App& app) {
     // The runs: fp16 first, then every mode (kvcomp modes once per error bound).
     std::vector<std::string> modes = split_list(o->modes);
     check(!modes.empty(), "--modes: no mode given");
-    for (const auto& m : modes) parse_kv_mode(m);
+    for (const auto& m : modes) parse_kv_mode(m, "--modes");
     modes.erase(std::remove(modes.begin(), modes.end(), "fp16"), modes.end());
     modes.insert(modes.begin(), "fp16");
     std::vector<std::pair<float, float>> ebs;

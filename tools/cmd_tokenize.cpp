@@ -33,6 +33,7 @@ void add_tokenize_command(CLI::App& app) {
     check(text->count() + file->count() == 1, "tokenize: give --text or --file");
     check(!model->count() || !o->model.empty(), "--model: an empty path (leave the option out for the demo model)");
     const auto dir = o->model.empty() ? default_model_dir() : std::filesystem::path(o->model);
+    check(std::filesystem::exists(dir), "--model: model directory not found: ", dir.string());
     check(std::filesystem::is_directory(dir), "--model ", dir.string(),
           ": not a directory (expected a model directory with tokenizer.json or tokenizer.model)");
     const std::string s = file->count() ? read_text_file(o->file, "--file") : o->text;

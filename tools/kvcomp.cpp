@@ -1,6 +1,7 @@
 // kvcomp: Llama inference with a compressed KV cache. One binary, one subcommand per job.
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "runtime/error.h"
 #include "tools/commands.h"
@@ -15,6 +16,20 @@ int main(int argc, char** argv) {
   kvcomp::cli::add_kvstats_command(app);
   kvcomp::cli::add_sweep_command(app);
   kvcomp::cli::add_tokenize_command(app);
+  // A first word that is no command (CLI11 would say only that a subcommand is required).
+  if (argc > 1 && argv[1][0] != '-') {
+    bool known = false;
+    std::string names;
+    for (const CLI::App* c : app.get_subcommands([](const CLI::App*) { return true; })) {
+      known = known || c->get_name() == argv[1];
+      names += (names.empty() ? "" : ", ") + c->get_name();
+    }
+    if (!known) {
+      std::fprintf(stderr, "kvcomp: error: unknown command '%s' (expected one of: %s)\n", argv[1],
+                   names.c_str());
+      return 1;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
