@@ -45,6 +45,17 @@
 // and one LOP3 per two symbols). The staged units' rows are padded so that the fragments' reads
 // hit every bank once (mma_stride). A q or weight outside fp16's range takes the FMA path.
 //
+// Tensor-core tiles (KvcompMma, kvcomp-fixed at head_dim 128, KvcompAttentionTuning::mma_tiles):
+// a warp takes 128 tokens whose K and V blocks are all fixed-length Huffman blocks and runs the
+// whole tile on mma.m16n8k16 without staging: the MMA rows are the query heads (rows g: fp16 of
+// the head's q or weights, rows 8 + g: what that rounding left; G <= 8), q.K has K as the B
+// operand read straight from the block, the scores' C fragments are the weights' A fragments of
+// p.V (the columns' tokens are chosen so: lane tig holds tokens 32 tig.. in the order of V's
+// symbol pairs), and V is the B operand read straight from the block. The softmax runs in the
+// fragments; O accumulates in a per-warp shared buffer. An item runs its tensor-core tiles
+// first, folds their state into the FMA tiles' state, then runs the other tiles (window rows,
+// raw blocks) with the table-lookup policy.
+//
 // Slow paths, for what is rare: K tokens of raw or channel-wise blocks, or a pass that mixes
 // blocks and window rows, one token at a time (k_token); raw V blocks as fp16 rows.
 #pragma once
