@@ -16,6 +16,13 @@ void Engine::copy_sequence(int /*from*/, int /*to*/) {
   fail("copy_sequence: not available on ", device_name(), " (GPU engines only)");
 }
 
+std::string nonfinite_where(const Engine& e) {
+  const int l = e.nonfinite_layer();
+  if (l < 0) return "";
+  return ", first in the output of layer " + std::to_string(l) + " (model.layers." +
+         std::to_string(l) + ")";
+}
+
 void check_step(const LlamaConfig& cfg, const std::vector<int>& len, int max_tokens,
                 const std::vector<SeqChunk>& chunks) {
   std::vector<int> seen(len.size(), 0);

@@ -67,10 +67,18 @@ class Engine {
   virtual bool read_q(int /*layer*/, int /*seq*/, std::vector<float>& /*q*/) const {
     return false;
   }
+  // The first layer whose output held a NaN or infinity in the last forward call, or -1 (none,
+  // or this engine does not check: the GPU engines).
+  virtual int nonfinite_layer() const { return -1; }
+
   // Sequence `to` (empty) receives a copy of sequence `from`'s cache: its length and every byte
   // its cache holds, allocated anew (what `bench --fit` fills a batch with). GPU engines only.
   virtual void copy_sequence(int from, int to);
 };
+
+// ", first in the output of layer L (model.layers.L)" when the engine knows where a forward's NaN
+// or infinity appeared, else "".
+std::string nonfinite_where(const Engine& e);
 
 // Checks a step against the batch: every sequence in range and at most once, chunks not empty,
 // lengths within max_tokens (and a Mistral sliding window), token ids within the vocabulary.

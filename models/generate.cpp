@@ -96,8 +96,8 @@ GenerateStats generate(Engine& engine, const Tokenizer& tok,
       if (!std::all_of(row, row + V, [](float x) { return std::isfinite(x); }))
         fail("generate: the logits of ", n == 1 ? "the sequence" : "sequence ",
              n == 1 ? "" : std::to_string(s + 1), " at position ", engine.length(s) - 1,
-             " are not finite (NaN or infinity): the model's activations overflowed or its ",
-             "weights are damaged");
+             " are not finite (NaN or infinity)", nonfinite_where(engine),
+             ": the model's activations overflowed or its weights are damaged");
       const int t = samplers[s].sample(row, V);
       ++produced[s];
       ++stats.generated_tokens;

@@ -154,6 +154,7 @@ class CpuEngine : public Engine {
     }
   }
 
+  int nonfinite_layer() const override { return nonfinite_layer_; }
   int length(int seq) const override {
     return len_.at(seq);
   }
@@ -200,6 +201,7 @@ class CpuEngine : public Engine {
     std::vector<float> att(size_t(T) * QD), o(size_t(T) * H);
     std::vector<float> g(size_t(T) * I), u(size_t(T) * I);
     embedding_ref(embed_.data(), ids.data(), T, H, x.data());
+    nonfinite_layer_ = -1;
     for (int l = 0; l < cfg_.n_layers; ++l) {
       const CpuLayer& L = layers_[l];
       rmsnorm_ref(x.data(), L.attn_norm.data(), T, H, cfg_.rms_norm_eps, h.data());
@@ -226,6 +228,11 @@ class CpuEngine : public Engine {
       swiglu_ref(g.data(), u.data(), int64_t(T) * I, g.data());
       matmul_ref(g.data(), L.w_down.data(), T, I, H, o.data());
       add_ref(x.data(), o.data(), int64_t(T) * H);
+      // One pass over the layer's output (small against its matmuls): where a run's NaN or
+      // infinity first appears, for the error that stops it.
+      if (nonfinite_layer_ < 0 &&
+          !std::all_of(x.begin(), x.end(), [](float v) { return std::isfinite(v); }))
+        nonfinite_layer_ = l;
     }
     rmsnorm_ref(x.data(), norm_.data(), T, H, cfg_.rms_norm_eps, x.data());
     for (const auto& c : chunks) len_[c.seq] += int(c.tokens.size());
@@ -233,6 +240,7 @@ class CpuEngine : public Engine {
   }
 
   LlamaConfig cfg_;
+  int nonfinite_layer_ = -1;
   std::vector<float> embed_;    // [vocab, hidden]
   std::vector<float> norm_;     // [hidden]
   std::vector<float> lm_head_;  // [vocab, hidden]; empty when tied to embed_

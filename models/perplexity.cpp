@@ -70,7 +70,8 @@ PerplexityResult perplexity(Engine& engine, const std::vector<int>& ids,
     for (size_t i = 0; i < targets.size(); ++i)
       if (targets[i] >= 0 && !std::isfinite(nll[i]))
         fail("perplexity: the logits at token ", index(i), " of the text are not finite (NaN or ",
-             "infinity): the model's activations overflowed or its weights are damaged");
+             "infinity)", nonfinite_where(engine),
+             ": the model's activations overflowed or its weights are damaged");
   };
 
   const auto t0 = std::chrono::steady_clock::now();

@@ -3,8 +3,13 @@
 // prompts than the device's memory holds. The demo model on the CPU behind engines that poison
 // one logit at a chosen position, or fail to allocate caches of more than a few sequences.
 #include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <limits>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -15,6 +20,7 @@
 #include "runtime/error.h"
 #include "runtime/tokenizer.h"
 #include "tests/catch.h"
+#include "tests/shell.h"
 
 using namespace kvcomp;
 
@@ -120,4 +126,54 @@ TEST_CASE("non-finite logits stop generation and perplexity with the position na
   p.prefill = 12;
   REQUIRE_THROWS_WITH(perplexity(engine, ids, p, nullptr),
                       HasSubstr("the logits at token 9 of the text are not finite"));
+}
+
+// A checkpoint whose weights are finite but whose activations overflow: layer 1's attention norm
+// scaled by 1e30 (q.k then overflows, the softmax gives NaN). The CPU engine names the layer.
+TEST_CASE("non-finite activations are traced to the layer whose output first holds them") {
+  namespace fs = std::filesystem;
+  const fs::path src = default_model_dir(), dir = temp_dir("nonfinite_layer");
+  const std::string name = "model.layers.1.input_layernorm.weight";
+  const auto index = nlohmann::json::parse(std::ifstream(src / "model.safetensors.index.json"));
+  const std::string shard = index["weight_map"][name];
+  for (const auto& e : fs::directory_iterator(src))
+    if (e.path().filename() != shard) fs::create_symlink(fs::absolute(e.path()), dir / e.path().filename());
+  std::ifstream in(src / shard, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  const auto header = nlohmann::json::parse(bytes.substr(8, n));
+  REQUIRE(header[name]["dtype"] == "BF16");
+  const size_t begin = 8 + n + header[name]["data_offsets"][0].get<size_t>(),
+               end = 8 + n + header[name]["data_offsets"][1].get<size_t>();
+  for (size_t at = begin; at < end; at += 2) {  // bf16 x 1e30, rounded to nearest
+    uint16_t h;
+    std::memcpy(&h, &bytes[at], 2);
+    float f;
+    const uint32_t bits = uint32_t(h) << 16;
+    std::memcpy(&f, &bits, 4);
+    f *= 1e30f;
+    uint32_t out;
+    std::memcpy(&out, &f, 4);
+    h = uint16_t((out + 0x8000u) >> 16);
+    std::memcpy(&bytes[at], &h, 2);
+  }
+  std::ofstream(dir / shard, std::ios::binary) << bytes;
+
+  auto engine = make_engine(dir, Device::kCpu);  // every weight finite: it loads
+  const Tokenizer tok = load_tokenizer(dir, engine->config().bos_token_id);
+  GenerateOptions g;
+  g.n_predict = 4;
+  REQUIRE_THROWS_WITH(
+      generate(*engine, tok, {"It was the best of times"}, g, [](int, const std::string&) {}),
+      HasSubstr("are not finite (NaN or infinity), first in the output of layer 1 "
+                "(model.layers.1)"));
+  PerplexityOptions p;
+  p.ctx = 16;
+  p.max_windows = 1;
+  const std::vector<int> ids = tok.encode(
+      "It was the best of times, it was the worst of times, it was the age of wisdom, it was "
+      "the age of foolishness");
+  REQUIRE_THROWS_WITH(perplexity(*engine, ids, p, nullptr),
+                      HasSubstr("first in the output of layer 1 (model.layers.1)"));
 }
