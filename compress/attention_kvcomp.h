@@ -46,7 +46,9 @@ struct KvcompAttentionTuning {
   int replicas = -1;     // -1: automatic (32 when bits <= 8), else 1 or 32
   bool fixed_paths = true;  // false: fixed-length codes are decoded by table lookup like any code
   bool mma_tiles = false;   // fixed-length codes at head_dim 128: tiles of 128 tokens whose q.K
-                            // and p.V run on tensor cores (false: the FMA paths)
+                            // and p.V run on tensor cores (KvcompMma; tested, speed not yet
+                            // measured: off by default until docs/perf-log.md's eighth round has
+                            // its numbers)
 };
 
 // max_len: the longest sequence of the step (sizes the split grid).
