@@ -1202,7 +1202,6 @@ struct KvcompMma : KvcompBlocks<R, SPR, false> {
   __device__ __forceinline__ static void mma_v(const Params& p, const uint32_t* tabs,
                                                int64_t head_off, int ta, int lane,
                                                MmaTileState& st) {
-    using SP = SymbolPairs<B>;
     const int grp = lane >> 2, tig = lane & 3;
     float2* x = mma_x(p, tabs);
     float2* o = mma_o(p, tabs);
